@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs one tiny guest under kvmlet and checks its exit status and output.
+#
+#   run_guest.sh --vmm KVMLET --guest ELF [--status N] [--stdout RE]... [--no-stdout RE]...
+#                [--stderr RE]... [--no-stderr RE]... [--stdin TEXT] [--timeout SECONDS]
+#                [-- KVMLET_RUN_OPTIONS...]
+#
+# Runs `KVMLET run --kernel ELF KVMLET_RUN_OPTIONS...` with TEXT on stdin (printf %b escapes
+# such as \n are expanded; without --stdin, stdin is empty), kills it after SECONDS (default
+# 20) and fails unless it exited with N (default 0), every --stdout/--stderr regex matches a
+# line of that stream and no --no-stdout/--no-stderr regex does. Regexes are Perl-style
+# (grep -P), so \r and \( work. Exits 77 (CTest: skipped) when /dev/kvm is missing or cannot be
+# opened read-write.
+set -uo pipefail
+
+SKIP=77
+die() { echo "run_guest.sh: $*" >&2; exit 2; }
+
+vmm='' guest='' want_status=0 stdin_text='' timeout_s=20
+stdout_re=() no_stdout_re=() stderr_re=() no_stderr_re=() vmm_args=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --vmm) vmm=$2; shift 2 ;;
+        --guest) guest=$2; shift 2 ;;
+        --status) want_status=$2; shift 2 ;;
+        --stdout) stdout_re+=("$2"); shift 2 ;;
+        --no-stdout) no_stdout_re+=("$2"); shift 2 ;;
+        --stderr) stderr_re+=("$2"); shift 2 ;;
+        --no-stderr) no_stderr_re+=("$2"); shift 2 ;;
+        --stdin) stdin_text=$2; shift 2 ;;
+        --timeout) timeout_s=$2; shift 2 ;;
+        --) shift; vmm_args=("$@"); break ;;
+        *) die "unknown argument '$1' (see the comment at the top of this script)" ;;
+    esac
+done
+[[ -n $vmm && -n $guest ]] || die "--vmm and --guest are required"
+[[ -x $vmm ]] || die "kvmlet binary '$vmm' is missing or not executable"
+[[ -f $guest ]] || die "guest '$guest' is missing"
+
+if [[ ! -c /dev/kvm ]]; then
+    echo "SKIP: /dev/kvm does not exist"
+    exit $SKIP
+fi
+if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
+    echo "SKIP: cannot open /dev/kvm read-write"
+    exit $SKIP
+fi
+exec 3>&-
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/kvmlet-guest.XXXXXX") || die "mktemp failed"
+trap 'rm -rf "$workdir"' EXIT
+out=$workdir/stdout err=$workdir/stderr
+
+cmd=("$vmm" run --kernel "$guest" "${vmm_args[@]}")
+printf '%b' "$stdin_text" >"$workdir/stdin"
+start_ns=$(date +%s%N)
+timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err"
+status=$?
+elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
+
+failures=()
+if [[ $status -eq 124 || $status -eq 137 ]]; then
+    failures+=("timed out after ${timeout_s}s (status $status)")
+elif [[ $status -ne $want_status ]]; then
+    failures+=("exit status $status, expected $want_status")
+fi
+for re in "${stdout_re[@]}"; do
+    grep -qP -- "$re" "$out" || failures+=("stdout does not match /$re/")
+done
+for re in "${no_stdout_re[@]}"; do
+    grep -qP -- "$re" "$out" && failures+=("stdout matches /$re/, which it must not")
+done
+for re in "${stderr_re[@]}"; do
+    grep -qP -- "$re" "$err" || failures+=("stderr does not match /$re/")
+done
+for re in "${no_stderr_re[@]}"; do
+    grep -qP -- "$re" "$err" && failures+=("stderr matches /$re/, which it must not")
+done
+
+echo "command: ${cmd[*]}"
+echo "exit status $status after ${elapsed_ms} ms"
+if [[ ${#failures[@]} -eq 0 ]]; then
+    echo "PASS"
+    exit 0
+fi
+echo "----- stdout -----"
+cat -v "$out"
+echo "----- stderr -----"
+cat -v "$err"
+echo "------------------"
+for f in "${failures[@]}"; do echo "FAIL: $f"; done
+exit 1

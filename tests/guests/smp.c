@@ -1,0 +1,160 @@
+/* SMP bring-up. The BSP prints "cpu <APIC ID> up (bsp)", wakes every other vCPU with
+ * INIT-SIPI-SIPI sent to "all excluding self", and each AP prints "cpu <APIC ID> up" from
+ * real mode (smp_trampoline.S) and halts. The guest does not know how many vCPUs exist, so
+ * the BSP waits until no AP has reported for QUIET_MS (measured with the LAPIC timer, which
+ * runs in real time even where guest instructions are emulated), at most MAX_WAIT_MS in all,
+ * then prints "cpus up: <BSP + APs>" and resets. */
+#include "guest.h"
+
+extern volatile uint32_t ap_lock;  /* smp_trampoline.S */
+extern volatile uint32_t ap_count;
+extern char ap_trampoline[];
+
+/* Local APIC registers (Intel SDM vol. 3A, 11.4.1, table 11-1). */
+#define LAPIC_BASE 0xfee00000ul
+enum {
+    LAPIC_ID = 0x20,
+    LAPIC_SVR = 0xf0,
+    LAPIC_ICR_LOW = 0x300,
+    LAPIC_ICR_HIGH = 0x310,
+    LAPIC_LVT_TIMER = 0x320,
+    LAPIC_TIMER_INITIAL = 0x380,
+    LAPIC_TIMER_CURRENT = 0x390,
+    LAPIC_TIMER_DIVIDE = 0x3e0,
+
+    SVR_APIC_ENABLE = 1 << 8,
+    SPURIOUS_VECTOR = 0xff,
+    LVT_MASKED = 1 << 16,
+    TIMER_VECTOR = 0x20,
+    TIMER_DIVIDE_BY_16 = 0x3,
+
+    ICR_DELIVERY_INIT = 5 << 8,
+    ICR_DELIVERY_STARTUP = 6 << 8,
+    ICR_SEND_PENDING = 1 << 12,
+    ICR_LEVEL_ASSERT = 1 << 14,
+    ICR_ALL_EXCLUDING_SELF = 3 << 18,
+};
+
+/* KVM's local APIC timer counts at 1 GHz; divided by 16 that is 62500 ticks per ms. */
+enum { TIMER_TICKS_PER_MS = 62500 };
+enum { INIT_TO_SIPI_MS = 10, SIPI_TO_SIPI_MS = 1, QUIET_MS = 250, MAX_WAIT_MS = 10000 };
+
+static uint32_t lapic_read(uint32_t reg)
+{
+    return *(volatile uint32_t *)(LAPIC_BASE + reg);
+}
+
+static void lapic_write(uint32_t reg, uint32_t value)
+{
+    *(volatile uint32_t *)(LAPIC_BASE + reg) = value;
+}
+
+static void console_lock(void)
+{
+    while (__atomic_exchange_n(&ap_lock, 1, __ATOMIC_ACQUIRE) != 0) {
+    }
+}
+
+static void console_unlock(void)
+{
+    __atomic_store_n(&ap_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Starts the timer as a free-running one-shot countdown (masked: no interrupt). */
+static void timer_start(void)
+{
+    lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | TIMER_VECTOR);
+    lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    lapic_write(LAPIC_TIMER_INITIAL, 0xffffffffu);
+}
+
+static uint32_t timer_elapsed_ms(void)
+{
+    return (0xffffffffu - lapic_read(LAPIC_TIMER_CURRENT)) / TIMER_TICKS_PER_MS;
+}
+
+static void delay_ms(uint32_t ms)
+{
+    uint32_t start = timer_elapsed_ms();
+    while (timer_elapsed_ms() - start < ms) {
+    }
+}
+
+static void send_ipi_to_others(uint32_t command)
+{
+    lapic_write(LAPIC_ICR_HIGH, 0);
+    lapic_write(LAPIC_ICR_LOW, ICR_ALL_EXCLUDING_SELF | ICR_LEVEL_ASSERT | command);
+    for (int i = 0; i < 1000 && (lapic_read(LAPIC_ICR_LOW) & ICR_SEND_PENDING); ++i) {
+    }
+}
+
+/* Reports the BSP, checking that CPUID and the LAPIC agree on its APIC ID. */
+static void report_bsp(void)
+{
+    uint32_t regs[4];
+    cpuid(1, 0, regs);
+    uint32_t cpuid_id = regs[1] >> 24;
+    uint32_t lapic_id = lapic_read(LAPIC_ID) >> 24;
+
+    serial_puts("cpu ");
+    serial_put_dec(cpuid_id);
+    serial_puts(" up (bsp)\r\n");
+    if (lapic_id != cpuid_id) {
+        serial_puts("apic id mismatch: lapic ");
+        serial_put_dec(lapic_id);
+        serial_puts("\r\n");
+    }
+    cpuid(0, 0, regs);
+    if (regs[0] >= 0xb) {
+        cpuid(0xb, 0, regs);
+        if (regs[3] != cpuid_id) {
+            serial_puts("apic id mismatch: x2apic ");
+            serial_put_dec(regs[3]);
+            serial_puts("\r\n");
+        }
+    }
+}
+
+/* Returns once no AP has reported for QUIET_MS, or after MAX_WAIT_MS. */
+static void wait_for_aps(void)
+{
+    uint32_t seen = ap_count;
+    uint32_t last_change = timer_elapsed_ms();
+    for (;;) {
+        uint32_t now = timer_elapsed_ms();
+        uint32_t count = ap_count;
+        if (count != seen) {
+            seen = count;
+            last_change = now;
+        } else if (now - last_change >= QUIET_MS || now >= MAX_WAIT_MS) {
+            return;
+        }
+    }
+}
+
+void guest_main(void)
+{
+    report_bsp();
+
+    lapic_write(LAPIC_SVR, SVR_APIC_ENABLE | SPURIOUS_VECTOR);
+    timer_start();
+    if (lapic_read(LAPIC_TIMER_CURRENT) == 0) {
+        serial_puts("smp: the LAPIC timer does not count\r\n");
+        guest_reset();
+    }
+
+    uint32_t sipi_vector = (uint32_t)((uintptr_t)ap_trampoline >> 12);
+    send_ipi_to_others(ICR_DELIVERY_INIT);
+    delay_ms(INIT_TO_SIPI_MS);
+    send_ipi_to_others(ICR_DELIVERY_STARTUP | sipi_vector);
+    delay_ms(SIPI_TO_SIPI_MS);
+    send_ipi_to_others(ICR_DELIVERY_STARTUP | sipi_vector);
+
+    wait_for_aps();
+    console_lock();
+    serial_puts("cpus up: ");
+    serial_put_dec(1 + ap_count);
+    serial_puts("\r\n");
+    console_unlock();
+    guest_reset();
+}

@@ -1,0 +1,139 @@
+#include "vmm/cli/run_options.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <charconv>
+
+#include "vmm/base/error.hpp"
+#include "vmm/base/guest_address.hpp"
+#include "vmm/cli/memory_size.hpp"
+
+namespace kvmlet::cli {
+
+namespace {
+
+constexpr std::uint64_t memory_granule = 4 * KiB;  // KVM maps guest RAM in whole host pages
+
+template <class E>
+struct Choice {
+    std::string_view name;
+    E value;
+};
+
+constexpr std::array<Choice<CpuTemplate>, 2> cpu_templates{
+    {{"host", CpuTemplate::host}, {"minimal", CpuTemplate::minimal}}};
+constexpr std::array<Choice<RebootAction>, 2> reboot_actions{
+    {{"exit", RebootAction::exit}, {"restart", RebootAction::restart}}};
+
+// The value as an error message shows it: '' when empty, so the message still reads.
+std::string shown(std::string_view value) { return value.empty() ? "''" : std::string(value); }
+
+[[noreturn]] void fail(std::string_view name, std::string_view value, std::string_view problem) {
+    throw UsageError(fmt::format("{} {}: {}", name, shown(value), problem));
+}
+
+// "a or b", "a, b or c".
+template <class E, std::size_t N>
+std::string choice_list(std::array<Choice<E>, N> const& choices) {
+    std::string list;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (i > 0) list += i + 1 == N ? " or " : ", ";
+        list += choices[i].name;
+    }
+    return list;
+}
+
+template <class E, std::size_t N>
+E parse_choice(std::array<Choice<E>, N> const& choices, std::string_view name, std::string_view value) {
+    for (auto const& choice : choices) {
+        if (choice.name == value) return choice.value;
+    }
+    fail(name, value, "must be " + choice_list(choices));
+}
+
+template <class E, std::size_t N>
+std::string name_of(std::array<Choice<E>, N> const& choices, E value) {
+    for (auto const& choice : choices) {
+        if (choice.value == value) return std::string(choice.name);
+    }
+    return "?";
+}
+
+void apply_kernel(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.config.kernel = std::filesystem::path(value);
+}
+
+// argv strings end at their first NUL, so a value cannot hold one; only the length is checked.
+void apply_cmdline(RunState& state, std::string_view name, std::string_view value) {
+    if (value.size() > max_cmdline_bytes)
+        throw UsageError(fmt::format("{}: {} bytes, more than the {} allowed", name, value.size(), max_cmdline_bytes));
+    state.config.cmdline = std::string(value);
+}
+
+void apply_cpus(RunState& state, std::string_view name, std::string_view value) {
+    std::uint64_t cpus = 0;
+    char const* const end = value.data() + value.size();
+    auto const [digits_end, ec] = std::from_chars(value.data(), end, cpus);
+    if (ec == std::errc::invalid_argument || digits_end != end) fail(name, value, "not a number");
+    if (ec == std::errc::result_out_of_range || cpus < 1 || cpus > MachineConfig::max_cpus)
+        fail(name, value, fmt::format("must be 1 to {}", MachineConfig::max_cpus));
+    state.config.cpus = static_cast<std::uint32_t>(cpus);
+}
+
+void apply_memory(RunState& state, std::string_view name, std::string_view value) {
+    auto const bytes = parse_memory_size(value);
+    if (!bytes) fail(name, value, bytes.error());
+    if (*bytes < MachineConfig::min_memory)
+        fail(name, value, fmt::format("must be at least {}", format_memory_size(MachineConfig::min_memory)));
+    if (*bytes % memory_granule != 0)
+        fail(name, value, fmt::format("must be a multiple of {}", format_memory_size(memory_granule)));
+    if (*bytes > state.host_memory_bytes)
+        fail(name, value, fmt::format("exceeds host memory ({})", format_memory_size(state.host_memory_bytes)));
+    state.config.memory_bytes = *bytes;
+}
+
+void apply_cpu_template(RunState& state, std::string_view name, std::string_view value) {
+    state.config.cpu_template = parse_choice(cpu_templates, name, value);
+}
+
+void apply_on_reboot(RunState& state, std::string_view name, std::string_view value) {
+    state.config.on_reboot = parse_choice(reboot_actions, name, value);
+}
+
+void apply_verbose(RunState& state, std::string_view, std::string_view) { state.config.verbose = true; }
+
+void apply_help(RunState& state, std::string_view, std::string_view) { state.help = true; }
+
+constexpr std::array<OptionSpec, 8> options{{
+    {.name = "--kernel", .value_name = "PATH", .help = "guest kernel image", .required = true,
+     .apply = apply_kernel},
+    {.name = "--cmdline", .value_name = "STR", .help = "kernel command line, at most 4096 bytes",
+     .default_text = [](MachineConfig const& c) { return c.cmdline.empty() ? std::string("none") : c.cmdline; },
+     .apply = apply_cmdline},
+    {.name = "--cpus", .value_name = "N", .help = "number of vCPUs, 1 to 64",
+     .default_text = [](MachineConfig const& c) { return std::to_string(c.cpus); },
+     .apply = apply_cpus},
+    {.name = "--memory", .value_name = "SIZE",
+     .help = "guest RAM, from 4 MiB to host RAM, a multiple of 4 KiB: 512M, 2G\n"
+             "(K, M, G, T are binary units; a bare number is MiB)",
+     .default_text = [](MachineConfig const& c) { return format_memory_size(c.memory_bytes); },
+     .apply = apply_memory},
+    {.name = "--cpu-template", .value_name = "host|minimal",
+     .help = "CPU features the guest sees:\nall the host's, or a minimal baseline",
+     .default_text = [](MachineConfig const& c) { return name_of(cpu_templates, c.cpu_template); },
+     .apply = apply_cpu_template},
+    {.name = "--on-reboot", .value_name = "exit|restart",
+     .help = "when the guest reboots:\nexit kvmlet (status 0), or restart the guest",
+     .default_text = [](MachineConfig const& c) { return name_of(reboot_actions, c.on_reboot); },
+     .apply = apply_on_reboot},
+    {.name = "--verbose", .short_name = "-v", .help = "log more detail to stderr", .apply = apply_verbose},
+    {.name = "--help", .short_name = "-h", .help = "print this help and exit", .apply = apply_help},
+}};
+
+}  // namespace
+
+std::span<OptionSpec const> run_options() noexcept { return options; }
+
+}  // namespace kvmlet::cli

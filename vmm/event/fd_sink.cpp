@@ -1,0 +1,27 @@
+#include "vmm/event/fd_sink.hpp"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace kvmlet {
+
+void FdSink::write(std::span<std::byte const> bytes) noexcept {
+    wrote_anything_ = true;
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+        if (n > 0) {
+            bytes = bytes.subspan(static_cast<std::size_t>(n));
+        } else if (n < 0 && errno == EAGAIN) {
+            pollfd p{fd_, POLLOUT, 0};
+            ::poll(&p, 1, 100);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return;  // closed or broken output: the guest keeps running, its output is lost
+        }
+    }
+}
+
+}  // namespace kvmlet

@@ -1,0 +1,19 @@
+#pragma once
+#include "devices/legacy/byte_sink.hpp"
+
+namespace kvmlet {
+
+// Writes device output to a file descriptor (stdout), whole, retrying short writes and EAGAIN.
+// Errors other than those drop the output (and are counted) rather than stopping the guest.
+class FdSink : public ByteSink {
+public:
+    explicit FdSink(int fd) noexcept : fd_(fd) {}
+    void write(std::span<std::byte const> bytes) noexcept override;
+    bool wrote_anything() const noexcept { return wrote_anything_; }
+
+private:
+    int fd_;
+    bool wrote_anything_ = false;
+};
+
+}  // namespace kvmlet

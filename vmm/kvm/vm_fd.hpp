@@ -1,0 +1,31 @@
+#pragma once
+#include <cstdint>
+
+#include "vmm/base/guest_address.hpp"
+#include "vmm/base/unique_fd.hpp"
+
+namespace kvmlet {
+
+class VcpuFd;
+
+// A VM file descriptor. Set-up calls throw Error; irq_line() is called while vCPUs run.
+class VmFd {
+public:
+    VmFd(UniqueFd fd, std::size_t vcpu_mmap_size) noexcept : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+
+    int fd() const noexcept { return fd_.get(); }
+    void set_tss_address(GuestAddress address) const;
+    void set_identity_map_address(GuestAddress address) const;
+    void create_irqchip() const;  // PIC + IOAPIC + per-vCPU LAPIC in the kernel
+    void create_pit() const;      // i8254 PIT in the kernel (KVM_CREATE_PIT2)
+    void set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host) const;
+    void register_irqfd(int event_fd, std::uint32_t gsi) const;
+    void register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio) const;
+    VcpuFd create_vcpu(std::uint32_t id) const;
+
+private:
+    UniqueFd fd_;
+    std::size_t vcpu_mmap_size_;
+};
+
+}  // namespace kvmlet

@@ -1,0 +1,21 @@
+#pragma once
+#include <cstdint>
+
+#include "devices/irq_line.hpp"
+#include "vmm/base/event_fd.hpp"
+#include "vmm/kvm/vm_fd.hpp"
+
+namespace kvmlet {
+
+// An IrqLine backed by an irqfd: a write to the eventfd makes KVM pulse the GSI (edge), with no
+// ioctl on the device's thread.
+class IrqfdLine final : public IrqLine {
+public:
+    IrqfdLine(VmFd const& vm, std::uint32_t gsi) { vm.register_irqfd(event_.fd(), gsi); }
+    void trigger() noexcept override { event_.signal(); }
+
+private:
+    EventFd event_;
+};
+
+}  // namespace kvmlet

@@ -1,0 +1,149 @@
+#include "vmm/machine/machine.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+
+#include "firmware/elf_loader.hpp"
+#include "firmware/x86_64/layout.hpp"
+#include "firmware/x86_64/long_mode.hpp"
+#include "vmm/base/log.hpp"
+#include "vmm/base/mapped_file.hpp"
+#include "vmm/vcpu/x86_64/cpuid.hpp"
+#include "vmm/vcpu/x86_64/setup.hpp"
+
+namespace kvmlet {
+namespace {
+
+// The halt watchdog samples every vCPU, first soon after start, then less and less often.
+constexpr auto halt_watch_first = std::chrono::milliseconds(10);
+constexpr auto halt_watch_max = std::chrono::milliseconds(500);
+// Consecutive samples with every vCPU dead before the machine counts as halted, so that a vCPU
+// woken by another between two samples is not missed.
+constexpr int halt_rounds_needed = 2;
+
+constexpr std::uint16_t i8042_data_port = 0x60;
+constexpr std::uint16_t i8042_command_port = 0x64;
+
+}  // namespace
+
+Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
+    : config_(config),
+      stop_([this] { io_.stop(); }),
+      vm_(kvm.create_vm()),
+      console_out_(STDOUT_FILENO),
+      halt_watch_(io_),
+      halt_watch_interval_(halt_watch_first) {
+    vm_.set_tss_address(x86_64::kvm_tss_start);
+    vm_.set_identity_map_address(x86_64::kvm_identity_map_start);
+    vm_.create_irqchip();
+    vm_.create_pit();
+    create_memory(config_.memory_bytes);
+    load_kernel();
+    create_devices();
+    create_vcpus(kvm);
+}
+
+Machine::~Machine() { stop_vcpus(); }
+
+void Machine::create_memory(std::uint64_t size) {
+    auto ranges = x86_64::ram_ranges(size);
+    memory_.emplace(GuestMemory::create(ranges));
+    std::uint32_t slot = 0;
+    for (auto const& region : memory_->regions())
+        vm_.set_memory_region(slot++, region.start, region.size, region.host);
+}
+
+void Machine::load_kernel() {
+    MappedFile image(config_.kernel, "kernel");
+    if (!firmware::is_elf(image.bytes())) throw Error("kernel: not an ELF or bzImage: " + config_.kernel.string());
+    auto kernel = firmware::load_elf(*memory_, image.bytes(), x86_64::firmware_end);
+    log::debug("kernel loaded at {:#x}-{:#x}, entry {:#x}", kernel.start.value, kernel.end.value, kernel.entry.value);
+    boot_state_ = x86_64::setup_long_mode(*memory_, kernel.entry);
+}
+
+void Machine::create_devices() {
+    com1_irq_ = std::make_unique<IrqfdLine>(vm_, com1_irq);
+    serial_ = std::make_shared<Serial>(*com1_irq_, console_out_);
+    pio_.insert(serial_, com1_port, Serial::port_count);
+
+    i8042_ = std::make_shared<I8042>([this] { stop_.request(StopKind::reset); });
+    pio_.insert(i8042_, i8042_data_port, 1);
+    pio_.insert(i8042_, i8042_command_port, 1);
+
+    boot_timer_ = std::make_shared<BootTimer>();
+    pio_.insert(boot_timer_, BootTimer::pio_port, BootTimer::pio_length);
+    mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
+}
+
+void Machine::create_vcpus(KvmSystem const& kvm) {
+    auto supported = kvm.supported_cpuid();
+    VcpuContext context{pio_, mmio_, *memory_, stop_};
+    for (std::uint32_t index = 0; index < config_.cpus; ++index) {
+        VcpuFd fd = vm_.create_vcpu(index);
+        auto cpuid = x86_64::build_cpuid(supported, config_.cpu_template, {index, config_.cpus});
+        x86_64::configure_vcpu(fd, cpuid);
+        if (index == 0) x86_64::set_boot_state(fd, boot_state_);
+        vcpus_.push_back(std::make_unique<Vcpu>(std::move(fd), index, context));
+    }
+}
+
+void Machine::start_vcpus() {
+    Vcpu::install_kick_handler();
+    // vCPU threads leave process signals to the VMM thread; only the kick reaches them.
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE}) sigaddset(&blocked, sig);
+    ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    for (auto& vcpu : vcpus_) threads_.emplace_back([v = vcpu.get()] { v->run(); });
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+void Machine::stop_vcpus() noexcept {
+    if (threads_.empty()) return;
+    if (!stop_.requested()) stop_.request(StopKind::signal, "machine destroyed");
+    for (auto& vcpu : vcpus_) vcpu->kick(false);
+    for (auto& thread : threads_) {
+        // A vCPU blocked in KVM_RUN may miss one signal between its stop check and the ioctl;
+        // immediate_exit covers that, and repeated kicks cover the rest.
+        thread.join();
+    }
+    threads_.clear();
+}
+
+void Machine::watch_for_halt() {
+    halt_watch_.expires_after(halt_watch_interval_);
+    halt_watch_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        bool all_dead = true;
+        for (auto& vcpu : vcpus_) all_dead = all_dead && vcpu->run_state() == RunState::dead;
+        all_dead_rounds_ = all_dead ? all_dead_rounds_ + 1 : 0;
+        if (all_dead_rounds_ >= halt_rounds_needed) {
+            stop_.request(StopKind::halted);
+            return;
+        }
+        for (auto& vcpu : vcpus_) vcpu->kick(true);
+        // Sample again quickly while the vCPUs look dead, to confirm; otherwise back off.
+        halt_watch_interval_ = all_dead ? halt_watch_first : std::min(halt_watch_interval_ * 2, halt_watch_max);
+        watch_for_halt();
+    });
+}
+
+StopReason Machine::run() {
+    boost::asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+    signals.async_wait([this](boost::system::error_code ec, int sig) {
+        if (!ec) stop_.request(StopKind::signal, fmt::format("received {}", ::strsignal(sig)));
+    });
+    console_in_ = std::make_unique<ConsoleInput>(
+        io_, STDIN_FILENO, [this](std::span<std::byte const> bytes) { return serial_->enqueue_input(bytes); },
+        [this] { stop_.request(StopKind::quit); });
+    console_in_->start();
+    start_vcpus();
+    watch_for_halt();
+    io_.run();
+    stop_vcpus();
+    return stop_.reason().value_or(StopReason{StopKind::crashed, "stopped without a reason"});
+}
+
+}  // namespace kvmlet

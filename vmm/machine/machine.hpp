@@ -1,0 +1,72 @@
+#pragma once
+// Machine: assembles a VM from a MachineConfig (memory, firmware, devices, vCPUs) and runs it:
+// one thread per vCPU, and the VMM thread (the caller of run()) on the event loop.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "devices/legacy/boot_timer.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/serial.hpp"
+#include "firmware/x86_64/long_mode.hpp"
+#include "vmm/bus/io_bus.hpp"
+#include "vmm/event/console_input.hpp"
+#include "vmm/event/fd_sink.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm/vm_fd.hpp"
+#include "vmm/machine/irqfd_line.hpp"
+#include "vmm/machine/machine_config.hpp"
+#include "vmm/memory/guest_memory.hpp"
+#include "vmm/vcpu/stop_request.hpp"
+#include "vmm/vcpu/vcpu.hpp"
+
+namespace kvmlet {
+
+class Machine {
+public:
+    // Builds the whole machine; throws Error (setup errors) with one line for the user.
+    Machine(MachineConfig const& config, KvmSystem const& kvm);
+    Machine(Machine const&) = delete;
+    Machine& operator=(Machine const&) = delete;
+    ~Machine();
+
+    // Runs the guest until it stops, and says why. Call once.
+    StopReason run();
+
+private:
+    void create_memory(std::uint64_t size);
+    void load_kernel();
+    void create_devices();
+    void create_vcpus(KvmSystem const& kvm);
+    void start_vcpus();
+    void stop_vcpus() noexcept;
+    void watch_for_halt();
+
+    MachineConfig config_;
+    boost::asio::io_context io_;
+    StopRequest stop_;
+    VmFd vm_;
+    std::optional<GuestMemory> memory_;
+    x86_64::BootCpuState boot_state_;
+    IoBus pio_{"PIO"};
+    IoBus mmio_{"MMIO"};
+
+    FdSink console_out_;
+    std::unique_ptr<IrqfdLine> com1_irq_;
+    std::shared_ptr<Serial> serial_;
+    std::shared_ptr<I8042> i8042_;
+    std::shared_ptr<BootTimer> boot_timer_;
+    std::unique_ptr<ConsoleInput> console_in_;
+
+    std::vector<std::unique_ptr<Vcpu>> vcpus_;
+    std::vector<std::thread> threads_;
+    boost::asio::steady_timer halt_watch_;
+    std::chrono::milliseconds halt_watch_interval_;
+    int all_dead_rounds_ = 0;
+};
+
+}  // namespace kvmlet

@@ -1,0 +1,28 @@
+#pragma once
+// Everything needed to build a machine, filled from the command line (vmm/cli) or, later, a
+// config file or the control API. Plain values: validated by whoever fills it.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "vmm/base/guest_address.hpp"
+
+namespace kvmlet {
+
+enum class CpuTemplate { host, minimal };
+enum class RebootAction { exit, restart };
+
+struct MachineConfig {
+    std::filesystem::path kernel;
+    std::string cmdline;
+    std::uint32_t cpus = 1;                   // 1..max_cpus
+    std::uint64_t memory_bytes = 128 * MiB;   // multiple of 4 KiB, >= min_memory
+    CpuTemplate cpu_template = CpuTemplate::host;
+    RebootAction on_reboot = RebootAction::exit;
+    bool verbose = false;
+
+    static constexpr std::uint32_t max_cpus = 64;
+    static constexpr std::uint64_t min_memory = 4 * MiB;
+};
+
+}  // namespace kvmlet

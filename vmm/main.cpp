@@ -1,0 +1,87 @@
+// kvmlet: the command-line entry point. Parses the command line, builds the machine, runs it, and
+// turns what happened into one of the documented exit statuses (see `kvmlet run --help`).
+#include <unistd.h>
+
+#include <cstdio>
+#include <span>
+
+#include "vmm/base/error.hpp"
+#include "vmm/base/log.hpp"
+#include "vmm/cli/command_line.hpp"
+#include "vmm/cli/help_text.hpp"
+#include "vmm/cli/host_memory.hpp"
+#include "vmm/event/terminal.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/machine/machine.hpp"
+
+namespace kvmlet {
+namespace {
+
+// Prints how the guest stopped: the first line of the reason as one log line, details after it.
+void report(StopReason const& reason) {
+    auto newline = reason.message.find('\n');
+    std::string first = reason.message.substr(0, newline);
+    std::string detail = newline == std::string::npos ? "" : reason.message.substr(newline + 1);
+    std::string line = first.empty() ? describe(reason.kind) : fmt::format("{}: {}", describe(reason.kind), first);
+    if (reason.kind == StopKind::crashed) log::error("{}", line);
+    else log::info("{}", line);
+    if (!detail.empty()) std::fprintf(stderr, "%s\n", detail.c_str());
+}
+
+ExitStatus run(MachineConfig const& config) {
+    KvmSystem kvm;
+    RawTerminal terminal(STDIN_FILENO);
+    for (;;) {
+        StopReason reason = Machine(config, kvm).run();
+        if (reason.kind == StopKind::reset && config.on_reboot == RebootAction::restart) {
+            log::info("guest reset: restarting (--on-reboot restart)");
+            continue;
+        }
+        report(reason);
+        return exit_status(reason.kind);
+    }
+}
+
+int main_inner(int argc, char** argv) {
+    cli::Command command = cli::parse_command_line(
+        std::span<char const* const>(const_cast<char const* const*>(argv) + 1, static_cast<std::size_t>(argc - 1)),
+        cli::host_memory_bytes());
+    return std::visit(
+        [](auto const& c) -> int {
+            using T = std::decay_t<decltype(c)>;
+            if constexpr (std::is_same_v<T, cli::HelpCommand>) {
+                std::fputs(cli::usage().c_str(), stdout);
+                return 0;
+            } else if constexpr (std::is_same_v<T, cli::VersionCommand>) {
+                std::printf("kvmlet %s\n", KVMLET_VERSION);
+                return 0;
+            } else if constexpr (std::is_same_v<T, cli::RunHelpCommand>) {
+                std::fputs(cli::run_help().c_str(), stdout);
+                return 0;
+            } else {
+                if (c.config.verbose) log::set_level(log::Level::debug);
+                return static_cast<int>(run(c.config));
+            }
+        },
+        command);
+}
+
+}  // namespace
+}  // namespace kvmlet
+
+int main(int argc, char** argv) {
+    using namespace kvmlet;
+    try {
+        return main_inner(argc, argv);
+    } catch (UsageError const& e) {
+        log::error("{}", e.what());
+        std::fputs(cli::usage().c_str(), stderr);
+        return static_cast<int>(ExitStatus::usage_error);
+    } catch (Error const& e) {
+        log::error("{}", e.what());
+        return static_cast<int>(e.status());
+    } catch (std::exception const& e) {
+        log::error("{}", e.what());
+        return static_cast<int>(ExitStatus::setup_error);
+    }
+}

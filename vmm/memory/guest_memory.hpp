@@ -1,0 +1,83 @@
+#pragma once
+// GuestMemory: the only door into guest RAM (STYLE.md §3). RAM is one memfd, mapped once per
+// region; every access is bounds-checked against a single region, so no access can reach host
+// memory outside guest RAM, and none can span the gap between two regions.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "vmm/base/guest_address.hpp"
+#include "vmm/base/unique_fd.hpp"
+
+namespace kvmlet {
+
+struct RamRange {
+    GuestAddress start;
+    std::uint64_t size;
+};
+
+struct GuestRegion {
+    GuestAddress start;
+    std::uint64_t size;
+    std::byte* host;             // start of the mapping
+    std::uint64_t file_offset;   // offset of this region in the memfd
+
+    // The offset of [addr, addr + len) in this region, or nullopt if it does not fit entirely.
+    std::optional<std::uint64_t> offset_of(GuestAddress addr, std::uint64_t len) const noexcept {
+        if (addr.value < start.value) return std::nullopt;
+        std::uint64_t offset = addr.value - start.value;
+        if (offset > size || len > size - offset) return std::nullopt;
+        return offset;
+    }
+};
+
+class GuestMemory {
+public:
+    // Creates RAM for the given ranges (sorted, non-overlapping, page-aligned). Throws Error.
+    static GuestMemory create(std::span<RamRange const> ranges);
+
+    GuestMemory(GuestMemory&&) noexcept;
+    GuestMemory& operator=(GuestMemory&&) noexcept;
+    GuestMemory(GuestMemory const&) = delete;
+    GuestMemory& operator=(GuestMemory const&) = delete;
+    ~GuestMemory();
+
+    std::span<GuestRegion const> regions() const noexcept { return regions_; }
+    std::uint64_t total_size() const noexcept;
+    int memfd() const noexcept { return memfd_.get(); }
+
+    // Host bytes for [addr, addr + len), all inside one region; nullopt otherwise.
+    std::optional<std::span<std::byte>> slice(GuestAddress addr, std::uint64_t len) const noexcept;
+    bool contains(GuestAddress addr, std::uint64_t len) const noexcept { return slice(addr, len).has_value(); }
+
+    [[nodiscard]] bool read_bytes(GuestAddress addr, std::span<std::byte> out) const noexcept;
+    [[nodiscard]] bool write_bytes(GuestAddress addr, std::span<std::byte const> in) const noexcept;
+
+    // Copies a T out of guest memory (never a reference into it: the guest may change it).
+    template <class T>
+    std::optional<T> read(GuestAddress addr) const noexcept {
+        static_assert(std::is_trivially_copyable_v<T>);
+        T value;
+        if (!read_bytes(addr, std::as_writable_bytes(std::span{&value, 1}))) return std::nullopt;
+        return value;
+    }
+
+    template <class T>
+    [[nodiscard]] bool write(GuestAddress addr, T const& value) const noexcept {
+        static_assert(std::is_trivially_copyable_v<T>);
+        return write_bytes(addr, std::as_bytes(std::span{&value, 1}));
+    }
+
+private:
+    GuestMemory(UniqueFd memfd, std::vector<GuestRegion> regions) noexcept;
+    void unmap() noexcept;
+
+    UniqueFd memfd_;
+    std::vector<GuestRegion> regions_;
+};
+
+}  // namespace kvmlet

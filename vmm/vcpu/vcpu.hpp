@@ -1,0 +1,62 @@
+#pragma once
+// One vCPU and its run loop: KVM_RUN, decode the exit once, serve it, repeat (STYLE.md §1).
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "vmm/bus/io_bus.hpp"
+#include "vmm/kvm/vcpu_fd.hpp"
+#include "vmm/memory/guest_memory.hpp"
+#include "vmm/vcpu/stop_request.hpp"
+
+namespace kvmlet {
+
+// What a periodic check found a vCPU doing (see Machine: the halt watchdog).
+enum class RunState : int {
+    unknown,   // not checked yet, or running
+    alive,     // checked: running, or halted with interrupts enabled
+    dead,      // checked: halted with interrupts disabled, or never started (waiting for SIPI)
+};
+
+struct VcpuContext {
+    IoBus& pio;
+    IoBus& mmio;
+    GuestMemory const& memory;
+    StopRequest& stop;
+};
+
+class Vcpu {
+public:
+    Vcpu(VcpuFd fd, std::uint32_t index, VcpuContext context) noexcept
+        : fd_(std::move(fd)), index_(index), context_(context) {}
+
+    VcpuFd& fd() noexcept { return fd_; }
+    std::uint32_t index() const noexcept { return index_; }
+
+    // The thread body: runs until a stop is requested. Never throws.
+    void run() noexcept;
+    // From any thread: make KVM_RUN return soon; with `check`, also sample the run state.
+    void kick(bool check) noexcept;
+    RunState run_state() const noexcept { return run_state_.load(std::memory_order_acquire); }
+
+    // The signal used to interrupt KVM_RUN; its handler must be installed without SA_RESTART.
+    static int kick_signal() noexcept;
+    static void install_kick_handler();
+
+private:
+    enum class Next { resume, stop };
+    Next handle(VcpuExit const& exit) noexcept;
+    Next crash(std::string what) noexcept;
+    void check_run_state() noexcept;
+
+    VcpuFd fd_;
+    std::uint32_t index_;
+    VcpuContext context_;
+    std::atomic<bool> thread_started_{false};
+    pthread_t thread_{};
+    std::atomic<bool> check_requested_{false};
+    std::atomic<RunState> run_state_{RunState::unknown};
+};
+
+}  // namespace kvmlet

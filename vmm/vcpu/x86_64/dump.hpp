@@ -1,0 +1,16 @@
+#pragma once
+// Human-readable vCPU state for crash reports: registers, segments, control registers and the
+// bytes at RIP.
+#include <string>
+
+#include "vmm/kvm/vcpu_exit.hpp"
+#include "vmm/kvm/vcpu_fd.hpp"
+#include "vmm/memory/guest_memory.hpp"
+
+namespace kvmlet::x86_64 {
+
+std::string dump_state(VcpuFd const& vcpu, GuestMemory const& memory);
+std::string describe_internal_error(InternalError const& error);
+std::string hex_bytes(std::span<std::uint8_t const> bytes);
+
+}  // namespace kvmlet::x86_64
