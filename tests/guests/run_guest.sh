@@ -2,13 +2,14 @@
 # Runs one tiny guest under kvmlet and checks its exit status and output.
 #
 #   run_guest.sh --vmm KVMLET --guest ELF [--status N] [--stdout RE]... [--no-stdout RE]...
-#                [--stderr RE]... [--no-stderr RE]... [--stdin TEXT] [--timeout SECONDS]
-#                [-- KVMLET_RUN_OPTIONS...]
+#                [--stderr RE]... [--no-stderr RE]... [--stdin TEXT] [--stdin-from file|pipe]
+#                [--timeout SECONDS] [-- KVMLET_RUN_OPTIONS...]
 #
 # Runs `KVMLET run --kernel ELF KVMLET_RUN_OPTIONS...` with TEXT on stdin (printf %b escapes
-# such as \n are expanded; without --stdin, stdin is empty), kills it after SECONDS (default
-# 20) and fails unless it exited with N (default 0), every --stdout/--stderr regex matches a
-# line of that stream and no --no-stdout/--no-stderr regex does. Regexes are Perl-style
+# such as \n are expanded; without --stdin, stdin is empty) read from a regular file (the
+# default) or a pipe, kills it after SECONDS (default 20), and fails unless it exited with N
+# (default 0), every --stdout/--stderr regex matches a line of that stream and no
+# --no-stdout/--no-stderr regex does. Regexes are Perl-style
 # (grep -P), so \r and \( work. Exits 77 (CTest: skipped) when /dev/kvm is missing or cannot be
 # opened read-write.
 set -uo pipefail
@@ -16,7 +17,7 @@ set -uo pipefail
 SKIP=77
 die() { echo "run_guest.sh: $*" >&2; exit 2; }
 
-vmm='' guest='' want_status=0 stdin_text='' timeout_s=20
+vmm='' guest='' want_status=0 stdin_text='' stdin_from=file timeout_s=20
 stdout_re=() no_stdout_re=() stderr_re=() no_stderr_re=() vmm_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
         --stderr) stderr_re+=("$2"); shift 2 ;;
         --no-stderr) no_stderr_re+=("$2"); shift 2 ;;
         --stdin) stdin_text=$2; shift 2 ;;
+        --stdin-from) stdin_from=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --) shift; vmm_args=("$@"); break ;;
         *) die "unknown argument '$1' (see the comment at the top of this script)" ;;
@@ -36,6 +38,7 @@ done
 [[ -n $vmm && -n $guest ]] || die "--vmm and --guest are required"
 [[ -x $vmm ]] || die "kvmlet binary '$vmm' is missing or not executable"
 [[ -f $guest ]] || die "guest '$guest' is missing"
+[[ $stdin_from == file || $stdin_from == pipe ]] || die "--stdin-from takes file or pipe"
 
 if [[ ! -c /dev/kvm ]]; then
     echo "SKIP: /dev/kvm does not exist"
@@ -54,7 +57,11 @@ out=$workdir/stdout err=$workdir/stderr
 cmd=("$vmm" run --kernel "$guest" "${vmm_args[@]}")
 printf '%b' "$stdin_text" >"$workdir/stdin"
 start_ns=$(date +%s%N)
-timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err"
+if [[ $stdin_from == file ]]; then
+    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err"
+else
+    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" < <(cat "$workdir/stdin") >"$out" 2>"$err"
+fi
 status=$?
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 
@@ -77,7 +84,7 @@ for re in "${no_stderr_re[@]}"; do
     grep -qP -- "$re" "$err" && failures+=("stderr matches /$re/, which it must not")
 done
 
-echo "command: ${cmd[*]}"
+echo "command: ${cmd[*]} (stdin from a $stdin_from)"
 echo "exit status $status after ${elapsed_ms} ms"
 if [[ ${#failures[@]} -eq 0 ]]; then
     echo "PASS"

@@ -1,6 +1,7 @@
 #include "vmm/event/console_input.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -23,11 +24,13 @@ ConsoleInput::ConsoleInput(boost::asio::io_context& io, int fd, Deliver deliver,
     }
     // Blocking on purpose: O_NONBLOCK would be shared with the terminal's other descriptors
     // (stdout) and outlive kvmlet. A read only follows readiness, so it does not block.
+    // Regular files cannot be polled (epoll says EPERM); they are always readable, so they are read
+    // directly, paced by the guest's progress. Everything else goes through the event loop.
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) == 0 && S_ISREG(st.st_mode)) return;
     boost::system::error_code ec;
     stream_.emplace(io_);
     stream_->assign(::dup(fd_.get()), ec);
-    // Regular files cannot be polled (epoll says EPERM); they are always readable, so read them
-    // directly and pace the reads by the guest's progress.
     if (ec) stream_.reset();
 }
 
@@ -41,6 +44,10 @@ void ConsoleInput::wait_readable() {
         return;
     }
     stream_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+        if (ec == boost::asio::error::operation_not_supported) {
+            stream_.reset();  // not pollable after all (e.g. /dev/null): read it directly
+            return read_some();
+        }
         if (!ec) read_some();
     });
 }

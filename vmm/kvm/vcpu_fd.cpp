@@ -55,6 +55,7 @@ kvm_regs VcpuFd::regs() const { return get<kvm_regs>(fd_.get(), KVM_GET_REGS, "K
 void VcpuFd::set_regs(kvm_regs const& r) const { set(fd_.get(), KVM_SET_REGS, r, "KVM_SET_REGS"); }
 kvm_sregs VcpuFd::sregs() const { return get<kvm_sregs>(fd_.get(), KVM_GET_SREGS, "KVM_GET_SREGS"); }
 void VcpuFd::set_sregs(kvm_sregs const& s) const { set(fd_.get(), KVM_SET_SREGS, s, "KVM_SET_SREGS"); }
+kvm_fpu VcpuFd::fpu() const { return get<kvm_fpu>(fd_.get(), KVM_GET_FPU, "KVM_GET_FPU"); }
 void VcpuFd::set_fpu(kvm_fpu const& f) const { set(fd_.get(), KVM_SET_FPU, f, "KVM_SET_FPU"); }
 kvm_lapic_state VcpuFd::lapic() const { return get<kvm_lapic_state>(fd_.get(), KVM_GET_LAPIC, "KVM_GET_LAPIC"); }
 void VcpuFd::set_lapic(kvm_lapic_state const& l) const { set(fd_.get(), KVM_SET_LAPIC, l, "KVM_SET_LAPIC"); }

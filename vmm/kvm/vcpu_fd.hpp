@@ -29,6 +29,7 @@ public:
     void set_regs(kvm_regs const&) const;
     kvm_sregs sregs() const;
     void set_sregs(kvm_sregs const&) const;
+    kvm_fpu fpu() const;
     void set_fpu(kvm_fpu const&) const;
     void set_cpuid(std::span<kvm_cpuid_entry2 const> entries) const;
     void set_msrs(std::span<kvm_msr_entry const> entries) const;

@@ -10,6 +10,7 @@
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/mapped_file.hpp"
+#include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/x86_64/cpuid.hpp"
 #include "vmm/vcpu/x86_64/setup.hpp"
 
@@ -26,10 +27,20 @@ constexpr int halt_rounds_needed = 2;
 constexpr std::uint16_t i8042_data_port = 0x60;
 constexpr std::uint16_t i8042_command_port = 0x64;
 
+HostCompat resolve_host_compat(std::optional<HostCompat> chosen) {
+    if (chosen) return *chosen;
+    HostCompat detected = detect_host_compat();
+    if (detected != HostCompat::none)
+        log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
+                  name(detected));
+    return detected;
+}
+
 }  // namespace
 
 Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     : config_(config),
+      host_compat_(resolve_host_compat(config.host_compat)),
       stop_([this] { io_.stop(); }),
       vm_(kvm.create_vm()),
       console_out_(STDOUT_FILENO),
@@ -79,10 +90,11 @@ void Machine::create_devices() {
 
 void Machine::create_vcpus(KvmSystem const& kvm) {
     auto supported = kvm.supported_cpuid();
-    VcpuContext context{pio_, mmio_, *memory_, stop_};
+    VcpuContext context{pio_, mmio_, *memory_, stop_, host_compat_};
     for (std::uint32_t index = 0; index < config_.cpus; ++index) {
         VcpuFd fd = vm_.create_vcpu(index);
         auto cpuid = x86_64::build_cpuid(supported, config_.cpu_template, {index, config_.cpus});
+        adjust_cpuid(host_compat_, cpuid);
         x86_64::configure_vcpu(fd, cpuid);
         if (index == 0) x86_64::set_boot_state(fd, boot_state_);
         vcpus_.push_back(std::make_unique<Vcpu>(std::move(fd), index, context));
@@ -123,7 +135,10 @@ void Machine::watch_for_halt() {
             stop_.request(StopKind::halted);
             return;
         }
-        for (auto& vcpu : vcpus_) vcpu->kick(true);
+        for (auto& vcpu : vcpus_) {
+            vcpu->forget_run_state();
+            vcpu->kick(true);
+        }
         // Sample again quickly while the vCPUs look dead, to confirm; otherwise back off.
         halt_watch_interval_ = all_dead ? halt_watch_first : std::min(halt_watch_interval_ * 2, halt_watch_max);
         watch_for_halt();

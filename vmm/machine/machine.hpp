@@ -47,6 +47,7 @@ private:
     void watch_for_halt();
 
     MachineConfig config_;
+    HostCompat host_compat_;
     boost::asio::io_context io_;
     StopRequest stop_;
     VmFd vm_;

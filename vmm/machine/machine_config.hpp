@@ -3,6 +3,7 @@
 // config file or the control API. Plain values: validated by whoever fills it.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "vmm/base/guest_address.hpp"
@@ -11,14 +12,18 @@ namespace kvmlet {
 
 enum class CpuTemplate { host, minimal };
 enum class RebootAction { exit, restart };
+// See vmm/vcpu/host_compat.hpp. In MachineConfig, nullopt means: detect the host.
+enum class HostCompat { none, pvm };
 
 struct MachineConfig {
     std::filesystem::path kernel;
+    std::optional<std::filesystem::path> initrd;
     std::string cmdline;
     std::uint32_t cpus = 1;                   // 1..max_cpus
     std::uint64_t memory_bytes = 128 * MiB;   // multiple of 4 KiB, >= min_memory
     CpuTemplate cpu_template = CpuTemplate::host;
     RebootAction on_reboot = RebootAction::exit;
+    std::optional<HostCompat> host_compat;  // nullopt: auto-detect
     bool verbose = false;
 
     static constexpr std::uint32_t max_cpus = 64;

@@ -108,7 +108,13 @@ Vcpu::Next Vcpu::handle(VcpuExit const& exit) noexcept {
                     return crash(fmt::format("KVM_RUN failed: {}", std::strerror(static_cast<int>(f.hardware_reason & 0xffff))));
                 return crash(fmt::format("VM entry failed, hardware reason {:#x}", f.hardware_reason));
             },
-            [&](InternalError const& e) { return crash(x86_64::describe_internal_error(e)); },
+            [&](InternalError const& e) {
+                if (recover(context_.host_compat, e, fd_, context_.memory) == Recovery::recovered) {
+                    recovered_.fetch_add(1, std::memory_order_relaxed);
+                    return Next::resume;
+                }
+                return crash(x86_64::describe_internal_error(e));
+            },
             [&](Interrupted const&) {
                 if (check_requested_.exchange(false, std::memory_order_acq_rel)) check_run_state();
                 return Next::resume;

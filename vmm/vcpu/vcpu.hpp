@@ -8,6 +8,7 @@
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/memory/guest_memory.hpp"
+#include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/stop_request.hpp"
 
 namespace kvmlet {
@@ -24,6 +25,7 @@ struct VcpuContext {
     IoBus& mmio;
     GuestMemory const& memory;
     StopRequest& stop;
+    HostCompat host_compat;
 };
 
 class Vcpu {
@@ -39,6 +41,9 @@ public:
     // From any thread: make KVM_RUN return soon; with `check`, also sample the run state.
     void kick(bool check) noexcept;
     RunState run_state() const noexcept { return run_state_.load(std::memory_order_acquire); }
+    void forget_run_state() noexcept { run_state_.store(RunState::unknown, std::memory_order_release); }
+    // Internal errors the host-compatibility mode recovered from.
+    std::uint64_t recovered() const noexcept { return recovered_.load(std::memory_order_relaxed); }
 
     // The signal used to interrupt KVM_RUN; its handler must be installed without SA_RESTART.
     static int kick_signal() noexcept;
@@ -57,6 +62,7 @@ private:
     pthread_t thread_{};
     std::atomic<bool> check_requested_{false};
     std::atomic<RunState> run_state_{RunState::unknown};
+    std::atomic<std::uint64_t> recovered_{0};
 };
 
 }  // namespace kvmlet
