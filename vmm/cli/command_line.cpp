@@ -20,7 +20,9 @@ std::string_view arg_at(Args args, std::size_t i) noexcept {
     return args[i] == nullptr ? std::string_view{} : std::string_view{args[i]};
 }
 
-bool looks_like_option(std::string_view token) noexcept { return token.size() > 1 && token[0] == '-'; }
+bool looks_like_option(std::string_view token) noexcept {
+    return token.size() > 1 && token[0] == '-';
+}
 
 // "--name=value" splits at the first '='; anything else is all name.
 std::pair<std::string_view, std::optional<std::string_view>> split_option(std::string_view token) noexcept {
@@ -31,7 +33,8 @@ std::pair<std::string_view, std::optional<std::string_view>> split_option(std::s
 
 std::optional<std::size_t> find_option(std::span<OptionSpec const> options, std::string_view name) noexcept {
     for (std::size_t i = 0; i < options.size(); ++i) {
-        if (options[i].name == name || (!options[i].short_name.empty() && options[i].short_name == name)) return i;
+        if (options[i].name == name || (!options[i].short_name.empty() && options[i].short_name == name))
+            return i;
     }
     return std::nullopt;
 }
@@ -41,7 +44,8 @@ std::optional<std::size_t> find_option(std::span<OptionSpec const> options, std:
 std::string_view take_value(OptionSpec const& spec, std::optional<std::string_view> inline_value, Args args,
                             std::size_t& i) {
     if (spec.flag()) {
-        if (inline_value) throw UsageError(fmt::format("{}={}: {} takes no value", spec.name, *inline_value, spec.name));
+        if (inline_value)
+            throw UsageError(fmt::format("{}={}: {} takes no value", spec.name, *inline_value, spec.name));
         return {};
     }
     if (inline_value) return *inline_value;
@@ -53,7 +57,8 @@ std::string_view take_value(OptionSpec const& spec, std::optional<std::string_vi
 void check_required(std::span<OptionSpec const> options, std::vector<bool> const& seen) {
     for (std::size_t i = 0; i < options.size(); ++i) {
         if (options[i].required && !seen[i])
-            throw UsageError(fmt::format("missing {} {} (see kvmlet run --help)", options[i].name, options[i].value_name));
+            throw UsageError(
+                fmt::format("missing {} {} (see kvmlet run --help)", options[i].name, options[i].value_name));
     }
 }
 
@@ -64,7 +69,8 @@ Command parse_run(Args args, std::uint64_t host_memory_bytes) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view const token = arg_at(args, i);
         if (!looks_like_option(token))
-            throw UsageError(fmt::format("unexpected argument {} (see kvmlet run --help)", token.empty() ? "''" : token));
+            throw UsageError(
+                fmt::format("unexpected argument {} (see kvmlet run --help)", token.empty() ? "''" : token));
         auto const [name, inline_value] = split_option(token);
         auto const index = find_option(options, name);
         if (!index) throw UsageError(fmt::format("unknown option {} (see kvmlet run --help)", name));
@@ -87,7 +93,8 @@ struct TopLevelEntry {
 
 template <class C>
 Command alone(std::string_view name, Args rest, std::uint64_t) {
-    if (!rest.empty()) throw UsageError(fmt::format("unexpected argument {} after {}", arg_at(rest, 0), name));
+    if (!rest.empty())
+        throw UsageError(fmt::format("unexpected argument {} after {}", arg_at(rest, 0), name));
     return C{};
 }
 
@@ -95,7 +102,8 @@ constexpr std::array<TopLevelEntry, 4> top_level{{
     {"--help", alone<HelpCommand>},
     {"-h", alone<HelpCommand>},
     {"--version", alone<VersionCommand>},
-    {"run", [](std::string_view, Args rest, std::uint64_t host_memory) { return parse_run(rest, host_memory); }},
+    {"run",
+     [](std::string_view, Args rest, std::uint64_t host_memory) { return parse_run(rest, host_memory); }},
 }};
 
 }  // namespace
@@ -106,7 +114,8 @@ Command parse_command_line(Args args, std::uint64_t host_memory_bytes) {
     for (auto const& entry : top_level) {
         if (entry.name == first) return entry.parse(first, args.subspan(1), host_memory_bytes);
     }
-    if (looks_like_option(first)) throw UsageError(fmt::format("unknown option {} (see kvmlet --help)", first));
+    if (looks_like_option(first))
+        throw UsageError(fmt::format("unknown option {} (see kvmlet --help)", first));
     throw UsageError(fmt::format("unknown command {} (see kvmlet --help)", first.empty() ? "''" : first));
 }
 

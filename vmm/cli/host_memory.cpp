@@ -25,7 +25,8 @@ std::optional<std::uint64_t> parse_kib(std::string_view text) noexcept {
     std::uint64_t kib = 0;
     auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), kib);
     if (ec != std::errc{}) return std::nullopt;
-    if (trim_leading_spaces(text.substr(static_cast<std::size_t>(end - text.data()))) != "kB") return std::nullopt;
+    if (trim_leading_spaces(text.substr(static_cast<std::size_t>(end - text.data()))) != "kB")
+        return std::nullopt;
     if (kib == 0 || kib > UINT64_MAX / KiB) return std::nullopt;
     return kib * KiB;
 }

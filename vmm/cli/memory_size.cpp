@@ -31,7 +31,8 @@ std::optional<std::uint64_t> unit_size(std::string_view unit) noexcept {
     static constexpr std::array<std::pair<char, std::uint64_t>, 4> prefixes{
         {{'k', KiB}, {'m', MiB}, {'g', GiB}, {'t', TiB}}};
     std::string_view const rest = unit.substr(1);
-    if (!rest.empty() && !equals_ignoring_case(rest, "b") && !equals_ignoring_case(rest, "ib")) return std::nullopt;
+    if (!rest.empty() && !equals_ignoring_case(rest, "b") && !equals_ignoring_case(rest, "ib"))
+        return std::nullopt;
     for (auto const& [letter, size] : prefixes) {
         if (std::tolower(static_cast<unsigned char>(unit[0])) == letter) return size;
     }

@@ -25,9 +25,13 @@ constexpr std::array<Choice<CpuTemplate>, 2> cpu_templates{
     {{"host", CpuTemplate::host}, {"minimal", CpuTemplate::minimal}}};
 constexpr std::array<Choice<RebootAction>, 2> reboot_actions{
     {{"exit", RebootAction::exit}, {"restart", RebootAction::restart}}};
+constexpr std::array<Choice<std::optional<HostCompat>>, 3> host_compat_modes{
+    {{"auto", std::nullopt}, {"pvm", HostCompat::pvm}, {"none", HostCompat::none}}};
 
 // The value as an error message shows it: '' when empty, so the message still reads.
-std::string shown(std::string_view value) { return value.empty() ? "''" : std::string(value); }
+std::string shown(std::string_view value) {
+    return value.empty() ? "''" : std::string(value);
+}
 
 [[noreturn]] void fail(std::string_view name, std::string_view value, std::string_view problem) {
     throw UsageError(fmt::format("{} {}: {}", name, shown(value), problem));
@@ -65,10 +69,16 @@ void apply_kernel(RunState& state, std::string_view name, std::string_view value
     state.config.kernel = std::filesystem::path(value);
 }
 
+void apply_initrd(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.config.initrd = std::filesystem::path(value);
+}
+
 // argv strings end at their first NUL, so a value cannot hold one; only the length is checked.
 void apply_cmdline(RunState& state, std::string_view name, std::string_view value) {
     if (value.size() > max_cmdline_bytes)
-        throw UsageError(fmt::format("{}: {} bytes, more than the {} allowed", name, value.size(), max_cmdline_bytes));
+        throw UsageError(
+            fmt::format("{}: {} bytes, more than the {} allowed", name, value.size(), max_cmdline_bytes));
     state.config.cmdline = std::string(value);
 }
 
@@ -90,7 +100,8 @@ void apply_memory(RunState& state, std::string_view name, std::string_view value
     if (*bytes % memory_granule != 0)
         fail(name, value, fmt::format("must be a multiple of {}", format_memory_size(memory_granule)));
     if (*bytes > state.host_memory_bytes)
-        fail(name, value, fmt::format("exceeds host memory ({})", format_memory_size(state.host_memory_bytes)));
+        fail(name, value,
+             fmt::format("exceeds host memory ({})", format_memory_size(state.host_memory_bytes)));
     state.config.memory_bytes = *bytes;
 }
 
@@ -102,38 +113,70 @@ void apply_on_reboot(RunState& state, std::string_view name, std::string_view va
     state.config.on_reboot = parse_choice(reboot_actions, name, value);
 }
 
-void apply_verbose(RunState& state, std::string_view, std::string_view) { state.config.verbose = true; }
+void apply_host_compat(RunState& state, std::string_view name, std::string_view value) {
+    state.config.host_compat = parse_choice(host_compat_modes, name, value);
+}
 
-void apply_help(RunState& state, std::string_view, std::string_view) { state.help = true; }
+void apply_verbose(RunState& state, std::string_view, std::string_view) {
+    state.config.verbose = true;
+}
 
-constexpr std::array<OptionSpec, 8> options{{
-    {.name = "--kernel", .value_name = "PATH", .help = "guest kernel image", .required = true,
+void apply_help(RunState& state, std::string_view, std::string_view) {
+    state.help = true;
+}
+
+constexpr std::array<OptionSpec, 10> options{{
+    {.name = "--kernel",
+     .value_name = "PATH",
+     .help = "guest kernel image",
+     .required = true,
      .apply = apply_kernel},
-    {.name = "--cmdline", .value_name = "STR", .help = "kernel command line, at most 4096 bytes",
-     .default_text = [](MachineConfig const& c) { return c.cmdline.empty() ? std::string("none") : c.cmdline; },
+    {.name = "--initrd",
+     .value_name = "PATH",
+     .help = "initial ramdisk for a Linux kernel (an uncompressed cpio boots fastest)",
+     .default_text = [](MachineConfig const& c) { return c.initrd ? c.initrd->string() : std::string("none"); },
+     .apply = apply_initrd},
+    {.name = "--cmdline",
+     .value_name = "STR",
+     .help = "kernel command line, at most 4096 bytes",
+     .default_text =
+         [](MachineConfig const& c) { return c.cmdline.empty() ? std::string("none") : c.cmdline; },
      .apply = apply_cmdline},
-    {.name = "--cpus", .value_name = "N", .help = "number of vCPUs, 1 to 64",
+    {.name = "--cpus",
+     .value_name = "N",
+     .help = "number of vCPUs, 1 to 64",
      .default_text = [](MachineConfig const& c) { return std::to_string(c.cpus); },
      .apply = apply_cpus},
-    {.name = "--memory", .value_name = "SIZE",
+    {.name = "--memory",
+     .value_name = "SIZE",
      .help = "guest RAM, from 4 MiB to host RAM, a multiple of 4 KiB: 512M, 2G\n"
              "(K, M, G, T are binary units; a bare number is MiB)",
      .default_text = [](MachineConfig const& c) { return format_memory_size(c.memory_bytes); },
      .apply = apply_memory},
-    {.name = "--cpu-template", .value_name = "host|minimal",
+    {.name = "--cpu-template",
+     .value_name = "host|minimal",
      .help = "CPU features the guest sees:\nall the host's, or a minimal baseline",
      .default_text = [](MachineConfig const& c) { return name_of(cpu_templates, c.cpu_template); },
      .apply = apply_cpu_template},
-    {.name = "--on-reboot", .value_name = "exit|restart",
+    {.name = "--on-reboot",
+     .value_name = "exit|restart",
      .help = "when the guest reboots:\nexit kvmlet (status 0), or restart the guest",
      .default_text = [](MachineConfig const& c) { return name_of(reboot_actions, c.on_reboot); },
      .apply = apply_on_reboot},
+    {.name = "--host-compat",
+     .value_name = "auto|pvm|none",
+     .help = "work around a host KVM that emulates guest kernel code:\n"
+             "auto detects kvm_pvm; pvm forces the workarounds; none turns them off",
+     .default_text = [](MachineConfig const& c) { return name_of(host_compat_modes, c.host_compat); },
+     .apply = apply_host_compat},
     {.name = "--verbose", .short_name = "-v", .help = "log more detail to stderr", .apply = apply_verbose},
     {.name = "--help", .short_name = "-h", .help = "print this help and exit", .apply = apply_help},
 }};
 
 }  // namespace
 
-std::span<OptionSpec const> run_options() noexcept { return options; }
+std::span<OptionSpec const> run_options() noexcept {
+    return options;
+}
 
 }  // namespace kvmlet::cli

@@ -1,7 +1,6 @@
 #include "vmm/cli/command_line.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <string>
 #include <vector>
@@ -58,8 +57,9 @@ TEST_CASE("kvmlet run with only --kernel uses the MachineConfig defaults") {
 }
 
 TEST_CASE("every run option is read in the --opt value form") {
-    Command command = parse({"run", "--kernel", "/boot/bzImage", "--cmdline", "console=ttyS0 quiet", "--cpus", "4",
-                             "--memory", "1G", "--cpu-template", "minimal", "--on-reboot", "restart", "--verbose"});
+    Command command =
+        parse({"run", "--kernel", "/boot/bzImage", "--cmdline", "console=ttyS0 quiet", "--cpus", "4",
+               "--memory", "1G", "--cpu-template", "minimal", "--on-reboot", "restart", "--verbose"});
     REQUIRE(std::holds_alternative<RunCommand>(command));
     MachineConfig const& config = std::get<RunCommand>(command).config;
     CHECK(config.kernel == "/boot/bzImage");
@@ -72,8 +72,9 @@ TEST_CASE("every run option is read in the --opt value form") {
 }
 
 TEST_CASE("every run option is read in the --opt=value form") {
-    Command command = parse({"run", "--kernel=/boot/bzImage", "--cmdline=console=ttyS0 root=/dev/vda", "--cpus=64",
-                             "--memory=512MiB", "--cpu-template=minimal", "--on-reboot=restart"});
+    Command command =
+        parse({"run", "--kernel=/boot/bzImage", "--cmdline=console=ttyS0 root=/dev/vda", "--cpus=64",
+               "--memory=512MiB", "--cpu-template=minimal", "--on-reboot=restart"});
     REQUIRE(std::holds_alternative<RunCommand>(command));
     MachineConfig const& config = std::get<RunCommand>(command).config;
     CHECK(config.kernel == "/boot/bzImage");
@@ -92,7 +93,9 @@ TEST_CASE("the enum options accept each of their choices") {
     CHECK(run_config({"--on-reboot", "restart"}).on_reboot == RebootAction::restart);
 }
 
-TEST_CASE("-v is short for --verbose") { CHECK(run_config({"-v"}).verbose); }
+TEST_CASE("option -v is short for --verbose") {
+    CHECK(run_config({"-v"}).verbose);
+}
 
 TEST_CASE("options may come in any order, --kernel last") {
     Command command = parse({"run", "--cpus", "2", "-v", "--kernel", "k"});
@@ -114,7 +117,7 @@ TEST_CASE("run --help and run -h ask for the run help, even without --kernel") {
     CHECK(std::holds_alternative<RunHelpCommand>(parse({"run", "--cpus", "2", "--help"})));
 }
 
-TEST_CASE("--help, -h and --version are top-level commands") {
+TEST_CASE("option --help, -h and --version are top-level commands") {
     CHECK(std::holds_alternative<HelpCommand>(parse({"--help"})));
     CHECK(std::holds_alternative<HelpCommand>(parse({"-h"})));
     CHECK(std::holds_alternative<VersionCommand>(parse({"--version"})));
@@ -167,16 +170,17 @@ TEST_CASE("an empty --kernel path is a usage error") {
     CHECK(usage_error({"run", "--kernel", ""}) == "--kernel '': empty path");
 }
 
-TEST_CASE("--cpus takes a plain decimal from 1 to 64") {
+TEST_CASE("option --cpus takes a plain decimal from 1 to 64") {
     CHECK(run_config({"--cpus", "1"}).cpus == 1);
     CHECK(run_config({"--cpus", "64"}).cpus == 64);
     CHECK(run_config({"--cpus", "007"}).cpus == 7);
     CHECK(run_error({"--cpus", "0"}) == "--cpus 0: must be 1 to 64");
     CHECK(run_error({"--cpus", "65"}) == "--cpus 65: must be 1 to 64");
-    CHECK(run_error({"--cpus", "99999999999999999999999"}) == "--cpus 99999999999999999999999: must be 1 to 64");
+    CHECK(run_error({"--cpus", "99999999999999999999999"}) ==
+          "--cpus 99999999999999999999999: must be 1 to 64");
 }
 
-TEST_CASE("--cpus rejects anything but decimal digits") {
+TEST_CASE("option --cpus rejects anything but decimal digits") {
     CHECK(run_error({"--cpus", "abc"}) == "--cpus abc: not a number");
     CHECK(run_error({"--cpus="}) == "--cpus '': not a number");
     for (char const* bad : {"0x10", "+4", "-1", " 4", "4 ", "4.0", "2k", "99999999999999999999x"}) {
@@ -185,14 +189,14 @@ TEST_CASE("--cpus rejects anything but decimal digits") {
     }
 }
 
-TEST_CASE("--cmdline takes up to 4096 bytes, verbatim") {
+TEST_CASE("option --cmdline takes up to 4096 bytes, verbatim") {
     std::string const longest(4096, 'a');
     std::string const too_long(4097, 'a');
     CHECK(run_config({"--cmdline", longest.c_str()}).cmdline == longest);
     CHECK(run_error({"--cmdline", too_long.c_str()}) == "--cmdline: 4097 bytes, more than the 4096 allowed");
 }
 
-TEST_CASE("--memory reads binary suffixes in any case, with or without B or iB") {
+TEST_CASE("option --memory reads binary suffixes in any case, with or without B or iB") {
     CHECK(run_config({"--memory", "64M"}).memory_bytes == 64 * MiB);
     CHECK(run_config({"--memory", "2g"}).memory_bytes == 2 * GiB);
     CHECK(run_config({"--memory", "512MB"}).memory_bytes == 512 * MiB);
@@ -205,26 +209,26 @@ TEST_CASE("a bare --memory number is MiB, as in QEMU -m") {
     CHECK(run_config({"--memory", "256"}).memory_bytes == 256 * MiB);
 }
 
-TEST_CASE("--memory must be at least 4 MiB") {
+TEST_CASE("option --memory must be at least 4 MiB") {
     CHECK(run_config({"--memory", "4M"}).memory_bytes == 4 * MiB);
     CHECK(run_config({"--memory", "4096K"}).memory_bytes == 4 * MiB);
     CHECK(run_error({"--memory", "4092K"}) == "--memory 4092K: must be at least 4 MiB");
     CHECK(run_error({"--memory", "0"}) == "--memory 0: must be at least 4 MiB");
 }
 
-TEST_CASE("--memory must be a whole number of 4 KiB pages") {
+TEST_CASE("option --memory must be a whole number of 4 KiB pages") {
     CHECK(run_config({"--memory", "4100K"}).memory_bytes == 4100 * KiB);
     CHECK(run_error({"--memory", "4097K"}) == "--memory 4097K: must be a multiple of 4 KiB");
     CHECK(run_error({"--memory", "4194305B"}) == "--memory 4194305B: must be a multiple of 4 KiB");
 }
 
-TEST_CASE("--memory values too large for 64 bits are usage errors, not wrapped") {
+TEST_CASE("option --memory values too large for 64 bits are usage errors, not wrapped") {
     CHECK(run_error({"--memory", "99999999999999999999T"}) == "--memory 99999999999999999999T: too large");
     CHECK(run_error({"--memory", "16777216T"}) == "--memory 16777216T: too large");
     CHECK(run_error({"--memory", "17592186044416"}) == "--memory 17592186044416: too large");
 }
 
-TEST_CASE("--memory above the host's memory is a usage error naming the host's size") {
+TEST_CASE("option --memory above the host's memory is a usage error naming the host's size") {
     std::uint64_t const host = 16357392 * KiB;  // about 15.6 GiB
     CHECK(run_config({"--memory", "16357392K"}, host).memory_bytes == host);
     CHECK(run_error({"--memory", "16357396K"}, host) == "--memory 16357396K: exceeds host memory (15.6 GiB)");
@@ -232,7 +236,7 @@ TEST_CASE("--memory above the host's memory is a usage error naming the host's s
     CHECK(run_error({"--memory", "17592186044415"}, host).ends_with("exceeds host memory (15.6 GiB)"));
 }
 
-TEST_CASE("--memory that is not a size is a usage error with examples") {
+TEST_CASE("option --memory that is not a size is a usage error with examples") {
     for (char const* bad : {"abc", "12X", "M", "1.5G", "1 G", "-1G", "1GiBs", "1KK", ""}) {
         INFO(bad);
         CHECK(run_error({"--memory", bad}) ==
@@ -252,10 +256,34 @@ TEST_CASE("a null argument pointer is an empty argument, not a crash") {
 }
 
 TEST_CASE("random argument lists raise nothing but UsageError") {
-    std::vector<char const*> const pool{"run", "--kernel", "k", "--kernel=", "--cpus", "0", "64", "--cpus=9",
-                                        "--memory", "4M", "1T", "--memory=4095K", "--cmdline", "--cmdline=",
-                                        "--cpu-template", "minimal", "--on-reboot=", "-v", "--verbose=",
-                                        "-h", "--help", "--version", "--", "-", "", "=", "--=", nullptr};
+    std::vector<char const*> const pool{"run",
+                                        "--kernel",
+                                        "k",
+                                        "--kernel=",
+                                        "--cpus",
+                                        "0",
+                                        "64",
+                                        "--cpus=9",
+                                        "--memory",
+                                        "4M",
+                                        "1T",
+                                        "--memory=4095K",
+                                        "--cmdline",
+                                        "--cmdline=",
+                                        "--cpu-template",
+                                        "minimal",
+                                        "--on-reboot=",
+                                        "-v",
+                                        "--verbose=",
+                                        "-h",
+                                        "--help",
+                                        "--version",
+                                        "--",
+                                        "-",
+                                        "",
+                                        "=",
+                                        "--=",
+                                        nullptr};
     std::mt19937 random{12345};
     std::uniform_int_distribution<std::size_t> pick{0, pool.size() - 1};
     std::uniform_int_distribution<std::size_t> length{0, 8};

@@ -1,7 +1,8 @@
 #include "vmm/cli/help_text.hpp"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+
+#include <catch2/catch.hpp>
 
 #include "vmm/cli/run_options.hpp"
 
@@ -20,7 +21,8 @@ TEST_CASE("run help shows every option with its value name") {
     for (auto const& spec : run_options()) {
         INFO(spec.name);
         CHECK(text.find(fmt::format("{} {}", spec.name, spec.value_name)) != std::string::npos);
-        if (!spec.short_name.empty()) CHECK(text.find(fmt::format("{}, {}", spec.short_name, spec.name)) != std::string::npos);
+        if (!spec.short_name.empty())
+            CHECK(text.find(fmt::format("{}, {}", spec.short_name, spec.name)) != std::string::npos);
     }
 }
 
@@ -45,7 +47,10 @@ TEST_CASE("run help lists the exit statuses and the console keys") {
     CHECK(text.find("Exit status:\n  0  guest powered off, reset or halted\n") != std::string::npos);
     CHECK(text.find("  1  setup error (file, image, host resource)\n") != std::string::npos);
     CHECK(text.find("  2  bad command line\n") != std::string::npos);
-    CHECK(text.find("  3  guest crashed (triple fault, KVM internal error, emulation failure)\n") != std::string::npos);
-    CHECK(text.find("Console: the serial port COM1 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A") !=
+    CHECK(text.find("  3  guest crashed (triple fault, KVM internal error, emulation failure)\n") !=
           std::string::npos);
+    CHECK(
+        text.find(
+            "Console: the serial port COM1 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A") !=
+        std::string::npos);
 }

@@ -23,4 +23,6 @@ TEST_CASE("meminfo text without a usable MemTotal line gives nothing") {
     CHECK_FALSE(parse_meminfo_total("SwapMemTotal: 100 kB\n"));
 }
 
-TEST_CASE("the host has some memory, per /proc/meminfo") { CHECK(host_memory_bytes() >= 4 * MiB); }
+TEST_CASE("the host has some memory, per /proc/meminfo") {
+    CHECK(host_memory_bytes() >= 4 * MiB);
+}

@@ -58,8 +58,8 @@ TEST_CASE("sizes up to 2^64 - 1 bytes parse and anything larger is too large") {
 }
 
 TEST_CASE("text that is not a number with a known unit is not a size") {
-    for (char const* bad : {"", "G", "x1G", "1X", "1GG", "1Gb ", " 1G", "+1G", "-1G", "1.5G", "1iB", "1Bi", "1P",
-                            "0x10M", "99999999999999999999999999Q"}) {
+    for (char const* bad : {"", "G", "x1G", "1X", "1GG", "1Gb ", " 1G", "+1G", "-1G", "1.5G", "1iB", "1Bi",
+                            "1P", "0x10M", "99999999999999999999999999Q"}) {
         CHECK(error_of(bad) == "not a size (examples: 512M, 2G)");
     }
 }
