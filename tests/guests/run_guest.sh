@@ -31,6 +31,7 @@ while [[ $# -gt 0 ]]; do
         --stdin) stdin_text=$2; shift 2 ;;
         --stdin-from) stdin_from=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
+        --require-path) required_paths+=("$2"); shift 2 ;;
         --) shift; vmm_args=("$@"); break ;;
         *) die "unknown argument '$1' (see the comment at the top of this script)" ;;
     esac

@@ -48,9 +48,11 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
       halt_watch_interval_(halt_watch_first) {
     vm_.set_tss_address(x86_64::kvm_tss_start);
     vm_.set_identity_map_address(x86_64::kvm_identity_map_start);
+    // Memory before the irqchip: measured on kvm_pvm, KVM_SET_USER_MEMORY_REGION takes ~0.2 ms on a
+    // VM without an irqchip and 4-12 ms with one. KVM only needs the irqchip before the vCPUs.
+    create_memory(config_.memory_bytes);
     vm_.create_irqchip();
     vm_.create_pit();
-    create_memory(config_.memory_bytes);
     load_kernel();
     create_devices();
     create_vcpus(kvm);
