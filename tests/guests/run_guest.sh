@@ -3,7 +3,7 @@
 #
 #   run_guest.sh --vmm KVMLET --guest ELF [--status N] [--stdout RE]... [--no-stdout RE]...
 #                [--stderr RE]... [--no-stderr RE]... [--stdin TEXT] [--stdin-from file|pipe]
-#                [--timeout SECONDS] [-- KVMLET_RUN_OPTIONS...]
+#                [--timeout SECONDS] [--require-path PATH] [-- KVMLET_RUN_OPTIONS...]
 #
 # Runs `KVMLET run --kernel ELF KVMLET_RUN_OPTIONS...` with TEXT on stdin (printf %b escapes
 # such as \n are expanded; without --stdin, stdin is empty) read from a regular file (the
@@ -18,7 +18,7 @@ SKIP=77
 die() { echo "run_guest.sh: $*" >&2; exit 2; }
 
 vmm='' guest='' want_status=0 stdin_text='' stdin_from=file timeout_s=20
-stdout_re=() no_stdout_re=() stderr_re=() no_stderr_re=() vmm_args=()
+stdout_re=() no_stdout_re=() stderr_re=() no_stderr_re=() vmm_args=() required_paths=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --vmm) vmm=$2; shift 2 ;;
@@ -50,6 +50,12 @@ if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
     exit $SKIP
 fi
 exec 3>&-
+for path in "${required_paths[@]}"; do
+    if [[ ! -e $path ]]; then
+        echo "SKIP: this test needs $path (a host-specific behaviour)"
+        exit $SKIP
+    fi
+done
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/kvmlet-guest.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$workdir"' EXIT
