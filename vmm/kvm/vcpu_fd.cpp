@@ -82,6 +82,12 @@ void VcpuFd::set_msrs(std::span<kvm_msr_entry const> entries) const {
         throw Error(fmt::format("KVM_SET_MSRS: MSR {:#x} was refused", entries[static_cast<std::size_t>(written)].index));
 }
 
+std::optional<std::uint32_t> VcpuFd::tsc_khz() const noexcept {
+    int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0) return std::nullopt;
+    return static_cast<std::uint32_t>(khz);
+}
+
 std::optional<std::uint64_t> VcpuFd::translate(std::uint64_t linear) const noexcept {
     kvm_translation t{};
     t.linear_address = linear;

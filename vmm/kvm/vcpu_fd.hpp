@@ -38,6 +38,8 @@ public:
     kvm_mp_state mp_state() const;
     void set_vcpu_events(kvm_vcpu_events const&) const;
     kvm_vcpu_events vcpu_events() const;
+    // The guest TSC frequency, when KVM knows it (KVM_CAP_GET_TSC_KHZ).
+    std::optional<std::uint32_t> tsc_khz() const noexcept;
     // Guest-virtual to guest-physical through the vCPU's current page tables.
     std::optional<std::uint64_t> translate(std::uint64_t linear) const noexcept;
 

@@ -93,9 +93,11 @@ void Machine::create_devices() {
 void Machine::create_vcpus(KvmSystem const& kvm) {
     auto supported = kvm.supported_cpuid();
     VcpuContext context{pio_, mmio_, *memory_, stop_, host_compat_};
+    std::optional<std::uint32_t> tsc_khz;
     for (std::uint32_t index = 0; index < config_.cpus; ++index) {
         VcpuFd fd = vm_.create_vcpu(index);
-        auto cpuid = x86_64::build_cpuid(supported, config_.cpu_template, {index, config_.cpus});
+        if (index == 0) tsc_khz = fd.tsc_khz();
+        auto cpuid = x86_64::build_cpuid(supported, config_.cpu_template, {index, config_.cpus}, tsc_khz);
         adjust_cpuid(host_compat_, cpuid);
         x86_64::configure_vcpu(fd, cpuid);
         if (index == 0) x86_64::set_boot_state(fd, boot_state_);

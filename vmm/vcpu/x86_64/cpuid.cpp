@@ -91,10 +91,32 @@ void apply_minimal(kvm_cpuid_entry2& e) {
     }
 }
 
+constexpr std::uint32_t hypervisor_base_leaf = 0x4000'0000;
+constexpr std::uint32_t hypervisor_timing_leaf = 0x4000'0010;
+constexpr std::uint32_t kvm_lapic_bus_khz = 1'000'000;  // KVM's local APIC timer counts at 1 GHz
+
+// Adds (or replaces) the timing leaf and raises the hypervisor's maximum leaf to include it.
+void set_timing_leaf(std::vector<kvm_cpuid_entry2>& entries, std::uint32_t tsc_khz) {
+    bool has_base = false;
+    for (auto& e : entries) {
+        if (e.function == hypervisor_base_leaf) {
+            has_base = true;
+            e.eax = std::max(e.eax, hypervisor_timing_leaf);
+        }
+    }
+    if (!has_base) return;  // no hypervisor leaves at all: nowhere to announce it
+    std::erase_if(entries, [](auto const& e) { return e.function == hypervisor_timing_leaf; });
+    kvm_cpuid_entry2 timing{};
+    timing.function = hypervisor_timing_leaf;
+    timing.eax = tsc_khz;
+    timing.ebx = kvm_lapic_bus_khz;
+    entries.push_back(timing);
+}
+
 }  // namespace
 
 std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supported, CpuTemplate cpu_template,
-                                          CpuTopology topology) {
+                                          CpuTopology topology, std::optional<std::uint32_t> tsc_khz) {
     std::vector<kvm_cpuid_entry2> entries;
     entries.reserve(supported.size());
     for (auto e : supported) {
@@ -114,6 +136,7 @@ std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supp
         }
         entries.push_back(e);
     }
+    if (tsc_khz) set_timing_leaf(entries, *tsc_khz);
     return entries;
 }
 

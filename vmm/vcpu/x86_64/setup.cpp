@@ -16,6 +16,33 @@ constexpr std::uint32_t apic_delivery_mode_mask = 0x700;
 constexpr std::uint32_t apic_delivery_extint = 0x700;
 constexpr std::uint32_t apic_delivery_nmi = 0x400;
 
+// MSRs at entry, as a BIOS leaves them for Linux (SDM Vol. 4, Table 2-2): syscall entry points
+// cleared, fast strings on, MTRRs on with write-back as the default memory type.
+constexpr std::uint32_t msr_ia32_sysenter_cs = 0x174, msr_ia32_sysenter_esp = 0x175,
+                        msr_ia32_sysenter_eip = 0x176, msr_star = 0xc000'0081, msr_lstar = 0xc000'0082,
+                        msr_cstar = 0xc000'0083, msr_syscall_mask = 0xc000'0084,
+                        msr_kernel_gs_base = 0xc000'0102, msr_ia32_misc_enable = 0x1a0,
+                        msr_mtrr_def_type = 0x2ff;
+constexpr std::uint64_t misc_enable_fast_strings = 1u << 0;
+constexpr std::uint64_t mtrr_enable = 1u << 11, mtrr_type_write_back = 6;
+
+void set_boot_msrs(VcpuFd const& vcpu) {
+    auto entry = [](std::uint32_t index, std::uint64_t value) {
+        kvm_msr_entry e{};
+        e.index = index;
+        e.data = value;
+        return e;
+    };
+    kvm_msr_entry const msrs[] = {
+        entry(msr_ia32_sysenter_cs, 0), entry(msr_ia32_sysenter_esp, 0), entry(msr_ia32_sysenter_eip, 0),
+        entry(msr_star, 0),             entry(msr_lstar, 0),             entry(msr_cstar, 0),
+        entry(msr_syscall_mask, 0),     entry(msr_kernel_gs_base, 0),
+        entry(msr_ia32_misc_enable, misc_enable_fast_strings),
+        entry(msr_mtrr_def_type, mtrr_enable | mtrr_type_write_back),
+    };
+    vcpu.set_msrs(msrs);
+}
+
 std::uint32_t read_apic_register(kvm_lapic_state const& lapic, std::size_t offset) {
     std::uint32_t value;
     std::memcpy(&value, lapic.regs + offset, sizeof value);
@@ -61,6 +88,7 @@ void configure_vcpu(VcpuFd const& vcpu, std::span<kvm_cpuid_entry2 const> cpuid)
     fpu.fcw = fpu_control_word_default;
     fpu.mxcsr = mxcsr_default;
     vcpu.set_fpu(fpu);
+    set_boot_msrs(vcpu);
     set_lapic_pins(vcpu);
 }
 
@@ -89,6 +117,7 @@ void set_boot_state(VcpuFd const& vcpu, BootCpuState const& state) {
     regs.rbp = state.rsp;
     regs.rflags = state.rflags;
     regs.rsi = state.rsi;
+    regs.rbx = state.rbx;
     vcpu.set_regs(regs);
 }
 
