@@ -25,6 +25,8 @@ constexpr std::array<Choice<CpuTemplate>, 2> cpu_templates{
     {{"host", CpuTemplate::host}, {"minimal", CpuTemplate::minimal}}};
 constexpr std::array<Choice<RebootAction>, 2> reboot_actions{
     {{"exit", RebootAction::exit}, {"restart", RebootAction::restart}}};
+constexpr std::array<Choice<BootProtocol>, 3> boot_protocols{
+    {{"auto", BootProtocol::automatic}, {"linux64", BootProtocol::linux64}, {"pvh", BootProtocol::pvh}}};
 constexpr std::array<Choice<std::optional<HostCompat>>, 3> host_compat_modes{
     {{"auto", std::nullopt}, {"pvm", HostCompat::pvm}, {"none", HostCompat::none}}};
 
@@ -117,6 +119,10 @@ void apply_host_compat(RunState& state, std::string_view name, std::string_view 
     state.config.host_compat = parse_choice(host_compat_modes, name, value);
 }
 
+void apply_boot_protocol(RunState& state, std::string_view name, std::string_view value) {
+    state.config.boot_protocol = parse_choice(boot_protocols, name, value);
+}
+
 void apply_verbose(RunState& state, std::string_view, std::string_view) {
     state.config.verbose = true;
 }
@@ -125,7 +131,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 10> options{{
+constexpr std::array<OptionSpec, 11> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -142,6 +148,12 @@ constexpr std::array<OptionSpec, 10> options{{
      .default_text =
          [](MachineConfig const& c) { return c.cmdline.empty() ? std::string("none") : c.cmdline; },
      .apply = apply_cmdline},
+    {.name = "--boot-protocol",
+     .value_name = "auto|linux64|pvh",
+     .help = "how the kernel is entered: the Linux 64-bit entry with a zero page,\n"
+             "or the PVH 32-bit entry; auto uses PVH when the ELF has its note",
+     .default_text = [](MachineConfig const& c) { return name_of(boot_protocols, c.boot_protocol); },
+     .apply = apply_boot_protocol},
     {.name = "--cpus",
      .value_name = "N",
      .help = "number of vCPUs, 1 to 64",

@@ -5,7 +5,7 @@
 
 #include <boost/asio/signal_set.hpp>
 
-#include "firmware/elf_loader.hpp"
+#include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/base/log.hpp"
@@ -34,6 +34,22 @@ HostCompat resolve_host_compat(std::optional<HostCompat> chosen) {
         log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
                   name(detected));
     return detected;
+}
+
+x86_64::EntryProtocol entry_protocol(BootProtocol protocol) {
+    switch (protocol) {
+        case BootProtocol::automatic: return x86_64::EntryProtocol::automatic;
+        case BootProtocol::linux64: return x86_64::EntryProtocol::linux64;
+        case BootProtocol::pvh: return x86_64::EntryProtocol::pvh;
+    }
+    return x86_64::EntryProtocol::automatic;
+}
+
+// The user's command line, then what the host-compatibility mode needs.
+std::string kernel_cmdline(std::string const& user, HostCompat mode) {
+    std::string compat = compat_cmdline(mode);
+    if (compat.empty()) return user;
+    return user.empty() ? compat : user + ' ' + compat;
 }
 
 }  // namespace
@@ -70,10 +86,19 @@ void Machine::create_memory(std::uint64_t size) {
 
 void Machine::load_kernel() {
     MappedFile image(config_.kernel, "kernel");
-    if (!firmware::is_elf(image.bytes())) throw Error("kernel: not an ELF or bzImage: " + config_.kernel.string());
-    auto kernel = firmware::load_elf(*memory_, image.bytes(), x86_64::firmware_end);
-    log::debug("kernel loaded at {:#x}-{:#x}, entry {:#x}", kernel.start.value, kernel.end.value, kernel.entry.value);
-    boot_state_ = x86_64::setup_long_mode(*memory_, kernel.entry);
+    std::optional<MappedFile> initrd;
+    if (config_.initrd) initrd.emplace(*config_.initrd, "initrd");
+    x86_64::KernelBootConfig boot_config{
+        .kernel = image.bytes(),
+        .initrd = initrd ? std::optional(initrd->bytes()) : std::nullopt,
+        .cmdline = kernel_cmdline(config_.cmdline, host_compat_),
+        .cpus = config_.cpus,
+        .entry = entry_protocol(config_.boot_protocol),
+    };
+    auto boot = x86_64::load_kernel(*memory_, boot_config);
+    log::debug("kernel: {} at {:#x}-{:#x}, entry {:#x}; command line: {}", boot.protocol, boot.kernel_start.value,
+               boot.kernel_end.value, boot.cpu.rip, boot_config.cmdline);
+    boot_state_ = boot.cpu;
 }
 
 void Machine::create_devices() {

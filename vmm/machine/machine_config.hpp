@@ -12,6 +12,8 @@ namespace kvmlet {
 
 enum class CpuTemplate { host, minimal };
 enum class RebootAction { exit, restart };
+// How the boot vCPU enters the kernel: automatic picks PVH when an ELF kernel has the PVH note.
+enum class BootProtocol { automatic, linux64, pvh };
 // See vmm/vcpu/host_compat.hpp. In MachineConfig, nullopt means: detect the host.
 enum class HostCompat { none, pvm };
 
@@ -24,6 +26,7 @@ struct MachineConfig {
     CpuTemplate cpu_template = CpuTemplate::host;
     RebootAction on_reboot = RebootAction::exit;
     std::optional<HostCompat> host_compat;  // nullopt: auto-detect
+    BootProtocol boot_protocol = BootProtocol::automatic;
     bool verbose = false;
 
     static constexpr std::uint32_t max_cpus = 64;
