@@ -34,7 +34,7 @@ void debug(fmt::format_string<Args...> f, Args&&... args) {
     if (enabled(Level::debug)) write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
 }
 
-// Allows `burst` events, then one per `period`; thread-safe, lock-free. Counts what it suppressed.
+// Allows up to `burst` events per `period`; thread-safe, lock-free. Counts what it suppressed.
 class RateLimit {
 public:
     constexpr RateLimit(std::uint32_t burst, std::chrono::milliseconds period) noexcept

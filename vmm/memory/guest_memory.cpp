@@ -35,7 +35,6 @@ GuestMemory GuestMemory::create(std::span<RamRange const> ranges) {
     if (::ftruncate(memfd.get(), static_cast<off_t>(total)) != 0)
         throw system_error(fmt::format("guest memory: cannot size RAM to {} MiB", total / (1024 * 1024)));
 
-    std::vector<GuestRegion> regions;
     GuestMemory memory(std::move(memfd), {});  // owns the mappings from here on, for clean-up
     std::uint64_t file_offset = 0;
     for (auto const& r : ranges) {
