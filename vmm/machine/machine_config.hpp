@@ -20,7 +20,9 @@ enum class HostCompat { none, pvm };
 struct MachineConfig {
     std::filesystem::path kernel;
     std::optional<std::filesystem::path> initrd;
-    std::string cmdline;
+    // Without --cmdline: the serial console, and reboot and panic paths that end kvmlet by
+    // themselves (reboot=k resets through the i8042; panic=1 reboots a second after a panic).
+    std::string cmdline = default_cmdline;
     std::uint32_t cpus = 1;                   // 1..max_cpus
     std::uint64_t memory_bytes = 128 * MiB;   // multiple of 4 KiB, >= min_memory
     CpuTemplate cpu_template = CpuTemplate::host;
@@ -29,6 +31,7 @@ struct MachineConfig {
     BootProtocol boot_protocol = BootProtocol::automatic;
     bool verbose = false;
 
+    static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";
     static constexpr std::uint32_t max_cpus = 64;
     static constexpr std::uint64_t min_memory = 4 * MiB;
 };
