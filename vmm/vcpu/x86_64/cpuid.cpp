@@ -56,24 +56,36 @@ void set_topology_leaf4(kvm_cpuid_entry2& e, CpuTopology t) {
     e.eax = (e.eax & 0x3fffu) | ((sharing & 0xfffu) << 14) | (((t.cpu_count - 1) & 0x3fu) << 26);
 }
 
-void set_topology_extended(kvm_cpuid_entry2& e, CpuTopology t) {
+// Leaf 0xB (and 0x1F when KVM offers it), subleaf `index`: SMT level (one thread per core), core
+// level (all vCPUs are cores of one package), then an invalid level that ends the enumeration.
+kvm_cpuid_entry2 extended_topology(std::uint32_t function, std::uint32_t index, CpuTopology t) {
+    kvm_cpuid_entry2 e{};
+    e.function = function;
+    e.index = index;
+    e.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
     e.edx = t.apic_id;
-    switch (e.index) {
-        case 0:  // SMT level: one thread per core
-            e.eax = 0;
+    switch (index) {
+        case 0:
             e.ebx = 1;
-            e.ecx = (level_type_smt << 8) | e.index;
+            e.ecx = (level_type_smt << 8) | index;
             break;
-        case 1:  // core level: all vCPUs are cores of one package
+        case 1:
             e.eax = bits_for(t.cpu_count);
             e.ebx = t.cpu_count;
-            e.ecx = (level_type_core << 8) | e.index;
+            e.ecx = (level_type_core << 8) | index;
             break;
-        default:  // invalid level: ends the enumeration
-            e.eax = 0;
-            e.ebx = 0;
-            e.ecx = e.index;
+        default: e.ecx = index; break;
     }
+    return e;
+}
+
+// Leaf 0x8000'001E, AMD's extended APIC ID and core/node identifiers (AMD APM Vol. 3, E.4.14):
+// every vCPU is its own core of node 0.
+void set_topology_amd(kvm_cpuid_entry2& e, CpuTopology t) {
+    e.eax = t.apic_id;
+    e.ebx = t.apic_id & 0xffu;  // core ID; threads per core - 1 = 0
+    e.ecx = 0;                  // node 0, one node per processor
+    e.edx = 0;
 }
 
 void apply_minimal(kvm_cpuid_entry2& e) {
@@ -127,7 +139,8 @@ std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supp
             case 0x1: set_topology_leaf1(e, topology); break;
             case 0x4: set_topology_leaf4(e, topology); break;
             case 0xb:
-            case 0x1f: set_topology_extended(e, topology); break;
+            case 0x1f: continue;  // replaced whole below: KVM may offer only subleaf 0
+            case 0x8000'001e: set_topology_amd(e, topology); break;
             case 0x8000'0008:
                 // ECX[7:0]: number of cores - 1; ECX[15:12]: APIC ID bits (AMD APM Vol. 3, E.4.7).
                 e.ecx = (e.ecx & ~0xf0ffu) | (bits_for(topology.cpu_count) << 12) | ((topology.cpu_count - 1) & 0xffu);
@@ -135,6 +148,11 @@ std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supp
             default: break;
         }
         entries.push_back(e);
+    }
+    for (std::uint32_t function : {0xbu, 0x1fu}) {
+        bool offered = std::any_of(supported.begin(), supported.end(), [&](auto const& e) { return e.function == function; });
+        if (!offered) continue;
+        for (std::uint32_t index = 0; index < 3; ++index) entries.push_back(extended_topology(function, index, topology));
     }
     if (tsc_khz) set_timing_leaf(entries, *tsc_khz);
     return entries;

@@ -237,8 +237,9 @@ TEST_CASE("the minimal template keeps the x86-64 baseline") {
     CHECK((leaf1->ecx & leaf1_ecx_sse3) != 0);
     CHECK((leaf1->edx & leaf1_edx_htt) != 0);
     CHECK((ext1->edx & ext1_edx_lm) != 0);
-    // Leaves it does not filter, and their order, are kept.
-    REQUIRE(entries.size() == supported().size() - 2);
+    // Leaves it does not filter, and their order, are kept; leaf 0xD goes (2 entries) and the
+    // topology leaves 0xB and 0x1F get three subleaves each (the fake host offers 3 and 2).
+    REQUIRE(entries.size() == supported().size() - 2 + 1);
     CHECK(entries[0].function == 0x0);
     CHECK(entries[0].ebx == 0x756e'6547);
 }
@@ -254,7 +255,7 @@ TEST_CASE("the minimal template cannot add a feature the host lacks") {
 
 TEST_CASE("the host template passes feature leaves through") {
     auto entries = build(0, 1, CpuTemplate::host);
-    REQUIRE(entries.size() == supported().size());
+    REQUIRE(entries.size() == supported().size() + 1);  // leaf 0x1F: subleaves 0-2, not 0-1
     auto leaf7 = find(entries, 0x7);
     auto leaf1 = find(entries, 0x1);
     REQUIRE(leaf7);
@@ -268,3 +269,25 @@ TEST_CASE("the host template passes feature leaves through") {
 }
 
 }  // namespace kvmlet::x86_64
+
+TEST_CASE("leaf 0xB has three subleaves even when the host offers only the first") {
+    std::vector<kvm_cpuid_entry2> s{entry(0x0, 0, 0xd, 0, 0, 0), entry(0xb, 0, 0, 0, 0, 1)};
+    auto entries = build_cpuid(s, CpuTemplate::host, CpuTopology{3, 4});
+    auto core = find(entries, 0xb, 1);
+    auto end = find(entries, 0xb, 2);
+    REQUIRE(core);
+    REQUIRE(end);
+    CHECK(core->ebx == 4);
+    CHECK(core->edx == 3);
+    CHECK((core->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0);
+    CHECK(((end->ecx >> 8) & 0xff) == 0);
+}
+
+TEST_CASE("leaf 0x8000001E gives each vCPU its own core on node 0") {
+    std::vector<kvm_cpuid_entry2> s{entry(0x8000'001e, 0, 0x55, 0x0101, 0x0303, 0)};
+    auto amd = find(build_cpuid(s, CpuTemplate::host, CpuTopology{5, 8}), 0x8000'001e);
+    REQUIRE(amd);
+    CHECK(amd->eax == 5);
+    CHECK(amd->ebx == 5);
+    CHECK(amd->ecx == 0);
+}
