@@ -268,8 +268,6 @@ TEST_CASE("the host template passes feature leaves through") {
     CHECK(ext1->edx == 0xffff'ffff);
 }
 
-}  // namespace kvmlet::x86_64
-
 TEST_CASE("leaf 0xB has three subleaves even when the host offers only the first") {
     std::vector<kvm_cpuid_entry2> s{entry(0x0, 0, 0xd, 0, 0, 0), entry(0xb, 0, 0, 0, 0, 1)};
     auto entries = build_cpuid(s, CpuTemplate::host, CpuTopology{3, 4});
@@ -291,3 +289,5 @@ TEST_CASE("leaf 0x8000001E gives each vCPU its own core on node 0") {
     CHECK(amd->ebx == 5);
     CHECK(amd->ecx == 0);
 }
+
+}  // namespace kvmlet::x86_64
