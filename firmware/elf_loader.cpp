@@ -81,10 +81,19 @@ std::vector<Elf64_Phdr> read_program_headers(std::span<std::byte const> image, E
     return headers;
 }
 
+void check_not_reserved(std::span<ReservedRange const> reserved, std::size_t index, std::uint64_t start,
+                        std::uint64_t end) {
+    for (auto const& r : reserved) {
+        if (start < r.end.value && r.start.value < end)
+            fail("segment {} at [{:#x}, {:#x}) overlaps {} [{:#x}, {:#x})", index, start, end, r.name,
+                 r.start.value, r.end.value);
+    }
+}
+
 // nullopt for an empty segment (p_memsz == 0): it occupies nothing and is skipped.
 std::optional<LoadSegment> check_load_segment(GuestMemory const& memory, std::span<std::byte const> image,
                                               Elf64_Phdr const& ph, std::size_t index,
-                                              GuestAddress lowest_allowed) {
+                                              std::span<ReservedRange const> reserved) {
     if (ph.p_filesz > ph.p_memsz)
         fail("segment {} file size {:#x} exceeds its memory size {:#x}", index, ph.p_filesz, ph.p_memsz);
     if (!in_image(image, ph.p_offset, ph.p_filesz)) fail("segment {} data outside the file", index);
@@ -94,9 +103,7 @@ std::optional<LoadSegment> check_load_segment(GuestMemory const& memory, std::sp
     if (!GuestAddress{ph.p_vaddr}.checked_add(ph.p_memsz))
         fail("segment {} virtual address {:#x} with size {:#x} wraps around 2^64", index, ph.p_vaddr,
              ph.p_memsz);
-    if (ph.p_paddr < lowest_allowed.value)
-        fail("segment {} at [{:#x}, {:#x}) overlaps kvmlet's firmware area [0, {:#x})", index, ph.p_paddr,
-             end->value, lowest_allowed.value);
+    check_not_reserved(reserved, index, ph.p_paddr, end->value);
     if (!memory.contains(GuestAddress{ph.p_paddr}, ph.p_memsz))
         fail("segment {} at [{:#x}, {:#x}) is outside guest RAM", index, ph.p_paddr, end->value);
     return LoadSegment{index, ph.p_paddr, end->value, ph.p_vaddr, ph.p_offset, ph.p_filesz, ph.p_memsz};
@@ -119,10 +126,14 @@ void check_no_overlap(std::span<LoadSegment const> segments) {
     }
 }
 
-// e_entry is virtual; the segment that holds it says where that lands in physical memory.
+// e_entry is virtual, and the segment that holds it says where that lands in physical memory; or,
+// as in Linux's vmlinux, it is already physical (see load_elf in the header).
 GuestAddress translate_entry(std::span<LoadSegment const> segments, std::uint64_t entry) {
     for (auto const& s : segments) {
         if (entry >= s.vaddr && entry - s.vaddr < s.memsz) return GuestAddress{s.paddr + (entry - s.vaddr)};
+    }
+    for (auto const& s : segments) {
+        if (entry >= s.paddr && entry - s.paddr < s.memsz) return GuestAddress{entry};
     }
     fail("entry point {:#x} is outside every loadable segment", entry);
 }
@@ -144,14 +155,19 @@ bool is_elf(std::span<std::byte const> image) noexcept {
 
 LoadedKernel load_elf(GuestMemory const& memory, std::span<std::byte const> image,
                       GuestAddress lowest_allowed) {
+    ReservedRange const firmware_area[] = {{GuestAddress{0}, lowest_allowed, "kvmlet's firmware area"}};
+    return load_elf(memory, image, firmware_area);
+}
+
+LoadedKernel load_elf(GuestMemory const& memory, std::span<std::byte const> image,
+                      std::span<ReservedRange const> reserved) {
     Elf64_Ehdr const header = read_header(image);
     auto const headers = read_program_headers(image, header);
     LoadedKernel kernel;
     std::vector<LoadSegment> segments;
     for (std::size_t i = 0; i < headers.size(); ++i) {
         if (headers[i].p_type == PT_LOAD) {
-            if (auto s = check_load_segment(memory, image, headers[i], i, lowest_allowed))
-                segments.push_back(*s);
+            if (auto s = check_load_segment(memory, image, headers[i], i, reserved)) segments.push_back(*s);
         } else if (headers[i].p_type == PT_NOTE) {
             kernel.notes.push_back(check_note(image, headers[i], i));
         }

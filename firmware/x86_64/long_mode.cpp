@@ -59,10 +59,11 @@ constexpr unsigned desc_db_shift = 54;
 constexpr unsigned desc_g_shift = 55;
 constexpr unsigned desc_base_high_shift = 56;  // base 31:24 at bits 63:56
 
-constexpr std::size_t gdt_entries = 4;  // null, null, code 0x10, data 0x18
+constexpr std::size_t gdt_entries = 4;  // null, 32-bit code 0x08, 64-bit code 0x10, data 0x18
 using Gdt = std::array<std::uint64_t, gdt_entries>;
-static_assert(boot_code_selector / sizeof(std::uint64_t) < gdt_entries);
-static_assert(boot_data_selector / sizeof(std::uint64_t) < gdt_entries);
+static_assert(boot_code32_selector / sizeof(std::uint64_t) == 1);
+static_assert(boot_code_selector / sizeof(std::uint64_t) == 2);
+static_assert(boot_data_selector / sizeof(std::uint64_t) == 3);
 static_assert(gdt_start.value + sizeof(Gdt) <= idt_start.value);
 static_assert(pml4_start.value + page_table_size <= pdpt_start.value);
 static_assert(pdpt_start.value + page_table_size <= pd_start.value);
@@ -78,6 +79,16 @@ constexpr Segment boot_code_segment{.base = 0,
                                     .s = 1,
                                     .l = 1,
                                     .g = 1};
+constexpr Segment boot_code32_segment{.base = 0,
+                                      .limit = flat_limit,
+                                      .selector = boot_code32_selector,
+                                      .type = type_code_execute_read_accessed,
+                                      .present = 1,
+                                      .dpl = 0,
+                                      .db = 1,  // 32-bit default operand size
+                                      .s = 1,
+                                      .l = 0,
+                                      .g = 1};
 constexpr Segment boot_data_segment{.base = 0,
                                     .limit = flat_limit,
                                     .selector = boot_data_selector,
@@ -88,10 +99,11 @@ constexpr Segment boot_data_segment{.base = 0,
                                     .s = 1,
                                     .l = 0,
                                     .g = 1};
-// VM entry in IA-32e mode requires a usable TR holding a busy 64-bit TSS (SDM Vol. 3C "Checks on
-// Guest Segment Registers"). The 4-entry GDT has no room for a 16-byte TSS descriptor, so selector 0
-// names none: the CPU only reads the TSS on a privilege change or IST switch, which cannot happen
-// before the guest loads its own IDT and TR.
+// VM entry requires a usable TR holding a busy TSS (SDM Vol. 3C "Checks on Guest Segment
+// Registers"): type 0xb is a busy 64-bit TSS in IA-32e mode and a busy 32-bit TSS outside it, which
+// is also what the PVH entry state asks for (base 0, limit 0x67). The 4-entry GDT has no room for a
+// TSS descriptor, so selector 0 names none: the CPU only reads the TSS on a privilege change, an
+// IST switch or a task switch, which cannot happen before the guest loads its own IDT and TR.
 constexpr Segment boot_task_segment{.base = 0,
                                     .limit = tss_64_limit,
                                     .selector = 0,
@@ -110,7 +122,8 @@ void write_table(GuestMemory const& memory, GuestAddress at, T const& table, std
 }
 
 void write_gdt(GuestMemory const& memory) {
-    Gdt const gdt{0, 0, gdt_descriptor(boot_code_segment), gdt_descriptor(boot_data_segment)};
+    Gdt const gdt{0, gdt_descriptor(boot_code32_segment), gdt_descriptor(boot_code_segment),
+                  gdt_descriptor(boot_data_segment)};
     write_table(memory, gdt_start, gdt, "GDT");
 }
 
@@ -134,22 +147,37 @@ void write_page_tables(GuestMemory const& memory) {
     }
 }
 
-BootCpuState boot_cpu_state(GuestAddress entry) {
+// What both entry modes share: flat data segments, the GDT, an empty IDT, a stack, interrupts off.
+BootCpuState common_cpu_state(GuestAddress entry) {
     BootCpuState state;
     state.rip = entry.value;
     state.rsp = boot_stack_pointer.value;
     state.rflags = rflags_reserved_one;
-    state.cr0 = cr0_pe | cr0_mp | cr0_et | cr0_ne | cr0_pg;
-    state.cr3 = pml4_start.value;
-    state.cr4 = cr4_pae;
-    state.efer = efer_lme | efer_lma;
-    state.cs = boot_code_segment;
     state.ds = state.es = state.fs = state.gs = state.ss = boot_data_segment;
     state.tr = boot_task_segment;
     state.gdt = DescriptorTable{gdt_start.value, static_cast<std::uint16_t>(sizeof(Gdt) - 1)};
     // Limit 0: every vector lies outside the IDT, so any exception escalates to a triple fault,
     // which tiny guests use to report failure.
     state.idt = DescriptorTable{idt_start.value, 0};
+    return state;
+}
+
+BootCpuState long_mode_cpu_state(GuestAddress entry) {
+    BootCpuState state = common_cpu_state(entry);
+    state.cr0 = cr0_pe | cr0_mp | cr0_et | cr0_ne | cr0_pg;
+    state.cr3 = pml4_start.value;
+    state.cr4 = cr4_pae;
+    state.efer = efer_lme | efer_lma;
+    state.cs = boot_code_segment;
+    return state;
+}
+
+// The PVH entry state: "cr0: bit 0 (PE) must be set. All the other writeable bits are cleared";
+// CR4 clear; no EFER bits (ET is not writable: it reads as 1 on every CPU KVM runs on).
+BootCpuState protected_mode_cpu_state(GuestAddress entry) {
+    BootCpuState state = common_cpu_state(entry);
+    state.cr0 = cr0_pe | cr0_et;
+    state.cs = boot_code32_segment;
     return state;
 }
 
@@ -177,7 +205,14 @@ BootCpuState setup_long_mode(GuestMemory const& memory, GuestAddress entry) {
                                 entry.value, identity_mapped_size / GiB));
     write_gdt(memory);
     write_page_tables(memory);
-    return boot_cpu_state(entry);
+    return long_mode_cpu_state(entry);
+}
+
+BootCpuState setup_protected_mode(GuestMemory const& memory, GuestAddress entry) {
+    if (entry.value > UINT32_MAX)
+        throw Error(fmt::format("protected mode: entry point {:#x} is not a 32-bit address", entry.value));
+    write_gdt(memory);
+    return protected_mode_cpu_state(entry);
 }
 
 }  // namespace kvmlet::x86_64

@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "tests/unit/firmware/elf_builder.hpp"
 #include "vmm/base/error.hpp"
 
 using kvmlet::Error;
@@ -17,86 +18,12 @@ using kvmlet::GuestMemory;
 using kvmlet::MiB;
 using kvmlet::RamRange;
 using kvmlet::firmware::load_elf;
+using kvmlet::test::ElfBuilder;
+using kvmlet::test::pattern;
 
 namespace {
 
 constexpr GuestAddress firmware_end{0x10000};
-
-std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
-    std::vector<std::byte> data(size);
-    for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<std::byte>((seed + i * 7) & 0xff);
-    return data;
-}
-
-// Builds an ELF64 x86-64 executable in memory: header, program headers, then each segment's data.
-// `tamper` edits the headers after layout, before they are serialised, to make bad images.
-class ElfBuilder {
-public:
-    using Tamper = std::function<void(Elf64_Ehdr&, std::span<Elf64_Phdr>)>;  // a span: no resizing
-
-    ElfBuilder& entry(std::uint64_t vaddr) {
-        entry_ = vaddr;
-        return *this;
-    }
-
-    ElfBuilder& segment(std::uint64_t vaddr, std::uint64_t paddr, std::vector<std::byte> data,
-                        std::uint64_t memsz, std::uint32_t type = PT_LOAD) {
-        Elf64_Phdr ph{};
-        ph.p_type = type;
-        ph.p_flags = PF_R | PF_W | PF_X;
-        ph.p_vaddr = vaddr;
-        ph.p_paddr = paddr;
-        ph.p_filesz = data.size();
-        ph.p_memsz = memsz;
-        ph.p_align = 0x1000;
-        headers_.push_back(ph);
-        data_.push_back(std::move(data));
-        return *this;
-    }
-
-    std::vector<std::byte> build(Tamper const& tamper = {}) const {
-        Elf64_Ehdr eh = header();
-        std::vector<Elf64_Phdr> phs = headers_;
-        std::uint64_t offset = sizeof(Elf64_Ehdr) + phs.size() * sizeof(Elf64_Phdr);
-        for (std::size_t i = 0; i < phs.size(); ++i) {
-            phs[i].p_offset = offset;
-            offset += data_[i].size();
-        }
-        if (tamper) tamper(eh, phs);
-        // One buffer of the final size (GCC 12 warns falsely about vector::insert of bytes).
-        std::vector<std::byte> image(offset);
-        std::memcpy(image.data(), &eh, sizeof eh);
-        std::memcpy(image.data() + sizeof eh, phs.data(), phs.size() * sizeof(Elf64_Phdr));
-        std::size_t at = sizeof eh + headers_.size() * sizeof(Elf64_Phdr);
-        for (auto const& d : data_) {
-            std::copy(d.begin(), d.end(), image.begin() + static_cast<std::ptrdiff_t>(at));
-            at += d.size();
-        }
-        return image;
-    }
-
-private:
-    Elf64_Ehdr header() const {
-        Elf64_Ehdr eh{};
-        std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-        eh.e_ident[EI_CLASS] = ELFCLASS64;
-        eh.e_ident[EI_DATA] = ELFDATA2LSB;
-        eh.e_ident[EI_VERSION] = EV_CURRENT;
-        eh.e_type = ET_EXEC;
-        eh.e_machine = EM_X86_64;
-        eh.e_version = EV_CURRENT;
-        eh.e_entry = entry_;
-        eh.e_phoff = sizeof(Elf64_Ehdr);
-        eh.e_ehsize = sizeof(Elf64_Ehdr);
-        eh.e_phentsize = sizeof(Elf64_Phdr);
-        eh.e_phnum = static_cast<std::uint16_t>(headers_.size());
-        return eh;
-    }
-
-    std::uint64_t entry_ = 0;
-    std::vector<Elf64_Phdr> headers_;
-    std::vector<std::vector<std::byte>> data_;
-};
 
 // A tiny guest: code at 1 MiB, data plus bss at 1 MiB + 64 KiB, entry at the code.
 ElfBuilder tiny_guest() {
@@ -125,7 +52,7 @@ void fill(GuestMemory const& memory, std::byte value) {
 
 }  // namespace
 
-TEST_CASE("an ELF executable's segments land at their physical addresses with bss zeroed") {
+TEST_CASE("an ELF executable's segments land at their physical addresses with bss zeroed", "[firmware]") {
     auto const memory = ram();
     fill(memory, std::byte{0xaa});
     auto const kernel = load_elf(memory, tiny_guest().build(), firmware_end);
@@ -141,7 +68,7 @@ TEST_CASE("an ELF executable's segments land at their physical addresses with bs
     CHECK(kernel.notes.empty());
 }
 
-TEST_CASE("a vmlinux-like entry point is translated from virtual to physical") {
+TEST_CASE("a vmlinux-like entry point is translated from virtual to physical", "[firmware]") {
     auto const memory = ram(32 * MiB);
     ElfBuilder b;
     b.entry(0xffff'ffff'8100'0040).segment(0xffff'ffff'8100'0000, 0x100'0000, pattern(0x80, 3), 0x1000);
@@ -152,13 +79,36 @@ TEST_CASE("a vmlinux-like entry point is translated from virtual to physical") {
     CHECK(guest_bytes(memory, 0x100'0000, 0x80) == pattern(0x80, 3));
 }
 
-TEST_CASE("the entry point may lie in any segment, including in its bss") {
+TEST_CASE("a vmlinux entry point that is already physical is taken as it is", "[firmware]") {
+    // Linux's vmlinux: ENTRY(phys_startup_64), so e_entry = 0x1000000 while the text segment runs at
+    // 0xffffffff81000000; the zero-based per-CPU segment shows the virtual lookup runs first.
+    auto const memory = ram(64 * MiB);
+    ElfBuilder b;
+    b.entry(0x100'0000).segment(0xffff'ffff'8100'0000, 0x100'0000, pattern(0x80, 3), 0x20'0000);
+    b.segment(0, 0x130'0000, pattern(0x10, 4), 0x3'4000);
+    auto const kernel = load_elf(memory, b.build(), firmware_end);
+    CHECK(kernel.entry == GuestAddress{0x100'0000});
+    CHECK(kernel.start == GuestAddress{0x100'0000});
+    CHECK(kernel.end == GuestAddress{0x133'4000});
+}
+
+TEST_CASE("a virtual entry point wins over a physical reading of the same number", "[firmware]") {
+    // 0x1010 is inside segment 1's virtual range and segment 0's physical range.
+    auto const memory = ram(64 * MiB);
+    ElfBuilder b;
+    b.entry(0x1010).segment(0x20'0000, 0x1000, pattern(0x40, 5), 0x1000);
+    b.segment(0x1000, 0x30'0000, pattern(0x40, 6), 0x1000);
+    auto const kernel = load_elf(memory, b.build(), GuestAddress{0});
+    CHECK(kernel.entry == GuestAddress{0x30'0010});
+}
+
+TEST_CASE("the entry point may lie in any segment, including in its bss", "[firmware]") {
     auto const memory = ram();
     auto const kernel = load_elf(memory, tiny_guest().entry(0x111fff).build(), firmware_end);
     CHECK(kernel.entry == GuestAddress{0x111fff});
 }
 
-TEST_CASE("note segments are reported by their file range and not loaded") {
+TEST_CASE("note segments are reported by their file range and not loaded", "[firmware]") {
     auto const memory = ram();
     auto b = tiny_guest();
     b.segment(0, 0, pattern(24, 4), 24, PT_NOTE);
@@ -169,26 +119,26 @@ TEST_CASE("note segments are reported by their file range and not loaded") {
     CHECK(kernel.notes[0].offset == image.size() - 24);
 }
 
-TEST_CASE("segments with nothing in memory are skipped") {
+TEST_CASE("segments with nothing in memory are skipped", "[firmware]") {
     auto const memory = ram();
     auto b = tiny_guest();
     b.segment(0, 0, {}, 0);  // would be in the firmware area if it occupied anything
     CHECK(load_elf(memory, b.build(), firmware_end).start == GuestAddress{0x100000});
 }
 
-TEST_CASE("is_elf recognises the ELF magic only") {
+TEST_CASE("is_elf recognises the ELF magic only", "[firmware]") {
     CHECK(kvmlet::firmware::is_elf(tiny_guest().build()));
     CHECK_FALSE(kvmlet::firmware::is_elf(pattern(64, 0)));
     CHECK_FALSE(kvmlet::firmware::is_elf({}));
 }
 
-TEST_CASE("an image without the ELF magic is rejected") {
+TEST_CASE("an image without the ELF magic is rejected", "[firmware]") {
     auto const memory = ram();
     REQUIRE_THROWS_WITH(load_elf(memory, pattern(4096, 0), firmware_end), "kernel: not an ELF or bzImage");
     REQUIRE_THROWS_WITH(load_elf(memory, {}, firmware_end), "kernel: not an ELF or bzImage");
 }
 
-TEST_CASE("every truncation of the ELF header is rejected without reading past the image") {
+TEST_CASE("every truncation of the ELF header is rejected without reading past the image", "[firmware]") {
     auto const memory = ram();
     auto const image = tiny_guest().build();
     for (std::size_t length = 0; length < sizeof(Elf64_Ehdr); ++length) {
@@ -203,7 +153,7 @@ TEST_CASE("every truncation of the ELF header is rejected without reading past t
     }
 }
 
-TEST_CASE("an image truncated inside the program headers or data is rejected") {
+TEST_CASE("an image truncated inside the program headers or data is rejected", "[firmware]") {
     auto const memory = ram();
     auto const image = tiny_guest().build();
     for (std::size_t length = sizeof(Elf64_Ehdr); length < image.size(); ++length) {
@@ -215,7 +165,7 @@ TEST_CASE("an image truncated inside the program headers or data is rejected") {
     }
 }
 
-TEST_CASE("ELF images for other classes, byte orders, machines and types are rejected") {
+TEST_CASE("ELF images for other classes, byte orders, machines and types are rejected", "[firmware]") {
     auto const memory = ram();
     auto const with = [&](ElfBuilder::Tamper const& t) { return tiny_guest().build(t); };
     auto const load = [&](std::vector<std::byte> const& image) { load_elf(memory, image, firmware_end); };
@@ -235,7 +185,7 @@ TEST_CASE("ELF images for other classes, byte orders, machines and types are rej
                         "kernel: ELF type 1 is not an executable (ET_EXEC)");
 }
 
-TEST_CASE("a malformed program header table is rejected") {
+TEST_CASE("a malformed program header table is rejected", "[firmware]") {
     auto const memory = ram();
     auto const with = [&](ElfBuilder::Tamper const& t) { return tiny_guest().build(t); };
     auto const load = [&](std::vector<std::byte> const& image) { load_elf(memory, image, firmware_end); };
@@ -256,7 +206,7 @@ TEST_CASE("a malformed program header table is rejected") {
                         "kernel: program header table outside the file");
 }
 
-TEST_CASE("segment data outside the file is rejected") {
+TEST_CASE("segment data outside the file is rejected", "[firmware]") {
     auto const memory = ram();
     auto const with = [&](ElfBuilder::Tamper const& t) { return tiny_guest().build(t); };
     auto const load = [&](std::vector<std::byte> const& image) { load_elf(memory, image, firmware_end); };
@@ -275,7 +225,7 @@ TEST_CASE("segment data outside the file is rejected") {
                         "kernel: segment 1 file size 0x2001 exceeds its memory size 0x2000");
 }
 
-TEST_CASE("segments outside guest RAM are rejected") {
+TEST_CASE("segments outside guest RAM are rejected", "[firmware]") {
     auto const memory = ram(4 * MiB);
     auto const image_with = [](std::uint64_t paddr, std::uint64_t memsz) {
         ElfBuilder b;
@@ -293,7 +243,7 @@ TEST_CASE("segments outside guest RAM are rejected") {
     CHECK_NOTHROW(load(image_with(4 * MiB - 0x1000, 0x1000)));  // ends exactly at the end of RAM
 }
 
-TEST_CASE("a segment spanning the gap between two RAM ranges is rejected") {
+TEST_CASE("a segment spanning the gap between two RAM ranges is rejected", "[firmware]") {
     RamRange const ranges[] = {{GuestAddress{0}, 1 * MiB}, {GuestAddress{2 * MiB}, 1 * MiB}};
     auto const memory = GuestMemory::create(ranges);
     ElfBuilder b;
@@ -302,14 +252,14 @@ TEST_CASE("a segment spanning the gap between two RAM ranges is rejected") {
                         "kernel: segment 0 at [0xff000, 0x101000) is outside guest RAM");
 }
 
-TEST_CASE("a segment whose virtual range wraps around 2^64 is rejected") {
+TEST_CASE("a segment whose virtual range wraps around 2^64 is rejected", "[firmware]") {
     auto const memory = ram();
     auto const image = tiny_guest().build([](auto&, auto ph) { ph[0].p_vaddr = UINT64_MAX - 10; });
     REQUIRE_THROWS_WITH(load_elf(memory, image, firmware_end),
                         Catch::Matchers::StartsWith("kernel: segment 0 virtual address 0xfffffffffffffff5"));
 }
 
-TEST_CASE("overlapping segments are rejected and touching ones accepted") {
+TEST_CASE("overlapping segments are rejected and touching ones accepted", "[firmware]") {
     auto const memory = ram();
     ElfBuilder overlapping;
     overlapping.entry(0x100000).segment(0x100000, 0x100000, pattern(16, 7), 0x1000);
@@ -324,16 +274,36 @@ TEST_CASE("overlapping segments are rejected and touching ones accepted") {
     CHECK(load_elf(memory, touching.build(), firmware_end).end == GuestAddress{0x102000});
 }
 
-TEST_CASE("a segment below the lowest allowed address is rejected") {
+TEST_CASE("a segment below the lowest allowed address is rejected", "[firmware]") {
     auto const memory = ram();
     ElfBuilder b;
     b.entry(0xf000).segment(0xf000, 0xf000, pattern(16, 10), 0x2000);
     REQUIRE_THROWS_WITH(
         load_elf(memory, b.build(), firmware_end),
-        "kernel: segment 0 at [0xf000, 0x11000) overlaps kvmlet's firmware area [0, 0x10000)");
+        "kernel: segment 0 at [0xf000, 0x11000) overlaps kvmlet's firmware area [0x0, 0x10000)");
 }
 
-TEST_CASE("an entry point outside every loadable segment is rejected") {
+TEST_CASE("a segment touching any reserved range is rejected with that range's name", "[firmware]") {
+    auto const memory = ram();
+    kvmlet::firmware::ReservedRange const reserved[] = {
+        {GuestAddress{0}, firmware_end, "kvmlet's firmware area"},
+        {GuestAddress{0x9fc00}, GuestAddress{0x100000}, "the BIOS area"}};
+    auto const image_at = [](std::uint64_t paddr, std::uint64_t size) {
+        ElfBuilder b;
+        b.entry(paddr).segment(paddr, paddr, pattern(1, 12), size);
+        return b.build();
+    };
+    REQUIRE_THROWS_WITH(load_elf(memory, image_at(0x9f000, 0xc01), reserved),
+                        "kernel: segment 0 at [0x9f000, 0x9fc01) overlaps the BIOS area [0x9fc00, 0x100000)");
+    REQUIRE_THROWS_WITH(
+        load_elf(memory, image_at(0xfffff, 1), reserved),
+        "kernel: segment 0 at [0xfffff, 0x100000) overlaps the BIOS area [0x9fc00, 0x100000)");
+    CHECK_NOTHROW(load_elf(memory, image_at(0x9f000, 0xc00), reserved));    // ends where the area starts
+    CHECK_NOTHROW(load_elf(memory, image_at(0x100000, 0x1000), reserved));  // starts where it ends
+    CHECK_NOTHROW(load_elf(memory, image_at(0x10000, 0x1000), reserved));
+}
+
+TEST_CASE("an entry point outside every loadable segment is rejected", "[firmware]") {
     auto const memory = ram();
     REQUIRE_THROWS_WITH(load_elf(memory, tiny_guest().entry(0x112000).build(), firmware_end),
                         "kernel: entry point 0x112000 is outside every loadable segment");
@@ -341,14 +311,14 @@ TEST_CASE("an entry point outside every loadable segment is rejected") {
                         "kernel: entry point 0xfffff is outside every loadable segment");
 }
 
-TEST_CASE("an image without loadable segments is rejected") {
+TEST_CASE("an image without loadable segments is rejected", "[firmware]") {
     auto const memory = ram();
     ElfBuilder b;
     b.entry(0x100000).segment(0x100000, 0x100000, pattern(16, 11), 16, PT_NOTE);
     REQUIRE_THROWS_WITH(load_elf(memory, b.build(), firmware_end), "kernel: no loadable segments");
 }
 
-TEST_CASE("a rejected image leaves guest RAM untouched") {
+TEST_CASE("a rejected image leaves guest RAM untouched", "[firmware]") {
     auto const memory = ram();
     fill(memory, std::byte{0x55});
     // Segment 0 is good; segment 1 is not, and is only found after segment 0 was checked.

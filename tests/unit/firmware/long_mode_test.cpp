@@ -42,7 +42,7 @@ std::optional<std::uint64_t> translate(GuestMemory const& memory, std::uint64_t 
 
 }  // namespace
 
-TEST_CASE("the boot CPU state enters 64-bit mode at the entry point with paging on") {
+TEST_CASE("the boot CPU state enters 64-bit mode at the entry point with paging on", "[firmware]") {
     auto const memory = ram();
     auto const state = x86::setup_long_mode(memory, GuestAddress{0x100000});
     CHECK(state.rip == 0x100000);
@@ -55,7 +55,7 @@ TEST_CASE("the boot CPU state enters 64-bit mode at the entry point with paging 
     CHECK(state.efer == 0x500);  // LMA | LME
 }
 
-TEST_CASE("the segment registers hold the flat Linux boot-protocol segments") {
+TEST_CASE("the segment registers hold the flat Linux boot-protocol segments", "[firmware]") {
     auto const state = x86::setup_long_mode(ram(), GuestAddress{0x100000});
     CHECK(state.cs.selector == 0x10);
     CHECK(state.cs.l == 1);
@@ -73,13 +73,13 @@ TEST_CASE("the segment registers hold the flat Linux boot-protocol segments") {
     CHECK(state.tr.s == 0);
 }
 
-TEST_CASE("the GDT in guest RAM matches the segment registers") {
+TEST_CASE("the GDT in guest RAM matches the segment registers", "[firmware]") {
     auto const memory = ram();
     auto const state = x86::setup_long_mode(memory, GuestAddress{0x100000});
     CHECK(state.gdt.base == x86::gdt_start.value);
     CHECK(state.gdt.limit == 4 * 8 - 1);
     CHECK(entry_at(memory, x86::gdt_start, 0) == 0);
-    CHECK(entry_at(memory, x86::gdt_start, 1) == 0);
+    CHECK(entry_at(memory, x86::gdt_start, 1) == 0x00cf'9b00'0000'ffff);  // 32-bit flat code, for PVH
     // The well-known flat descriptors: 64-bit code 0xa09b and data 0xc093 in access/flags form.
     CHECK(entry_at(memory, x86::gdt_start, state.cs.selector / 8) == 0x00af'9b00'0000'ffff);
     CHECK(entry_at(memory, x86::gdt_start, state.ds.selector / 8) == 0x00cf'9300'0000'ffff);
@@ -87,13 +87,13 @@ TEST_CASE("the GDT in guest RAM matches the segment registers") {
     CHECK(entry_at(memory, x86::gdt_start, state.ss.selector / 8) == x86::gdt_descriptor(state.ss));
 }
 
-TEST_CASE("the IDT is empty so any exception triple-faults") {
+TEST_CASE("the IDT is empty so any exception triple-faults", "[firmware]") {
     auto const state = x86::setup_long_mode(ram(), GuestAddress{0x100000});
     CHECK(state.idt.base == x86::idt_start.value);
     CHECK(state.idt.limit == 0);
 }
 
-TEST_CASE("gdt_descriptor places every field where the SDM says") {
+TEST_CASE("gdt_descriptor places every field where the SDM says", "[firmware]") {
     x86::Segment const s{.base = 0x1234'5678,
                          .limit = 0xa'bcde,
                          .selector = 0,
@@ -107,7 +107,7 @@ TEST_CASE("gdt_descriptor places every field where the SDM says") {
     CHECK(x86::gdt_descriptor(s) == 0x124a'f334'5678'bcde);
 }
 
-TEST_CASE("the page tables identity-map the first 4 GiB with 2 MiB pages") {
+TEST_CASE("the page tables identity-map the first 4 GiB with 2 MiB pages", "[firmware]") {
     auto const memory = ram();
     auto const state = x86::setup_long_mode(memory, GuestAddress{0x100000});
     CHECK(entry_at(memory, x86::pml4_start, 0) == (x86::pdpt_start.value | 0x3));
@@ -126,13 +126,50 @@ TEST_CASE("the page tables identity-map the first 4 GiB with 2 MiB pages") {
     CHECK_FALSE(translate(memory, state.cr3, 4 * GiB).has_value());
 }
 
-TEST_CASE("long mode setup fails cleanly when the tables do not fit in RAM") {
+TEST_CASE("long mode setup fails cleanly when the tables do not fit in RAM", "[firmware]") {
     auto const memory = ram(0x1000);
     REQUIRE_THROWS_WITH(x86::setup_long_mode(memory, GuestAddress{0x100}),
                         "long mode: the PML4 at 0x9000 does not fit in guest RAM");
 }
 
-TEST_CASE("an entry point above the identity map is rejected") {
+TEST_CASE("an entry point above the identity map is rejected", "[firmware]") {
     REQUIRE_THROWS_WITH(x86::setup_long_mode(ram(), GuestAddress{4 * GiB}),
                         "long mode: entry point 0x100000000 is above the identity-mapped 4 GiB");
+}
+
+TEST_CASE("the protected-mode state enters 32-bit code with paging off", "[firmware]") {
+    auto const memory = ram();
+    auto const state = x86::setup_protected_mode(memory, GuestAddress{0x1000850});
+    CHECK(state.rip == 0x1000850);
+    CHECK(state.cr0 == 0x11);  // ET | PE
+    CHECK(state.cr3 == 0);
+    CHECK(state.cr4 == 0);
+    CHECK(state.efer == 0);
+    CHECK(state.rflags == 0x2);
+    CHECK(state.rbx == 0);
+    CHECK(state.cs.selector == 0x08);
+    CHECK(state.cs.db == 1);
+    CHECK(state.cs.l == 0);
+    CHECK(state.cs.base == 0);
+    CHECK(state.cs.limit == 0xffff'ffff);
+    for (auto const* s : {&state.ds, &state.es, &state.ss}) {
+        CHECK(s->selector == 0x18);
+        CHECK(s->db == 1);
+        CHECK(s->limit == 0xffff'ffff);
+    }
+    CHECK(state.tr.type == 0xb);  // busy 32-bit TSS outside IA-32e mode
+    CHECK(state.tr.limit == 0x67);
+    CHECK(entry_at(memory, x86::gdt_start, 1) == x86::gdt_descriptor(state.cs));
+    CHECK(entry_at(memory, x86::gdt_start, 3) == x86::gdt_descriptor(state.ds));
+}
+
+TEST_CASE("the protected-mode setup writes no page tables", "[firmware]") {
+    auto const memory = ram();
+    x86::setup_protected_mode(memory, GuestAddress{0x100000});
+    CHECK(entry_at(memory, x86::pml4_start, 0) == 0);
+}
+
+TEST_CASE("a protected-mode entry point above 4 GiB is rejected", "[firmware]") {
+    REQUIRE_THROWS_WITH(x86::setup_protected_mode(ram(), GuestAddress{4 * GiB}),
+                        "protected mode: entry point 0x100000000 is not a 32-bit address");
 }

@@ -1,0 +1,42 @@
+#include "firmware/x86_64/e820.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "firmware/x86_64/layout.hpp"
+#include "vmm/base/error.hpp"
+
+namespace kvmlet::x86_64 {
+namespace {
+
+void add_low_ram(std::vector<E820Entry>& map, std::uint64_t end) {
+    map.push_back({0, std::min(end, bios_area_start.value), e820_ram});
+    map.push_back({bios_area_start.value, bios_area_end.value - bios_area_start.value, e820_reserved});
+    if (end > bios_area_end.value) map.push_back({bios_area_end.value, end - bios_area_end.value, e820_ram});
+}
+
+}  // namespace
+
+std::vector<E820Entry> e820_map(GuestMemory const& memory) {
+    std::vector<E820Entry> map;
+    for (auto const& region : memory.regions()) {
+        if (region.start.value == 0)
+            add_low_ram(map, region.size);
+        else
+            map.push_back({region.start.value, region.size, e820_ram});
+    }
+    if (map.size() > e820_max_entries_zeropage)
+        throw Error(fmt::format("e820: {} memory ranges, the zero page holds at most {}", map.size(),
+                                e820_max_entries_zeropage));
+    return map;
+}
+
+GuestAddress low_ram_end(GuestMemory const& memory) {
+    for (auto const& region : memory.regions()) {
+        if (region.start.value == 0) return GuestAddress{region.size};
+    }
+    throw Error("e820: guest RAM does not start at address 0");
+}
+
+}  // namespace kvmlet::x86_64
