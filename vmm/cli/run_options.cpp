@@ -144,7 +144,8 @@ constexpr std::array<OptionSpec, 11> options{{
      .apply = apply_initrd},
     {.name = "--cmdline",
      .value_name = "STR",
-     .help = "kernel command line, at most 4096 bytes",
+     .help = "kernel command line, at most 4096 bytes here; the kernel's own\n"
+             "limit applies too (2047 for x86 Linux, or the bzImage's cmdline_size)",
      .default_text =
          [](MachineConfig const& c) { return c.cmdline.empty() ? std::string("none") : c.cmdline; },
      .apply = apply_cmdline},
