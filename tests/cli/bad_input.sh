@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# End-to-end bad-input cases for the kvmlet binary: each must end with the documented exit status
+# and exactly one "kvmlet: error:" line naming the problem (README, "Exit status"), never a crash.
+#   bad_input.sh KVMLET GOOD_GUEST_ELF
+# Cases that get as far as opening /dev/kvm are skipped (77) where it is not usable.
+set -uo pipefail
+kvmlet=$1 good=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+# check NAME STATUS REGEX -- ARGS...: runs kvmlet ARGS, checks the status and the error line.
+check() {
+    local name=$1 want=$2 regex=$3
+    shift 4
+    local status=0
+    "$kvmlet" "$@" </dev/null >"$tmp/out" 2>"$tmp/err" || status=$?
+    local errors
+    errors=$(grep -c '^kvmlet: error: ' "$tmp/err" || true)
+    if [[ $status -ne $want ]] || [[ $errors -ne 1 ]] || ! grep -qE "^kvmlet: error: .*$regex" "$tmp/err"; then
+        echo "FAIL: $name: status $status (want $want), $errors error lines, stderr:"
+        sed 's/^/  | /' "$tmp/err"
+        failures=$((failures + 1))
+    else
+        echo "ok: $name: $(grep '^kvmlet: error: ' "$tmp/err")"
+    fi
+}
+
+# Usage errors: status 2, before any KVM access.
+check "no command" 2 "missing command" -- 
+check "unknown option" 2 "unknown option --frobnicate" -- run --kernel "$good" --frobnicate
+check "zero cpus" 2 "--cpus 0: must be 1 to 64" -- run --kernel "$good" --cpus 0
+check "memory beyond the host" 2 "--memory 100T: exceeds host memory" -- run --kernel "$good" --memory 100T
+check "missing kernel option" 2 "missing --kernel" -- run --cpus 2
+
+if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
+    echo "SKIP: /dev/kvm is not usable; the set-up error cases need it"
+    exit $((failures ? 1 : 77))
+fi
+exec 3>&-
+
+# Set-up errors: status 1.
+printf 'not a kernel\n' >"$tmp/text"
+head -c 40 "$good" >"$tmp/truncated.elf"
+: >"$tmp/empty"
+check "kernel missing" 1 "kernel: .*/nonexistent: No such file" -- run --kernel "$tmp/nonexistent"
+check "kernel is text" 1 "kernel: not an ELF or bzImage" -- run --kernel "$tmp/text"
+check "kernel truncated" 1 "kernel: .*truncated" -- run --kernel "$tmp/truncated.elf"
+check "kernel empty" 1 "kernel: .* is empty" -- run --kernel "$tmp/empty"
+check "kernel is a directory" 1 "kernel: .* is not a regular file" -- run --kernel "$tmp"
+check "initrd missing" 1 "initrd: .*No such file" -- run --kernel "$good" --initrd "$tmp/nonexistent"
+truncate -s 8M "$tmp/big.initrd"
+check "initrd larger than RAM" 1 "initrd: .*does not fit" -- run --kernel "$good" --memory 4M --initrd "$tmp/big.initrd"
+check "cmdline longer than the kernel takes" 1 "cmdline: .*at most" -- run --kernel "$good" \
+    --cmdline "$(printf 'x%.0s' {1..3000})"
+
+((failures == 0)) || { echo "$failures case(s) failed"; exit 1; }
