@@ -144,12 +144,10 @@ void Machine::start_vcpus() {
 void Machine::stop_vcpus() noexcept {
     if (threads_.empty()) return;
     if (!stop_.requested()) stop_.request(StopKind::signal, "machine destroyed");
+    // The signal interrupts a KVM_RUN in progress; immediate_exit covers a kick that lands between
+    // a vCPU's stop check and its next KVM_RUN.
     for (auto& vcpu : vcpus_) vcpu->kick(false);
-    for (auto& thread : threads_) {
-        // A vCPU blocked in KVM_RUN may miss one signal between its stop check and the ioctl;
-        // immediate_exit covers that, and repeated kicks cover the rest.
-        thread.join();
-    }
+    for (auto& thread : threads_) thread.join();
     threads_.clear();
 }
 
