@@ -2,7 +2,9 @@
 // turns what happened into one of the documented exit statuses (see `kvmlet run --help`).
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <span>
 
 #include "vmm/base/error.hpp"
@@ -13,6 +15,7 @@
 #include "vmm/event/terminal.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/machine/machine.hpp"
+#include "vmm/vcpu/host_compat.hpp"
 
 namespace kvmlet {
 namespace {
@@ -28,12 +31,36 @@ void report(StopReason const& reason) {
     if (!detail.empty()) std::fprintf(stderr, "%s\n", detail.c_str());
 }
 
-ExitStatus run(MachineConfig const& config) {
+// SIGINT/SIGTERM/SIGHUP outside Machine::run() (while a machine is built or rebuilt after a
+// reset) are remembered here; inside it, the machine's event loop handles them.
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void remember_signal(int sig) { g_stop_signal = sig; }
+
+void install_stop_handlers() {
+    struct sigaction action {};
+    action.sa_handler = remember_signal;
+    sigemptyset(&action.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
+}
+
+ExitStatus run(MachineConfig config) {
     KvmSystem kvm;
+    if (!config.host_compat) {
+        config.host_compat = detect_host_compat();
+        if (*config.host_compat != HostCompat::none)
+            log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
+                      name(*config.host_compat));
+    }
     RawTerminal terminal(STDIN_FILENO);
     for (;;) {
-        StopReason reason = Machine(config, kvm).run();
-        if (reason.kind == StopKind::reset && config.on_reboot == RebootAction::restart) {
+        // Again after each run: the event loop's signal_set leaves SIG_DFL behind.
+        install_stop_handlers();
+        Machine machine(config, kvm);
+        StopReason reason = g_stop_signal ? StopReason{StopKind::signal, fmt::format("received {}", ::strsignal(g_stop_signal))}
+                                          : machine.run();
+        install_stop_handlers();
+        if (reason.kind == StopKind::reset && config.on_reboot == RebootAction::restart && !g_stop_signal) {
             log::info("guest reset: restarting (--on-reboot restart)");
             continue;
         }

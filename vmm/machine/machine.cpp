@@ -27,15 +27,6 @@ constexpr int halt_rounds_needed = 2;
 constexpr std::uint16_t i8042_data_port = 0x60;
 constexpr std::uint16_t i8042_command_port = 0x64;
 
-HostCompat resolve_host_compat(std::optional<HostCompat> chosen) {
-    if (chosen) return *chosen;
-    HostCompat detected = detect_host_compat();
-    if (detected != HostCompat::none)
-        log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
-                  name(detected));
-    return detected;
-}
-
 x86_64::EntryProtocol entry_protocol(BootProtocol protocol) {
     switch (protocol) {
         case BootProtocol::automatic: return x86_64::EntryProtocol::automatic;
@@ -56,7 +47,7 @@ std::string kernel_cmdline(std::string const& user, HostCompat mode) {
 
 Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     : config_(config),
-      host_compat_(resolve_host_compat(config.host_compat)),
+      host_compat_(config.host_compat.value_or(detect_host_compat())),
       stop_([this] { io_.stop(); }),
       vm_(kvm.create_vm()),
       console_out_(STDOUT_FILENO),
