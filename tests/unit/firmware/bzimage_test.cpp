@@ -7,6 +7,7 @@
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "tests/unit/firmware/bzimage_builder.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 
 using Catch::Matchers::StartsWith;
@@ -14,36 +15,24 @@ using kvmlet::Error;
 using kvmlet::GuestAddress;
 using kvmlet::GuestMemory;
 using kvmlet::MiB;
-using kvmlet::RamRange;
 using kvmlet::test::BzImageBuilder;
+using kvmlet::test::flat_ram;
 using kvmlet::test::get;
+using kvmlet::test::guest;
+using kvmlet::test::guest_bytes;
 using kvmlet::test::put;
 namespace x86 = kvmlet::x86_64;
 
 namespace {
 
 GuestMemory ram(std::uint64_t size = 64 * MiB) {
-    RamRange const ranges[] = {{GuestAddress{0}, size}};
-    return GuestMemory::create(ranges);
+    return flat_ram(size);
 }
 
 x86::KernelBoot boot(GuestMemory const& memory, std::vector<std::byte> const& image, std::string cmdline = "",
                      x86::EntryProtocol entry = x86::EntryProtocol::automatic) {
     return x86::load_kernel(
         memory, {.kernel = image, .initrd = {}, .cmdline = std::move(cmdline), .cpus = 1, .entry = entry});
-}
-
-std::vector<std::byte> guest_bytes(GuestMemory const& memory, std::uint64_t at, std::size_t size) {
-    std::vector<std::byte> out(size);
-    REQUIRE(memory.read_bytes(GuestAddress{at}, out));
-    return out;
-}
-
-template <class T>
-T guest(GuestMemory const& memory, std::uint64_t at) {
-    auto const value = memory.read<T>(GuestAddress{at});
-    REQUIRE(value);
-    return *value;
 }
 
 }  // namespace

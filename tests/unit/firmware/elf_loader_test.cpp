@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/unit/firmware/elf_builder.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 
 using kvmlet::Error;
@@ -19,6 +20,8 @@ using kvmlet::MiB;
 using kvmlet::RamRange;
 using kvmlet::firmware::load_elf;
 using kvmlet::test::ElfBuilder;
+using kvmlet::test::flat_ram;
+using kvmlet::test::guest_bytes;
 using kvmlet::test::pattern;
 
 namespace {
@@ -34,14 +37,7 @@ ElfBuilder tiny_guest() {
 }
 
 GuestMemory ram(std::uint64_t size = 4 * MiB) {
-    RamRange const ranges[] = {{GuestAddress{0}, size}};
-    return GuestMemory::create(ranges);
-}
-
-std::vector<std::byte> guest_bytes(GuestMemory const& memory, std::uint64_t at, std::size_t size) {
-    std::vector<std::byte> out(size);
-    REQUIRE(memory.read_bytes(GuestAddress{at}, out));
-    return out;
+    return flat_ram(size);
 }
 
 void fill(GuestMemory const& memory, std::byte value) {

@@ -7,33 +7,18 @@
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "tests/unit/firmware/bzimage_builder.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 
 using kvmlet::GiB;
 using kvmlet::GuestAddress;
-using kvmlet::GuestMemory;
 using kvmlet::KiB;
 using kvmlet::MiB;
-using kvmlet::RamRange;
 using kvmlet::test::BzImageBuilder;
+using kvmlet::test::flat_ram;
+using kvmlet::test::guest;
 using kvmlet::test::pattern;
 namespace x86 = kvmlet::x86_64;
-
-namespace {
-
-GuestMemory ram(std::uint64_t size) {
-    RamRange const ranges[] = {{GuestAddress{0}, size}};
-    return GuestMemory::create(ranges);
-}
-
-template <class T>
-T guest(GuestMemory const& memory, std::uint64_t at) {
-    auto const value = memory.read<T>(GuestAddress{at});
-    REQUIRE(value);
-    return *value;
-}
-
-}  // namespace
 
 TEST_CASE("the initrd goes page-aligned as high as low RAM allows", "[firmware]") {
     auto const placed =
@@ -73,7 +58,7 @@ TEST_CASE("an initrd too big for the room above the kernel is rejected", "[firmw
 }
 
 TEST_CASE("a bzImage's initrd goes above its decompression area and into the zero page", "[firmware]") {
-    auto const memory = ram(64 * MiB);
+    auto const memory = flat_ram(64 * MiB);
     auto const initrd = pattern(5 * KiB, 3);
     auto const kernel = x86::load_kernel(
         memory,
@@ -92,7 +77,7 @@ TEST_CASE("a bzImage's initrd goes above its decompression area and into the zer
 }
 
 TEST_CASE("a bzImage's initrd may not overlap the kernel's decompression area", "[firmware]") {
-    auto const memory = ram(26 * MiB);  // 2 MiB free above 16 MiB + 8 MiB
+    auto const memory = flat_ram(26 * MiB);  // 2 MiB free above 16 MiB + 8 MiB
     auto const fits = pattern(2 * MiB, 4);
     CHECK_NOTHROW(x86::load_kernel(
         memory, {.kernel = BzImageBuilder{}.build(), .initrd = fits, .cmdline = "", .cpus = 1, .entry = {}}));
@@ -106,7 +91,7 @@ TEST_CASE("a bzImage's initrd may not overlap the kernel's decompression area", 
 }
 
 TEST_CASE("a bzImage's initrd_addr_max is honoured", "[firmware]") {
-    auto const memory = ram(64 * MiB);
+    auto const memory = flat_ram(64 * MiB);
     BzImageBuilder b;
     b.initrd_addr_max = 0x1ff'ffff;  // 32 MiB - 1
     auto const initrd = pattern(4 * KiB, 5);

@@ -8,6 +8,7 @@
 
 #include "firmware/x86_64/layout.hpp"
 #include "tests/unit/firmware/elf_builder.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/mapped_file.hpp"
 
@@ -16,13 +17,15 @@ using kvmlet::GuestAddress;
 using kvmlet::GuestMemory;
 using kvmlet::MiB;
 using kvmlet::test::ElfBuilder;
+using kvmlet::test::guest;
 using kvmlet::test::pattern;
+using kvmlet::test::x86_ram;
 namespace x86 = kvmlet::x86_64;
 
 namespace {
 
 GuestMemory ram(std::uint64_t size = 64 * MiB) {
-    return GuestMemory::create(x86::ram_ranges(size));
+    return x86_ram(size);
 }
 
 std::vector<std::byte> tiny_guest() {
@@ -39,13 +42,6 @@ x86::KernelBoot boot(GuestMemory const& memory, std::vector<std::byte> const& ke
                                      .cmdline = std::move(cmdline),
                                      .cpus = 1,
                                      .entry = x86::EntryProtocol::automatic});
-}
-
-template <class T>
-T guest(GuestMemory const& memory, std::uint64_t at) {
-    auto const value = memory.read<T>(GuestAddress{at});
-    REQUIRE(value);
-    return *value;
 }
 
 std::string guest_string(GuestMemory const& memory, std::uint64_t at, std::size_t max) {

@@ -5,26 +5,25 @@
 #include <optional>
 
 #include "firmware/x86_64/layout.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 
 using kvmlet::GiB;
 using kvmlet::GuestAddress;
 using kvmlet::GuestMemory;
 using kvmlet::MiB;
-using kvmlet::RamRange;
+using kvmlet::test::flat_ram;
+using kvmlet::test::guest;
 namespace x86 = kvmlet::x86_64;
 
 namespace {
 
 GuestMemory ram(std::uint64_t size = 1 * MiB) {
-    RamRange const ranges[] = {{GuestAddress{0}, size}};
-    return GuestMemory::create(ranges);
+    return flat_ram(size);
 }
 
 std::uint64_t entry_at(GuestMemory const& memory, GuestAddress table, std::uint64_t index) {
-    auto const value = memory.read<std::uint64_t>(GuestAddress{table.value + index * 8});
-    REQUIRE(value);
-    return *value;
+    return guest<std::uint64_t>(memory, table.value + index * 8);
 }
 
 // Walks the tables the way the MMU does for a 2 MiB page (Intel SDM Vol. 3A §4.5); nullopt when

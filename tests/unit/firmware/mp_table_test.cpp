@@ -6,17 +6,19 @@
 #include <vector>
 
 #include "firmware/x86_64/layout.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 
 using kvmlet::GuestAddress;
 using kvmlet::GuestMemory;
 using kvmlet::MiB;
+using kvmlet::test::x86_ram;
 namespace x86 = kvmlet::x86_64;
 
 namespace {
 
 GuestMemory ram() {
-    return GuestMemory::create(x86::ram_ranges(16 * MiB));
+    return x86_ram(16 * MiB);
 }
 
 std::vector<std::uint8_t> bytes(GuestMemory const& memory, std::uint64_t at, std::size_t size) {

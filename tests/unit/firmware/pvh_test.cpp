@@ -8,16 +8,18 @@
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/pvh_start_info.hpp"
 #include "tests/unit/firmware/elf_builder.hpp"
+#include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
 
 using Catch::Matchers::StartsWith;
 using kvmlet::Error;
-using kvmlet::GuestAddress;
 using kvmlet::GuestMemory;
 using kvmlet::KiB;
 using kvmlet::MiB;
 using kvmlet::test::ElfBuilder;
+using kvmlet::test::guest;
 using kvmlet::test::pattern;
+using kvmlet::test::x86_ram;
 namespace x86 = kvmlet::x86_64;
 
 namespace {
@@ -64,7 +66,7 @@ std::vector<std::byte> kernel_with_notes(std::vector<std::byte> const& notes) {
 }
 
 GuestMemory ram(std::uint64_t size = 64 * MiB) {
-    return GuestMemory::create(x86::ram_ranges(size));
+    return x86_ram(size);
 }
 
 x86::KernelBoot boot(GuestMemory const& memory, std::vector<std::byte> const& kernel,
@@ -72,13 +74,6 @@ x86::KernelBoot boot(GuestMemory const& memory, std::vector<std::byte> const& ke
                      std::optional<std::span<std::byte const>> initrd = {}) {
     return x86::load_kernel(
         memory, {.kernel = kernel, .initrd = initrd, .cmdline = "console=hvc0", .cpus = 2, .entry = entry});
-}
-
-template <class T>
-T guest(GuestMemory const& memory, std::uint64_t at) {
-    auto const value = memory.read<T>(GuestAddress{at});
-    REQUIRE(value);
-    return *value;
 }
 
 }  // namespace
