@@ -1,6 +1,8 @@
 #include "vmm/vcpu/x86_64/cpuid.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -288,6 +290,27 @@ TEST_CASE("leaf 0x8000001E gives each vCPU its own core on node 0") {
     CHECK(amd->eax == 5);
     CHECK(amd->ebx == 5);
     CHECK(amd->ecx == 0);
+}
+
+TEST_CASE("the TSC frequency goes into leaf 0x40000010 and the hypervisor's maximum leaf covers it") {
+    std::vector<kvm_cpuid_entry2> s{entry(0x4000'0000, 0, 0x4000'0001, 0x4b4d'564b, 0x564b'4d56, 0x4d),
+                                    entry(0x4000'0010, 0, 1, 2, 0, 0)};
+    auto entries = build_cpuid(s, CpuTemplate::host, CpuTopology{0, 1}, 2'445'404u);
+    auto base = find(entries, 0x4000'0000);
+    REQUIRE(base);
+    CHECK(base->eax == 0x4000'0010);
+    CHECK(std::count_if(entries.begin(), entries.end(), [](auto const& e) { return e.function == 0x4000'0010; }) == 1);
+    auto timing = find(entries, 0x4000'0010);
+    REQUIRE(timing);
+    CHECK(timing->eax == 2'445'404u);
+    CHECK(timing->ebx == 1'000'000u);
+}
+
+TEST_CASE("without a TSC frequency or hypervisor leaves no timing leaf is added") {
+    std::vector<kvm_cpuid_entry2> with_base{entry(0x4000'0000, 0, 0x4000'0001, 0, 0, 0)};
+    CHECK_FALSE(find(build_cpuid(with_base, CpuTemplate::host, CpuTopology{0, 1}), 0x4000'0010));
+    std::vector<kvm_cpuid_entry2> no_base{entry(0x0, 0, 0xd, 0, 0, 0)};
+    CHECK_FALSE(find(build_cpuid(no_base, CpuTemplate::host, CpuTopology{0, 1}, 1000u), 0x4000'0010));
 }
 
 }  // namespace kvmlet::x86_64

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# --on-reboot restart: a guest that resets is booted again, again and again, until kvmlet gets
+# SIGTERM, which ends it with status 0 ("stopped by a signal").
+#   restart.sh KVMLET HELLO_GUEST_ELF
+set -uo pipefail
+kvmlet=$1 guest=$2
+[[ -r /dev/kvm && -w /dev/kvm ]] || { echo "SKIP: /dev/kvm is not usable"; exit 77; }
+tmp=$(mktemp -d)
+pid=
+cleanup() { [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$kvmlet" run --kernel "$guest" --on-reboot restart </dev/null >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+# Wait (at most 20 s) until the guest has booted at least 3 times, then stop kvmlet.
+for _ in $(seq 200); do
+    (($(grep -c 'Hello from a kvmlet tiny guest' "$tmp/out") >= 3)) && break
+    sleep 0.1
+done
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=
+boots=$(grep -c 'Hello from a kvmlet tiny guest' "$tmp/out")
+fail=0
+((boots >= 3)) || { echo "FAIL: the guest booted $boots times, want at least 3"; fail=1; }
+[[ $status -eq 0 ]] || { echo "FAIL: kvmlet exited with $status after SIGTERM, want 0"; fail=1; }
+grep -q 'restarting (--on-reboot restart)' "$tmp/err" || { echo "FAIL: no restart logged"; fail=1; }
+grep -q 'stopped by a signal' "$tmp/err" || { echo "FAIL: the SIGTERM stop was not reported"; fail=1; }
+if ((fail)); then
+    echo "--- stderr (last lines)"; tail -5 "$tmp/err"
+    exit 1
+fi
+echo "ok: $boots boots, then SIGTERM ended kvmlet with status 0"
