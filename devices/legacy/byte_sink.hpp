@@ -14,3 +14,13 @@ public:
 };
 
 }  // namespace kvmlet
+
+namespace kvmlet {
+
+// Output nobody reads (--console none): dropped.
+class DiscardSink final : public ByteSink {
+public:
+    void write(std::span<std::byte const>) noexcept override {}
+};
+
+}  // namespace kvmlet

@@ -60,6 +60,12 @@ inline constexpr GuestAddress high_ram_start{4 * GiB};
 
 // Firecracker-compatible boot-timer MMIO page, at the start of the MMIO hole.
 inline constexpr GuestAddress boot_timer_mmio{0xc000'0000};
+// virtio-mmio devices: one 4 KiB register window each, from here up, in the order disks (as on
+// the command line), console, rng; device i raises IOAPIC pin virtio_mmio_first_irq + i.
+inline constexpr GuestAddress virtio_mmio_start{0xd000'0000};
+inline constexpr std::uint64_t virtio_mmio_stride = 0x1000;
+inline constexpr std::uint32_t virtio_mmio_first_irq = 5;
+inline constexpr std::uint32_t virtio_mmio_last_irq = 23;  // the IOAPIC has 24 pins
 // Local APIC and IO-APIC, where the in-kernel irqchip puts them.
 inline constexpr GuestAddress ioapic_start{0xfec0'0000};
 inline constexpr GuestAddress lapic_start{0xfee0'0000};

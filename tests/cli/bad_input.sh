@@ -32,6 +32,13 @@ check "unknown option" 2 "unknown option --frobnicate" -- run --kernel "$good" -
 check "zero cpus" 2 "--cpus 0: must be 1 to 64" -- run --kernel "$good" --cpus 0
 check "memory beyond the host" 2 "--memory 100T: exceeds host memory" -- run --kernel "$good" --memory 100T
 check "missing kernel option" 2 "missing --kernel" -- run --cpus 2
+check "disk without a path" 2 "--disk ,readonly: empty path" -- run --kernel "$good" --disk ,readonly
+check "disk with an unknown property" 2 "unknown property 'fast'" -- run --kernel "$good" --disk x.img,fast
+check "disk id too long" 2 "id must be 1 to 20 characters" -- run --kernel "$good" --disk x.img,id=abcdefghijklmnopqrstu
+check "disk cache mode" 2 "cache maybe: must be writeback or none" -- run --kernel "$good" --disk x.img,cache=maybe
+check "seventeen disks" 2 "at most 16 disks" -- run --kernel "$good" $(printf -- '--disk d%s.img ' {1..17})
+check "console kind" 2 "--console tty: must be serial, virtio or none" -- run --kernel "$good" --console tty
+check "rng rate zero" 2 "--rng-rate 0: must be at least 1 byte per second" -- run --kernel "$good" --rng-rate 0
 
 if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
     echo "SKIP: /dev/kvm is not usable; the set-up error cases need it"
@@ -51,6 +58,13 @@ check "kernel is a directory" 1 "kernel: .* is not a regular file" -- run --kern
 check "initrd missing" 1 "initrd: .*No such file" -- run --kernel "$good" --initrd "$tmp/nonexistent"
 truncate -s 8M "$tmp/big.initrd"
 check "initrd larger than RAM" 1 "initrd: .*does not fit" -- run --kernel "$good" --memory 4M --initrd "$tmp/big.initrd"
+check "disk missing" 1 "disk .*/nonexistent.img: .*No such file" -- run --kernel "$good" --disk "$tmp/nonexistent.img"
+truncate -s 1M "$tmp/locked.img"
+flock -x "$tmp/locked.img" sleep 30 &
+locker=$!
+sleep 0.2
+check "disk in use" 1 "disk .*/locked.img: in use by another process" -- run --kernel "$good" --disk "$tmp/locked.img"
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
 check "cmdline longer than the kernel takes" 1 "cmdline: .*at most" -- run --kernel "$good" \
     --cmdline "$(printf 'x%.0s' {1..3000})"
 

@@ -35,6 +35,7 @@ std::string option_line(OptionSpec const& spec, MachineConfig const& defaults) {
                                              : "\n" + std::string(option_column, ' ');
     line += indented(spec.help);
     if (spec.required) line += " (required)";
+    if (spec.repeatable) line += " (repeatable)";
     if (spec.default_text != nullptr) line += fmt::format(" (default: {})", spec.default_text(defaults));
     return line + "\n";
 }

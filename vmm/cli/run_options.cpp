@@ -27,6 +27,8 @@ constexpr std::array<Choice<RebootAction>, 2> reboot_actions{
     {{"exit", RebootAction::exit}, {"restart", RebootAction::restart}}};
 constexpr std::array<Choice<BootProtocol>, 3> boot_protocols{
     {{"auto", BootProtocol::automatic}, {"linux64", BootProtocol::linux64}, {"pvh", BootProtocol::pvh}}};
+constexpr std::array<Choice<ConsoleKind>, 3> console_kinds{
+    {{"serial", ConsoleKind::serial}, {"virtio", ConsoleKind::virtio}, {"none", ConsoleKind::none}}};
 constexpr std::array<Choice<std::optional<HostCompat>>, 3> host_compat_modes{
     {{"auto", std::nullopt}, {"pvm", HostCompat::pvm}, {"none", HostCompat::none}}};
 
@@ -123,6 +125,59 @@ void apply_boot_protocol(RunState& state, std::string_view name, std::string_vie
     state.config.boot_protocol = parse_choice(boot_protocols, name, value);
 }
 
+constexpr std::array<Choice<CacheMode>, 2> cache_modes{
+    {{"writeback", CacheMode::writeback}, {"none", CacheMode::none}}};
+constexpr std::size_t max_disk_id_bytes = 20;  // virtio 1.2 §5.2.6: VIRTIO_BLK_ID_BYTES
+
+void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_view value, std::string_view item) {
+    if (item == "readonly") {
+        disk.read_only = true;
+    } else if (item.starts_with("id=")) {
+        disk.id = std::string(item.substr(3));
+        if (disk.id.empty() || disk.id.size() > max_disk_id_bytes)
+            fail(name, value, fmt::format("id must be 1 to {} characters", max_disk_id_bytes));
+        for (char c : disk.id)
+            if (c < 0x21 || c > 0x7e) fail(name, value, "id must be printable ASCII without spaces");
+    } else if (item.starts_with("cache=")) {
+        disk.cache = parse_choice(cache_modes, std::string(name) + " cache", item.substr(6));
+    } else {
+        fail(name, value, fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none)", item));
+    }
+}
+
+// PATH[,readonly][,id=NAME][,cache=writeback|none]
+void apply_disk(RunState& state, std::string_view name, std::string_view value) {
+    if (state.config.disks.size() == MachineConfig::max_disks)
+        fail(name, value, fmt::format("at most {} disks", MachineConfig::max_disks));
+    DiskConfig disk;
+    std::size_t comma = value.find(',');
+    disk.path = std::string(value.substr(0, comma));
+    if (disk.path.empty()) fail(name, value, "empty path");
+    while (comma != std::string_view::npos) {
+        std::size_t next = value.find(',', comma + 1);
+        apply_disk_property(disk, name, value, value.substr(comma + 1, next - comma - 1));
+        comma = next;
+    }
+    state.config.disks.push_back(std::move(disk));
+}
+
+void apply_console(RunState& state, std::string_view name, std::string_view value) {
+    state.config.console = parse_choice(console_kinds, name, value);
+}
+
+void apply_rng(RunState& state, std::string_view, std::string_view) {
+    if (!state.config.rng) state.config.rng.emplace();
+}
+
+void apply_rng_rate(RunState& state, std::string_view name, std::string_view value) {
+    std::uint64_t rate = 0;
+    char const* const end = value.data() + value.size();
+    auto const [digits_end, ec] = std::from_chars(value.data(), end, rate);
+    if (ec == std::errc::invalid_argument || digits_end != end) fail(name, value, "not a number");
+    if (ec == std::errc::result_out_of_range || rate == 0) fail(name, value, "must be at least 1 byte per second");
+    state.config.rng = virtio::RngConfig{.bytes_per_second = rate};
+}
+
 void apply_verbose(RunState& state, std::string_view, std::string_view) {
     state.config.verbose = true;
 }
@@ -131,7 +186,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 11> options{{
+constexpr std::array<OptionSpec, 15> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -182,6 +237,24 @@ constexpr std::array<OptionSpec, 11> options{{
              "auto detects kvm_pvm; pvm forces the workarounds; none turns them off",
      .default_text = [](MachineConfig const& c) { return name_of(host_compat_modes, c.host_compat); },
      .apply = apply_host_compat},
+    {.name = "--disk",
+     .value_name = "PATH[,readonly][,id=NAME][,cache=writeback|none]",
+     .help = "a raw disk image as a virtio-blk device (vda, vdb, ... in order),\n"
+             "at most 16; locked so no other VM writes it at the same time",
+     .repeatable = true,
+     .apply = apply_disk},
+    {.name = "--console",
+     .value_name = "serial|virtio|none",
+     .help = "where stdin and stdout go: the 16550 on COM1 (ttyS0), virtio-console\n"
+             "port 0 (hvc0; COM1 output still reaches stdout), or nowhere",
+     .default_text = [](MachineConfig const& c) { return name_of(console_kinds, c.console); },
+     .apply = apply_console},
+    {.name = "--rng", .help = "add a virtio-rng device fed by the host's getrandom(2)", .apply = apply_rng},
+    {.name = "--rng-rate",
+     .value_name = "BYTES",
+     .help = "limit virtio-rng to BYTES per second (implies --rng)",
+     .default_text = [](MachineConfig const&) { return std::string("unlimited"); },
+     .apply = apply_rng_rate},
     {.name = "--verbose", .short_name = "-v", .help = "log more detail to stderr", .apply = apply_verbose},
     {.name = "--help", .short_name = "-h", .help = "print this help and exit", .apply = apply_help},
 }};

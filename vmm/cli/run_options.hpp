@@ -28,6 +28,7 @@ struct OptionSpec {
     std::string_view value_name{};  // "N" for "--cpus N"; empty for a flag, which takes no value
     std::string_view help{};        // may hold '\n' to break a long text
     bool required = false;
+    bool repeatable = false;  // may be given more than once; each use adds one item
     // The default as the help shows it, read from a default MachineConfig; null for none.
     std::string (*default_text)(MachineConfig const&) = nullptr;
     // Checks the value and stores it; throws UsageError naming `name` and the value. A flag

@@ -47,12 +47,17 @@ void VmFd::register_irqfd(int event_fd, std::uint32_t gsi) const {
     if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) != 0) throw system_error(fmt::format("KVM_IRQFD gsi {}", gsi));
 }
 
-void VmFd::register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio) const {
+void VmFd::register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                              std::optional<std::uint64_t> datamatch) const {
     kvm_ioeventfd ioeventfd{};
     ioeventfd.addr = address;
     ioeventfd.len = length;
     ioeventfd.fd = event_fd;
     ioeventfd.flags = pio ? KVM_IOEVENTFD_FLAG_PIO : 0;
+    if (datamatch) {
+        ioeventfd.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+        ioeventfd.datamatch = *datamatch;
+    }
     if (::ioctl(fd_.get(), KVM_IOEVENTFD, &ioeventfd) != 0)
         throw system_error(fmt::format("KVM_IOEVENTFD {:#x}", address));
 }

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "vmm/base/guest_address.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -20,7 +21,9 @@ public:
     void create_pit() const;      // i8254 PIT in the kernel (KVM_CREATE_PIT2)
     void set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host) const;
     void register_irqfd(int event_fd, std::uint32_t gsi) const;
-    void register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio) const;
+    // With `datamatch`, only writes of that value signal the eventfd (others exit as usual).
+    void register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                            std::optional<std::uint64_t> datamatch = std::nullopt) const;
     VcpuFd create_vcpu(std::uint32_t id) const;
 
 private:

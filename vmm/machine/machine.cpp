@@ -8,6 +8,7 @@
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/long_mode.hpp"
+#include "devices/virtio/block/block_device.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/mapped_file.hpp"
 #include "vmm/vcpu/host_compat.hpp"
@@ -36,11 +37,15 @@ x86_64::EntryProtocol entry_protocol(BootProtocol protocol) {
     return x86_64::EntryProtocol::automatic;
 }
 
-// The user's command line, then what the host-compatibility mode needs.
-std::string kernel_cmdline(std::string const& user, HostCompat mode) {
-    std::string compat = compat_cmdline(mode);
-    if (compat.empty()) return user;
-    return user.empty() ? compat : user + ' ' + compat;
+// Joins command-line parts with single spaces, skipping empty ones.
+std::string join_cmdline(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (auto part : parts) {
+        if (part.empty()) continue;
+        if (!out.empty()) out += ' ';
+        out += part;
+    }
+    return out;
 }
 
 }  // namespace
@@ -51,6 +56,7 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
       stop_([this] { io_.stop(); }),
       vm_(kvm.create_vm()),
       console_out_(STDOUT_FILENO),
+      rng_retry_(io_),
       halt_watch_(io_),
       halt_watch_interval_(halt_watch_first) {
     vm_.set_tss_address(x86_64::kvm_tss_start);
@@ -60,8 +66,8 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     create_memory(config_.memory_bytes);
     vm_.create_irqchip();
     vm_.create_pit();
-    load_kernel();
     create_devices();
+    load_kernel();  // after the devices: the command line names the virtio-mmio ones
     create_vcpus(kvm);
 }
 
@@ -82,7 +88,7 @@ void Machine::load_kernel() {
     x86_64::KernelBootConfig boot_config{
         .kernel = image.bytes(),
         .initrd = initrd ? std::optional(initrd->bytes()) : std::nullopt,
-        .cmdline = kernel_cmdline(config_.cmdline, host_compat_),
+        .cmdline = join_cmdline({config_.cmdline, virtio_cmdline_, compat_cmdline(host_compat_)}),
         .cpus = config_.cpus,
         .entry = entry_protocol(config_.boot_protocol),
     };
@@ -94,7 +100,8 @@ void Machine::load_kernel() {
 
 void Machine::create_devices() {
     com1_irq_ = std::make_unique<IrqfdLine>(vm_, com1_irq);
-    serial_ = std::make_shared<Serial>(*com1_irq_, console_out_);
+    ByteSink& serial_out = config_.console == ConsoleKind::none ? static_cast<ByteSink&>(discard_) : console_out_;
+    serial_ = std::make_shared<Serial>(*com1_irq_, serial_out);
     pio_.insert(serial_, com1_port, Serial::port_count);
 
     i8042_ = std::make_shared<I8042>([this] { stop_.request(StopKind::reset); });
@@ -104,6 +111,39 @@ void Machine::create_devices() {
     boot_timer_ = std::make_shared<BootTimer>();
     pio_.insert(boot_timer_, BootTimer::pio_port, BootTimer::pio_length);
     mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
+    create_virtio_devices();
+}
+
+VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device, Executor executor) {
+    auto index = static_cast<std::uint32_t>(virtio_.size());
+    virtio_.push_back(std::make_unique<VirtioSlot>(vm_, *memory_, mmio_, io_, index, std::move(device), executor));
+    virtio_cmdline_ = join_cmdline({virtio_cmdline_, virtio_.back()->kernel_cmdline()});
+    return *virtio_.back();
+}
+
+// In the order x86_64/layout.hpp promises: disks, console, rng.
+void Machine::create_virtio_devices() {
+    for (auto const& disk : config_.disks)
+        add_virtio(std::make_shared<virtio::BlockDevice>(Disk(disk)), Executor::worker_thread);
+    if (config_.console == ConsoleKind::virtio) {
+        virtio_console_ = std::make_shared<virtio::ConsoleDevice>(console_out_);
+        virtio_console_slot_ = &add_virtio(virtio_console_, Executor::event_loop);
+    }
+    if (config_.rng) {
+        rng_ = std::make_shared<virtio::RngDevice>(*config_.rng, [this](virtio::RngDevice::Clock::duration delay) {
+            rng_retry_.expires_after(delay);
+            rng_retry_.async_wait([this](boost::system::error_code ec) {
+                if (!ec) rng_slot_->transport().notify(0);
+            });
+        });
+        rng_slot_ = &add_virtio(rng_, Executor::event_loop);
+    }
+}
+
+std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {
+    if (virtio_console_slot_)
+        return virtio_console_slot_->transport().locked([&] { return virtio_console_->enqueue_input(bytes); });
+    return serial_->enqueue_input(bytes);
 }
 
 void Machine::create_vcpus(KvmSystem const& kvm) {
@@ -168,14 +208,18 @@ StopReason Machine::run() {
     signals.async_wait([this](boost::system::error_code ec, int sig) {
         if (!ec) stop_.request(StopKind::signal, fmt::format("received {}", ::strsignal(sig)));
     });
-    console_in_ = std::make_unique<ConsoleInput>(
-        io_, STDIN_FILENO, [this](std::span<std::byte const> bytes) { return serial_->enqueue_input(bytes); },
-        [this] { stop_.request(StopKind::quit); });
-    console_in_->start();
+    if (config_.console != ConsoleKind::none) {
+        console_in_ = std::make_unique<ConsoleInput>(
+            io_, STDIN_FILENO, [this](std::span<std::byte const> bytes) { return deliver_console_input(bytes); },
+            [this] { stop_.request(StopKind::quit); });
+        console_in_->start();
+    }
+    for (auto& slot : virtio_) slot->start();
     start_vcpus();
     watch_for_halt();
     io_.run();
     stop_vcpus();
+    for (auto& slot : virtio_) slot->stop();
     return stop_.reason().value_or(StopReason{StopKind::crashed, "stopped without a reason"});
 }
 

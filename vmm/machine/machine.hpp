@@ -12,6 +12,8 @@
 #include "devices/legacy/boot_timer.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/console/console_device.hpp"
+#include "devices/virtio/rng/rng_device.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/event/console_input.hpp"
@@ -20,6 +22,7 @@
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 #include "vmm/machine/machine_config.hpp"
+#include "vmm/machine/virtio_slot.hpp"
 #include "vmm/memory/guest_memory.hpp"
 #include "vmm/vcpu/stop_request.hpp"
 #include "vmm/vcpu/vcpu.hpp"
@@ -41,6 +44,9 @@ private:
     void create_memory(std::uint64_t size);
     void load_kernel();
     void create_devices();
+    void create_virtio_devices();
+    VirtioSlot& add_virtio(std::shared_ptr<virtio::Device> device, Executor executor);
+    std::size_t deliver_console_input(std::span<std::byte const> bytes);
     void create_vcpus(KvmSystem const& kvm);
     void start_vcpus();
     void stop_vcpus() noexcept;
@@ -57,11 +63,21 @@ private:
     IoBus mmio_{"MMIO"};
 
     FdSink console_out_;
+    DiscardSink discard_;
     std::unique_ptr<IrqfdLine> com1_irq_;
     std::shared_ptr<Serial> serial_;
     std::shared_ptr<I8042> i8042_;
     std::shared_ptr<BootTimer> boot_timer_;
     std::unique_ptr<ConsoleInput> console_in_;
+
+    // Declared after memory_ and the buses: destroyed (workers stopped) before them.
+    std::vector<std::unique_ptr<VirtioSlot>> virtio_;
+    std::string virtio_cmdline_;
+    std::shared_ptr<virtio::ConsoleDevice> virtio_console_;
+    VirtioSlot* virtio_console_slot_ = nullptr;
+    std::shared_ptr<virtio::RngDevice> rng_;
+    VirtioSlot* rng_slot_ = nullptr;
+    boost::asio::steady_timer rng_retry_;
 
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
     std::vector<std::thread> threads_;

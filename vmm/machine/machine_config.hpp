@@ -5,6 +5,10 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "devices/virtio/block/disk.hpp"
+#include "devices/virtio/rng/rng_device.hpp"
 
 #include "vmm/base/guest_address.hpp"
 
@@ -16,6 +20,9 @@ enum class RebootAction { exit, restart };
 enum class BootProtocol { automatic, linux64, pvh };
 // See vmm/vcpu/host_compat.hpp. In MachineConfig, nullopt means: detect the host.
 enum class HostCompat { none, pvm };
+// Which device stdin and stdout are wired to: the 16550 on COM1 (ttyS0), virtio-console port 0
+// (hvc0; COM1 stays and its output still reaches stdout), or nothing at all.
+enum class ConsoleKind { serial, virtio, none };
 
 struct MachineConfig {
     std::filesystem::path kernel;
@@ -29,11 +36,15 @@ struct MachineConfig {
     RebootAction on_reboot = RebootAction::exit;
     std::optional<HostCompat> host_compat;  // nullopt: auto-detect
     BootProtocol boot_protocol = BootProtocol::automatic;
+    std::vector<DiskConfig> disks;  // virtio-blk, in this order (vda, vdb, ...)
+    ConsoleKind console = ConsoleKind::serial;
+    std::optional<virtio::RngConfig> rng;  // nullopt: no virtio-rng
     bool verbose = false;
 
     static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";
     static constexpr std::uint32_t max_cpus = 64;
     static constexpr std::uint64_t min_memory = 4 * MiB;
+    static constexpr std::size_t max_disks = 16;
 };
 
 }  // namespace kvmlet

@@ -1,0 +1,114 @@
+#pragma once
+// virtio-blk (virtio 1.2 §5.2) over a Disk: one request queue; reads, writes, flushes, GET_ID,
+// discard and write zeroes. I/O is synchronous (preadv/pwritev straight into guest RAM): the
+// machine runs process_queue on the disk's own worker thread, never on a vCPU thread.
+//
+// A request that is malformed, points outside RAM, runs past the end of the disk or writes to a
+// read-only disk fails alone (status IOERR or UNSUPP, or used length 0 when there is nowhere to
+// put a status); the next request is served as usual. Only a broken queue stops the device.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "devices/virtio/block/block_spec.hpp"
+#include "devices/virtio/block/disk.hpp"
+#include "devices/virtio/block/request.hpp"
+#include "devices/virtio/chain_io.hpp"
+#include "devices/virtio/virtio_device.hpp"
+#include "vmm/base/log.hpp"
+
+namespace kvmlet::virtio {
+
+// A statistic written by the device's thread and read by any (metrics, tests).
+class Counter {
+public:
+    void add(std::uint64_t n = 1) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+struct BlockCounters {
+    Counter requests;  // chains handled, whatever their outcome
+    Counter reads;     // successful IN
+    Counter writes;    // successful OUT
+    Counter flushes;
+    Counter bytes_read;
+    Counter bytes_written;
+    Counter io_errors;    // status IOERR
+    Counter unsupported;  // status UNSUPP
+    Counter no_status;    // returned with used length 0: no writable status byte, or outside RAM
+};
+
+class BlockDevice final : public Device {
+public:
+    static constexpr std::uint16_t queue_size = 256;
+    // §5.2.4 limits the device offers. seg_max leaves room for the header and status in a chain.
+    static constexpr std::uint32_t seg_max = queue_size - 2;
+    static constexpr std::uint32_t size_max = 1024 * 1024;
+    static constexpr std::uint64_t max_transfer = std::uint64_t{seg_max} * size_max;
+    static constexpr std::uint32_t max_range_sectors = 1u << 21;  // 1 GiB per discard/zeroes range
+    static constexpr std::uint32_t max_range_segments = 8;
+
+    explicit BlockDevice(Disk disk);
+    BlockDevice(BlockDevice const&) = delete;
+    BlockDevice& operator=(BlockDevice const&) = delete;
+
+    DeviceType type() const noexcept override { return DeviceType::block; }
+    std::uint64_t features() const noexcept override;
+    std::span<std::uint16_t const> queue_max_sizes() const noexcept override { return max_sizes_; }
+    void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
+    bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
+                  Interrupt& interrupt) noexcept override;
+    void process_queue(std::size_t queue) noexcept override;
+    void reset() noexcept override;
+
+    Disk const& disk() const noexcept { return disk_; }
+    BlockCounters const& counters() const noexcept { return counters_; }
+
+private:
+    struct Outcome {
+        std::uint8_t status = blk::status::ok;
+        std::uint32_t written = 0;  // data bytes put in writable buffers, the status byte not included
+    };
+
+    std::uint32_t handle(DescriptorChain const& chain) noexcept;
+    std::uint32_t no_status(char const* what) noexcept;
+    Outcome execute(blk::RequestHeader const& header, DescriptorChain const& chain,
+                    blk::ChainLayout const& layout, ChainReader& reader) noexcept;
+    Outcome read(std::uint64_t sector, DescriptorChain const& chain, blk::ChainLayout const& layout) noexcept;
+    Outcome write(std::uint64_t sector, DescriptorChain const& chain,
+                  blk::ChainLayout const& layout) noexcept;
+    Outcome flush() noexcept;
+    Outcome get_id(DescriptorChain const& chain, blk::ChainLayout const& layout) noexcept;
+    Outcome ranges(std::uint32_t type, ChainReader& reader) noexcept;
+    Outcome range(std::uint32_t type, blk::DiscardSegment const& segment) noexcept;
+    bool in_capacity(std::uint64_t sector, std::uint64_t sectors) const noexcept;
+    Outcome after_write(Result<void> const& result) noexcept;
+    Outcome fail(std::uint8_t status, char const* what) noexcept;
+    Outcome read_only_write() noexcept;
+    void count(Outcome const& outcome) noexcept;
+
+    Disk disk_;
+    blk::Config config_{};
+    std::array<std::uint16_t, 1> max_sizes_{queue_size};
+    std::vector<iovec> iovecs_;  // scratch for one request; reserved once
+
+    GuestMemory const* memory_ = nullptr;
+    Interrupt* interrupt_ = nullptr;
+    std::optional<SplitQueue> queue_;
+    std::uint64_t acked_features_ = 0;
+    bool writethrough_ = false;  // FLUSH offered but not negotiated: every write must be stable (§5.2.6.2)
+    bool reported_broken_ = false;
+    bool warned_read_only_ = false;
+
+    BlockCounters counters_;
+    log::RateLimit failure_log_{10, std::chrono::seconds(5)};
+};
+
+}  // namespace kvmlet::virtio

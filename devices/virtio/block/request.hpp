@@ -1,0 +1,30 @@
+#pragma once
+// How a virtio-blk request lies in its descriptor chain (virtio 1.2 §5.2.6): a 16-byte header at
+// the front of the readable bytes, then (for a write) the data; the status byte is the last
+// writable byte, and (for a read) the data is the writable bytes before it. The driver may split
+// any of these across buffers however it likes (§2.7.4), so nothing here assumes a layout.
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "devices/virtio/queue.hpp"
+
+namespace kvmlet::virtio::blk {
+
+struct ChainLayout {
+    std::uint64_t readable = 0;          // bytes in device-readable buffers
+    std::uint64_t writable = 0;          // bytes in device-writable buffers, the status byte included
+    std::optional<GuestAddress> status;  // nullopt: no writable byte to put the status in
+
+    static ChainLayout of(DescriptorChain const& chain) noexcept;
+};
+
+// Host views of `len` bytes of the chain's readable (or writable) buffers, `skip` bytes in,
+// appended to `out`. False when a piece is outside RAM (GuestMemory::slice), the buffers hold
+// fewer bytes, or `out` would have to grow past its capacity (it is reserved once, at setup).
+[[nodiscard]] bool collect_iovecs(GuestMemory const& memory, DescriptorChain const& chain, bool writable,
+                                  std::uint64_t skip, std::uint64_t len, std::vector<iovec>& out) noexcept;
+
+}  // namespace kvmlet::virtio::blk

@@ -1,0 +1,87 @@
+#include "devices/virtio/console/console_device.hpp"
+
+#include <algorithm>
+
+#include "devices/virtio/chain_io.hpp"
+
+namespace kvmlet::virtio {
+namespace {
+
+// §5.3.4: struct virtio_console_config { le16 cols; le16 rows; le32 max_nr_ports; le32 emerg_wr; }.
+// Without SIZE and MULTIPORT the fields carry no meaning; the whole space reads as zero.
+// Guest output is copied out in chunks of this size, so a huge buffer needs no huge allocation.
+constexpr std::size_t transmit_chunk = 4096;
+
+}  // namespace
+
+std::uint64_t ConsoleDevice::features() const noexcept {
+    return bit(feature::ring_indirect_desc) | bit(feature::ring_event_idx);
+}
+
+void ConsoleDevice::read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept {
+    (void)offset;
+    std::fill(data.begin(), data.end(), std::byte{0});
+}
+
+bool ConsoleDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t,
+                             Interrupt& interrupt) noexcept {
+    memory_ = &memory;
+    interrupt_ = &interrupt;
+    queues_ = std::move(queues);
+    transmit();  // output the driver queued before DRIVER_OK
+    return true;
+}
+
+void ConsoleDevice::reset() noexcept {
+    queues_.clear();
+    memory_ = nullptr;
+    interrupt_ = nullptr;
+}
+
+void ConsoleDevice::process_queue(std::size_t queue) noexcept {
+    // New receive buffers need no action: input is offered again by the caller of enqueue_input.
+    if (queue == transmit_queue) transmit();
+}
+
+void ConsoleDevice::transmit() noexcept {
+    if (queues_.empty()) return;
+    SplitQueue& tx = queues_[transmit_queue];
+    std::array<std::byte, transmit_chunk> chunk;
+    while (auto chain = tx.pop()) {
+        ChainReader reader(*memory_, *chain);
+        while (reader.remaining() > 0) {
+            auto n = static_cast<std::size_t>(std::min<std::uint64_t>(reader.remaining(), chunk.size()));
+            if (!reader.read(std::span(chunk).first(n))) break;  // a buffer outside RAM: drop the rest
+            output_.write(std::span(chunk).first(n));
+            bytes_out_ += n;
+        }
+        tx.add_used(chain->head, 0);
+    }
+    signal(transmit_queue);
+}
+
+std::size_t ConsoleDevice::enqueue_input(std::span<std::byte const> bytes) noexcept {
+    if (queues_.empty()) return 0;
+    SplitQueue& rx = queues_[receive_queue];
+    std::size_t taken = 0;
+    while (taken < bytes.size()) {
+        auto chain = rx.pop();
+        if (!chain) break;
+        ChainWriter writer(*memory_, *chain);
+        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(writer.remaining(), bytes.size() - taken));
+        bool written = writer.write(bytes.subspan(taken, n));  // false: a buffer outside RAM
+        if (written) taken += n;
+        rx.add_used(chain->head, written ? writer.written() : 0);
+    }
+    bytes_in_ += taken;
+    signal(receive_queue);
+    return taken;
+}
+
+void ConsoleDevice::signal(std::size_t queue) noexcept {
+    SplitQueue& q = queues_[queue];
+    if (q.broken()) interrupt_->needs_reset();
+    else if (q.needs_interrupt()) interrupt_->used_buffers(queue);
+}
+
+}  // namespace kvmlet::virtio

@@ -1,0 +1,52 @@
+#pragma once
+// virtio-console (virtio 1.2 §5.3) with one port, port 0, used as the guest's console (hvc0):
+// what the guest transmits goes to a ByteSink (stdout), host input fills the guest's receive
+// buffers. No MULTIPORT, no emergency write: the two queues of port 0 are all there is.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "devices/legacy/byte_sink.hpp"
+#include "devices/virtio/virtio_device.hpp"
+
+namespace kvmlet::virtio {
+
+class ConsoleDevice final : public Device {
+public:
+    static constexpr std::size_t receive_queue = 0;
+    static constexpr std::size_t transmit_queue = 1;
+    static constexpr std::uint16_t queue_size = 256;
+
+    explicit ConsoleDevice(ByteSink& output) noexcept : output_(output) {}
+
+    DeviceType type() const noexcept override { return DeviceType::console; }
+    std::uint64_t features() const noexcept override;
+    std::span<std::uint16_t const> queue_max_sizes() const noexcept override { return max_sizes_; }
+    void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
+    bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
+                  Interrupt& interrupt) noexcept override;
+    void process_queue(std::size_t queue) noexcept override;
+    void reset() noexcept override;
+
+    // Puts host input into the guest's receive buffers; returns how many bytes it took (0 while
+    // the driver is not ready or has no buffers: the caller keeps the rest and offers it again).
+    std::size_t enqueue_input(std::span<std::byte const> bytes) noexcept;
+
+    std::uint64_t bytes_out() const noexcept { return bytes_out_; }
+    std::uint64_t bytes_in() const noexcept { return bytes_in_; }
+
+private:
+    void transmit() noexcept;
+    void signal(std::size_t queue) noexcept;
+
+    ByteSink& output_;
+    std::array<std::uint16_t, 2> max_sizes_{queue_size, queue_size};
+    GuestMemory const* memory_ = nullptr;
+    Interrupt* interrupt_ = nullptr;
+    std::vector<SplitQueue> queues_;
+    std::uint64_t bytes_out_ = 0;
+    std::uint64_t bytes_in_ = 0;
+};
+
+}  // namespace kvmlet::virtio

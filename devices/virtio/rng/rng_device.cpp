@@ -1,0 +1,117 @@
+#include "devices/virtio/rng/rng_device.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "vmm/base/log.hpp"
+
+namespace kvmlet::virtio {
+namespace {
+
+// Per request, so one huge buffer cannot keep the device busy for long (the driver asks again).
+constexpr std::uint64_t max_bytes_per_request = 64 * 1024;
+constexpr auto min_retry_delay = std::chrono::milliseconds(1);
+
+bool fill_from_getrandom(std::span<std::byte> out) {
+    while (!out.empty()) {
+        ssize_t n = ::getrandom(out.data(), out.size(), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        out = out.subspan(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+std::uint64_t writable_length(DescriptorChain const& chain) {
+    std::uint64_t total = 0;
+    for (auto const& d : chain.descriptors)
+        if (d.device_writable) total += d.len;
+    return total;
+}
+
+log::RateLimit source_failure_log{1, std::chrono::seconds(10)};
+
+}  // namespace
+
+RngDevice::RngDevice(RngConfig config, RetryLater retry, Source source, std::function<Clock::time_point()> now)
+    : config_(config), retry_(std::move(retry)), source_(source ? std::move(source) : Source(fill_from_getrandom)),
+      now_(now ? std::move(now) : [] { return Clock::now(); }) {}
+
+std::uint64_t RngDevice::features() const noexcept {
+    return bit(feature::ring_indirect_desc) | bit(feature::ring_event_idx);
+}
+
+void RngDevice::read_config(std::uint64_t, std::span<std::byte> data) const noexcept {
+    std::fill(data.begin(), data.end(), std::byte{0});  // §5.4.4: no configuration
+}
+
+bool RngDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t,
+                         Interrupt& interrupt) noexcept {
+    memory_ = &memory;
+    interrupt_ = &interrupt;
+    queues_ = std::move(queues);
+    if (config_.bytes_per_second) tokens_ = static_cast<double>(*config_.bytes_per_second);
+    last_refill_ = now_();
+    return true;
+}
+
+void RngDevice::reset() noexcept {
+    queues_.clear();
+    held_.reset();
+    memory_ = nullptr;
+    interrupt_ = nullptr;
+}
+
+std::uint64_t RngDevice::available_tokens() noexcept {
+    if (!config_.bytes_per_second) return max_bytes_per_request;
+    auto rate = static_cast<double>(*config_.bytes_per_second);
+    auto now = now_();
+    std::chrono::duration<double> elapsed = now - last_refill_;
+    last_refill_ = now;
+    tokens_ = std::min(rate, tokens_ + elapsed.count() * rate);
+    return static_cast<std::uint64_t>(tokens_);
+}
+
+std::uint32_t RngDevice::fill(DescriptorChain const& chain, std::uint64_t budget) noexcept {
+    std::uint64_t written = 0;
+    for (auto const& d : chain.descriptors) {
+        if (!d.device_writable || written >= budget) continue;
+        auto len = std::min<std::uint64_t>(d.len, budget - written);
+        auto bytes = memory_->slice(d.addr, len);
+        if (!bytes) break;  // outside RAM: return what was filled so far
+        if (!source_(*bytes)) {
+            if (source_failure_log.allow()) log::warn("virtio-rng: the random source failed");
+            break;
+        }
+        written += len;
+    }
+    return static_cast<std::uint32_t>(written);
+}
+
+void RngDevice::process_queue(std::size_t) noexcept {
+    if (queues_.empty()) return;
+    SplitQueue& q = queues_[0];
+    while (true) {
+        auto chain = held_ ? std::exchange(held_, std::nullopt) : q.pop();
+        if (!chain) break;
+        std::uint64_t wanted = std::min(writable_length(*chain), max_bytes_per_request);
+        std::uint64_t budget = std::min(available_tokens(), max_bytes_per_request);
+        if (budget == 0 && wanted > 0) {
+            held_ = std::move(chain);
+            auto rate = static_cast<double>(*config_.bytes_per_second);
+            auto wait = std::chrono::duration<double>(static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
+            retry_(std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay));
+            break;
+        }
+        std::uint32_t n = fill(*chain, budget);
+        if (config_.bytes_per_second) tokens_ -= n;
+        bytes_served_ += n;
+        q.add_used(chain->head, n);
+    }
+    if (q.broken()) interrupt_->needs_reset();
+    else if (q.needs_interrupt()) interrupt_->used_buffers(0);
+}
+
+}  // namespace kvmlet::virtio

@@ -1,0 +1,54 @@
+#pragma once
+// What a virtio device implements, independent of its transport (MMIO now, PCI later). The
+// transport owns the register file and feature negotiation; at DRIVER_OK it validates the queues
+// and hands them to the device. A transport serialises every call into the device with one lock,
+// so a device is single-threaded code.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "devices/virtio/queue.hpp"
+#include "devices/virtio/virtio_spec.hpp"
+#include "vmm/memory/guest_memory.hpp"
+
+namespace kvmlet::virtio {
+
+// How a device interrupts its driver; the transport implements it (MMIO: the interrupt status
+// register and an IrqLine; PCI: an MSI-X vector per queue).
+class Interrupt {
+public:
+    virtual ~Interrupt() = default;
+    virtual void used_buffers(std::size_t queue) noexcept = 0;
+    virtual void config_changed() noexcept = 0;
+    // A queue broke: set DEVICE_NEEDS_RESET and tell the driver (§2.1.2).
+    virtual void needs_reset() noexcept = 0;
+};
+
+class Device {
+public:
+    virtual ~Device() = default;
+
+    virtual DeviceType type() const noexcept = 0;
+    // Feature bits the device offers (VERSION_1 is added by the transport).
+    virtual std::uint64_t features() const noexcept = 0;
+    // The maximum size of each queue; the count is the number of queues.
+    virtual std::span<std::uint16_t const> queue_max_sizes() const noexcept = 0;
+
+    // Device configuration space (§4.2.2 offset 0x100 onwards on MMIO). Out-of-range reads
+    // return zeros; writes to read-only fields are ignored.
+    virtual void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept = 0;
+    virtual void write_config(std::uint64_t offset, std::span<std::byte const> data) noexcept { (void)offset, (void)data; }
+
+    // DRIVER_OK with these queues (one per queue_max_sizes() entry, already validated) and the
+    // features the driver accepted. Returns false when the device cannot start (the transport
+    // then sets DEVICE_NEEDS_RESET).
+    virtual bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
+                          Interrupt& interrupt) noexcept = 0;
+    // The driver notified `queue` (only called while active).
+    virtual void process_queue(std::size_t queue) noexcept = 0;
+    // Status 0 written: drop the queues and return to the initial state.
+    virtual void reset() noexcept = 0;
+};
+
+}  // namespace kvmlet::virtio

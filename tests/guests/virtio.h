@@ -1,0 +1,195 @@
+/* A tiny virtio-mmio driver for the tiny guests: modern devices only (MMIO version 2), one split
+ * virtqueue (queue 0) of at most VIRTQ_SIZE descriptors, one request in flight at a time, and
+ * completion by polling the used ring (interrupts stay off), plus block requests (§5.2). Guest
+ * RAM is identity mapped, so a pointer into the image is the physical address the device sees.
+ * Waits time out after 5 s of real time (the local APIC timer).
+ *
+ * Functions that can fail return NULL on success or a short description of what went wrong,
+ * ready to print after "FAIL ". */
+#ifndef KVMLET_TESTS_GUESTS_VIRTIO_H
+#define KVMLET_TESTS_GUESTS_VIRTIO_H
+
+#include <stdint.h>
+
+/* virtio 1.2 §4.2.2 MMIO Device Register Layout (offsets into a device's window). */
+enum {
+    VIRTIO_MMIO_MAGIC_VALUE = 0x000,
+    VIRTIO_MMIO_VERSION = 0x004,
+    VIRTIO_MMIO_DEVICE_ID = 0x008,
+    VIRTIO_MMIO_VENDOR_ID = 0x00c,
+    VIRTIO_MMIO_DEVICE_FEATURES = 0x010,
+    VIRTIO_MMIO_DEVICE_FEATURES_SEL = 0x014,
+    VIRTIO_MMIO_DRIVER_FEATURES = 0x020,
+    VIRTIO_MMIO_DRIVER_FEATURES_SEL = 0x024,
+    VIRTIO_MMIO_QUEUE_SEL = 0x030,
+    VIRTIO_MMIO_QUEUE_NUM_MAX = 0x034,
+    VIRTIO_MMIO_QUEUE_NUM = 0x038,
+    VIRTIO_MMIO_QUEUE_READY = 0x044,
+    VIRTIO_MMIO_QUEUE_NOTIFY = 0x050,
+    VIRTIO_MMIO_INTERRUPT_STATUS = 0x060,
+    VIRTIO_MMIO_INTERRUPT_ACK = 0x064,
+    VIRTIO_MMIO_STATUS = 0x070,
+    VIRTIO_MMIO_QUEUE_DESC_LOW = 0x080,
+    VIRTIO_MMIO_QUEUE_DESC_HIGH = 0x084,
+    VIRTIO_MMIO_QUEUE_DRIVER_LOW = 0x090,
+    VIRTIO_MMIO_QUEUE_DRIVER_HIGH = 0x094,
+    VIRTIO_MMIO_QUEUE_DEVICE_LOW = 0x0a0,
+    VIRTIO_MMIO_QUEUE_DEVICE_HIGH = 0x0a4,
+    VIRTIO_MMIO_CONFIG_GENERATION = 0x0fc,
+    VIRTIO_MMIO_CONFIG = 0x100,
+
+    VIRTIO_MMIO_MAGIC = 0x74726976, /* "virt", little-endian */
+    VIRTIO_MMIO_VERSION_MODERN = 2,
+
+    VIRTIO_MMIO_INT_USED_BUFFER = 1 << 0,
+    VIRTIO_MMIO_INT_CONFIG = 1 << 1,
+};
+
+/* §2.1 Device Status Field. */
+enum {
+    VIRTIO_STATUS_ACKNOWLEDGE = 1,
+    VIRTIO_STATUS_DRIVER = 2,
+    VIRTIO_STATUS_DRIVER_OK = 4,
+    VIRTIO_STATUS_FEATURES_OK = 8,
+    VIRTIO_STATUS_DEVICE_NEEDS_RESET = 64,
+    VIRTIO_STATUS_FAILED = 128,
+};
+
+/* §6 Reserved Feature Bits. */
+#define VIRTIO_F_VERSION_1 (1ull << 32)
+
+/* §2.7.5 The Virtqueue Descriptor Table, §2.7.6 The Virtqueue Available Ring. */
+enum {
+    VIRTQ_DESC_F_NEXT = 1,
+    VIRTQ_DESC_F_WRITE = 2,
+    VIRTQ_DESC_F_INDIRECT = 4,
+    VIRTQ_AVAIL_F_NO_INTERRUPT = 1,
+};
+
+/* Enough for one request of header, a few data buffers and a status byte. */
+enum { VIRTQ_SIZE = 8 };
+
+/* §2.7.5-§2.7.8: the split virtqueue's wire layout. */
+struct virtq_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+struct virtq_avail {
+    uint16_t flags;
+    uint16_t idx;
+    uint16_t ring[VIRTQ_SIZE];
+    uint16_t used_event;
+};
+
+struct virtq_used_elem {
+    uint32_t id;
+    uint32_t len;
+};
+
+struct virtq_used {
+    uint16_t flags;
+    uint16_t idx;
+    struct virtq_used_elem ring[VIRTQ_SIZE];
+    uint16_t avail_event;
+};
+
+_Static_assert(sizeof(struct virtq_desc) == 16, "§2.7.5");
+_Static_assert(sizeof(struct virtq_used_elem) == 8, "§2.7.8");
+
+/* The three areas of queue 0 (§2.7: descriptors 16-byte, driver area 2-byte, device area 4-byte
+ * aligned; each gets its own page here) and the driver's own bookkeeping. Put it in .bss. */
+struct virtq {
+    struct virtq_desc desc[VIRTQ_SIZE] __attribute__((aligned(4096)));
+    struct virtq_avail avail __attribute__((aligned(4096)));
+    struct virtq_used used __attribute__((aligned(4096)));
+    uint16_t size;      /* the negotiated queue size, a power of two <= VIRTQ_SIZE */
+    uint16_t last_used; /* used.idx as far as the driver has consumed it */
+};
+
+struct virtio_dev {
+    uintptr_t base; /* the device's MMIO window */
+    uint64_t device_features;
+    uint64_t driver_features;
+    struct virtq *queue;
+};
+
+/* One buffer of a chain: readable by the device, or writable when `writable` is set. */
+struct virtq_buf {
+    void *addr;
+    uint32_t len;
+    int writable;
+};
+
+/* The i-th virtio-mmio window kvmlet creates (firmware/x86_64/layout.hpp: virtio_mmio_start). */
+static inline uintptr_t virtio_mmio_window(unsigned index)
+{
+    return 0xd0000000u + 0x1000u * index;
+}
+
+uint32_t virtio_read(const struct virtio_dev *dev, uint32_t reg);
+void virtio_write(const struct virtio_dev *dev, uint32_t reg, uint32_t value);
+
+/* Checks the magic value, version 2 and the device ID at `base`. */
+const char *virtio_probe(struct virtio_dev *dev, uintptr_t base, uint32_t device_id);
+
+/* §3.1.1 Driver Requirements: Device Initialization. Accepts the offered subset of `wanted`
+ * (which must include VERSION_1), sets up queue 0 in `queue` and ends with DRIVER_OK. */
+const char *virtio_init(struct virtio_dev *dev, uint64_t wanted, struct virtq *queue);
+
+/* Writes 0 to the status register; returns once the device reads back 0 (or times out). */
+const char *virtio_reset(struct virtio_dev *dev);
+
+/* A 64-bit field of the device configuration space, read consistently (§4.2.2.2, §2.5.1). */
+uint64_t virtio_config_read64(const struct virtio_dev *dev, uint32_t offset);
+
+/* Whether the status register shows any of `bits` within the timeout. */
+int virtio_wait_status(const struct virtio_dev *dev, uint32_t bits);
+
+/* Makes the chain starting at descriptor `head` (already written into queue->desc) available
+ * and notifies queue 0. */
+void virtq_publish(struct virtio_dev *dev, uint16_t head);
+
+/* Waits until the device returns a chain; checks that it is `head` and stores its used length. */
+const char *virtq_wait_used(struct virtio_dev *dev, uint16_t head, uint32_t *len);
+
+/* Builds a chain of `count` buffers (readable ones first) from descriptor 0, publishes it and
+ * waits for it to come back. */
+const char *virtq_transfer(struct virtio_dev *dev, const struct virtq_buf *bufs, int count, uint32_t *len);
+
+/* §5.2 Block Device. */
+enum {
+    VIRTIO_BLK_DEVICE_ID = 2,
+    VIRTIO_BLK_SECTOR_SIZE = 512,
+    VIRTIO_BLK_CONFIG_CAPACITY = 0x00, /* u64, in 512-byte sectors */
+    VIRTIO_BLK_ID_BYTES = 20,
+
+    VIRTIO_BLK_T_IN = 0,
+    VIRTIO_BLK_T_OUT = 1,
+    VIRTIO_BLK_T_FLUSH = 4,
+    VIRTIO_BLK_T_GET_ID = 8,
+
+    VIRTIO_BLK_S_OK = 0,
+    VIRTIO_BLK_S_IOERR = 1,
+    VIRTIO_BLK_S_UNSUPP = 2,
+    VIRTIO_BLK_S_NOT_WRITTEN = 0xff, /* ours: what the status byte holds until the device writes it */
+};
+#define VIRTIO_BLK_F_RO (1ull << 5)
+#define VIRTIO_BLK_F_FLUSH (1ull << 9)
+
+struct virtio_blk_req_header {
+    uint32_t type;
+    uint32_t reserved;
+    uint64_t sector;
+};
+_Static_assert(sizeof(struct virtio_blk_req_header) == 16, "§5.2.6");
+
+/* One request: the header, the `data` buffers (device-writable for reads and GET_ID, readable
+ * for writes, none for FLUSH) and the status byte. Stores the status byte and the used length. */
+const char *virtio_blk_request(struct virtio_dev *dev, uint32_t type, uint64_t sector,
+                               const struct virtq_buf *data, int data_count, uint8_t *status,
+                               uint32_t *used_len);
+
+#endif
