@@ -15,6 +15,8 @@
 #include "vmm/event/terminal.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/machine/machine.hpp"
+#include "vmm/machine/timeline_report.hpp"
+#include "vmm/base/timeline.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 
 namespace kvmlet {
@@ -44,6 +46,13 @@ void install_stop_handlers() {
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
 }
 
+void finish_timeline(MachineConfig const& config, StopReason const& reason) {
+    Timeline& timeline = process_timeline();
+    timeline.mark(Phase::process_exit);
+    if (config.verbose) log::info("{}", timeline_summary(timeline));
+    if (config.timeline) write_timeline(*config.timeline, timeline, reason);
+}
+
 ExitStatus run(MachineConfig config) {
     KvmSystem kvm;
     if (!config.host_compat) {
@@ -65,6 +74,7 @@ ExitStatus run(MachineConfig config) {
             continue;
         }
         report(reason);
+        finish_timeline(config, reason);
         return exit_status(reason.kind);
     }
 }
@@ -73,6 +83,7 @@ int main_inner(int argc, char** argv) {
     cli::Command command = cli::parse_command_line(
         std::span<char const* const>(const_cast<char const* const*>(argv) + 1, static_cast<std::size_t>(argc - 1)),
         cli::host_memory_bytes());
+    process_timeline().mark(Phase::args_parsed);
     return std::visit(
         [](auto const& c) -> int {
             using T = std::decay_t<decltype(c)>;

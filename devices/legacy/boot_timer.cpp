@@ -20,11 +20,14 @@ void BootTimer::write(IoAccess const& access, std::span<std::byte const> data) n
     if (access.offset != 0 || data.size() != 1 || std::to_integer<std::uint8_t>(data[0]) != boot_complete)
         return;
     ProcessTimes now = clock_();
+    bool first = false;
     {
         std::lock_guard lock(mutex_);
-        if (!first_) first_ = now;
+        first = !first_;
+        if (first) first_ = now;
         ++count_;
     }
+    if (first && on_first_) on_first_(now);
     // A guest could write the magic value in a loop; the host's stderr must not pay for it.
     static log::RateLimit limit(10, std::chrono::seconds(1));
     if (limit.allow())

@@ -9,6 +9,7 @@
 // Bus placement: the same object on the PIO bus at pio_port (length pio_length) and on the MMIO bus
 // at x86_64::boot_timer_mmio (length mmio_length).
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -27,7 +28,11 @@ public:
 
     using Clock = ProcessTimes (*)() noexcept;
 
-    explicit BootTimer(Clock clock = &since_process_start) noexcept : clock_(clock) {}
+    // Called once, on the first boot-complete write, with its time (from a vCPU thread).
+    using OnBootComplete = std::function<void(ProcessTimes)>;
+
+    explicit BootTimer(Clock clock = &since_process_start, OnBootComplete on_first = {}) noexcept
+        : clock_(clock), on_first_(std::move(on_first)) {}
     BootTimer(BootTimer const&) = delete;
     BootTimer& operator=(BootTimer const&) = delete;
 
@@ -40,6 +45,7 @@ public:
 
 private:
     Clock clock_;
+    OnBootComplete on_first_;
     mutable std::mutex mutex_;  // guards first_ and count_
     std::optional<ProcessTimes> first_;
     std::uint64_t count_ = 0;

@@ -60,11 +60,10 @@ truncate -s 8M "$tmp/big.initrd"
 check "initrd larger than RAM" 1 "initrd: .*does not fit" -- run --kernel "$good" --memory 4M --initrd "$tmp/big.initrd"
 check "disk missing" 1 "disk .*/nonexistent.img: .*No such file" -- run --kernel "$good" --disk "$tmp/nonexistent.img"
 truncate -s 1M "$tmp/locked.img"
-flock -x "$tmp/locked.img" sleep 30 &
-locker=$!
-sleep 0.2
+exec 4<"$tmp/locked.img"
+flock -x 4  # as another VM holding the image would
 check "disk in use" 1 "disk .*/locked.img: in use by another process" -- run --kernel "$good" --disk "$tmp/locked.img"
-kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+exec 4<&-
 check "cmdline longer than the kernel takes" 1 "cmdline: .*at most" -- run --kernel "$good" \
     --cmdline "$(printf 'x%.0s' {1..3000})"
 

@@ -1,6 +1,11 @@
 #include "vmm/base/process_clock.hpp"
 
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 namespace kvmlet {
 namespace {
@@ -11,11 +16,44 @@ std::uint64_t read_us(clockid_t clock) noexcept {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
-std::uint64_t g_start_wall_us = 0;
+// proc(5): field 22 of /proc/self/stat, starttime, in clock ticks since boot (CLOCK_BOOTTIME).
+// The fields after the command name (field 2, in parentheses, may hold anything) are numbers.
+std::optional<std::uint64_t> start_ticks() noexcept {
+    int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    char buffer[1024];
+    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) return std::nullopt;
+    buffer[n] = '\0';
+    char const* p = std::strrchr(buffer, ')');
+    if (!p) return std::nullopt;
+    // p is at the ')' ending field 2; each space found moves to the start of the next field.
+    for (int field = 3; field <= 22 && p; ++field) p = std::strchr(p + 1, ' ');
+    if (!p) return std::nullopt;
+    return std::strtoull(p + 1, nullptr, 10);
+}
 
-// Runs before main() and before other static initializers.
+constexpr std::uint64_t max_before_main_us = 10'000'000;
+
+std::uint64_t g_start_wall_us = 0;
+std::uint64_t g_resolution_us = 1;
+
+// Runs before main() and before other static initializers. The start is the exec as the kernel
+// recorded it, so the time spent before main() (dynamic loading, static initialisers) counts.
 __attribute__((constructor(101))) void record_process_start() noexcept {
-    g_start_wall_us = read_us(CLOCK_MONOTONIC);
+    std::uint64_t now_mono = read_us(CLOCK_MONOTONIC);
+    std::uint64_t now_boot = read_us(CLOCK_BOOTTIME);
+    g_start_wall_us = now_mono;
+    long hz = ::sysconf(_SC_CLK_TCK);
+    auto ticks = start_ticks();
+    if (!ticks || hz <= 0) return;
+    std::uint64_t start_boot = *ticks * 1'000'000u / static_cast<std::uint64_t>(hz);
+    std::uint64_t before_main = now_boot > start_boot ? now_boot - start_boot : 0;
+    // A constructor runs milliseconds after exec; anything else is a misreading.
+    if (before_main > now_mono || before_main > max_before_main_us) return;
+    g_start_wall_us = now_mono - before_main;
+    g_resolution_us = 1'000'000u / static_cast<std::uint64_t>(hz);
 }
 
 }  // namespace
@@ -23,5 +61,7 @@ __attribute__((constructor(101))) void record_process_start() noexcept {
 ProcessTimes since_process_start() noexcept {
     return ProcessTimes{read_us(CLOCK_MONOTONIC) - g_start_wall_us, read_us(CLOCK_PROCESS_CPUTIME_ID)};
 }
+
+std::uint64_t process_start_resolution_us() noexcept { return g_resolution_us; }
 
 }  // namespace kvmlet

@@ -1,8 +1,11 @@
 #pragma once
-// Time since this process started, for the boot timer and later the timeline. The start is taken
-// by a static initializer, before main(); CPU time comes from CLOCK_PROCESS_CPUTIME_ID, which
-// counts from exec.
+// Time since this process started, for the boot timer and the timeline. The start is the exec,
+// from /proc/self/stat (starttime), so time before main() counts; the kernel reports it in clock
+// ticks (10 ms at USER_HZ=100), floored, so every wall time may be overstated by up to one tick.
+// Where /proc is unreadable the start is the first static initializer instead. CPU time is
+// CLOCK_PROCESS_CPUTIME_ID.
 #include <cstdint>
+#include <optional>
 
 namespace kvmlet {
 
@@ -12,5 +15,7 @@ struct ProcessTimes {
 };
 
 ProcessTimes since_process_start() noexcept;
+// How precisely the start is known: one clock tick, or 1 µs without /proc.
+std::uint64_t process_start_resolution_us() noexcept;
 
 }  // namespace kvmlet

@@ -178,6 +178,11 @@ void apply_rng_rate(RunState& state, std::string_view name, std::string_view val
     state.config.rng = virtio::RngConfig{.bytes_per_second = rate};
 }
 
+void apply_timeline(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.config.timeline = std::filesystem::path(value);
+}
+
 void apply_verbose(RunState& state, std::string_view, std::string_view) {
     state.config.verbose = true;
 }
@@ -186,7 +191,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 15> options{{
+constexpr std::array<OptionSpec, 16> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -255,6 +260,11 @@ constexpr std::array<OptionSpec, 15> options{{
      .help = "limit virtio-rng to BYTES per second (implies --rng)",
      .default_text = [](MachineConfig const&) { return std::string("unlimited"); },
      .apply = apply_rng_rate},
+    {.name = "--timeline",
+     .value_name = "PATH",
+     .help = "write when each boot phase was reached (wall and CPU time since\n"
+             "process start) and the VM exits per phase, as JSON",
+     .apply = apply_timeline},
     {.name = "--verbose", .short_name = "-v", .help = "log more detail to stderr", .apply = apply_verbose},
     {.name = "--help", .short_name = "-h", .help = "print this help and exit", .apply = apply_help},
 }};

@@ -5,10 +5,12 @@
 
 #include <cerrno>
 
+#include "vmm/base/timeline.hpp"
+
 namespace kvmlet {
 
 void FdSink::write(std::span<std::byte const> bytes) noexcept {
-    wrote_anything_ = true;
+    if (!wrote_anything_.exchange(true, std::memory_order_relaxed)) process_timeline().mark(Phase::first_console_byte);
     while (!bytes.empty()) {
         ssize_t n = ::write(fd_, bytes.data(), bytes.size());
         if (n > 0) {

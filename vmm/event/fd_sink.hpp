@@ -1,4 +1,6 @@
 #pragma once
+#include <atomic>
+
 #include "devices/legacy/byte_sink.hpp"
 
 namespace kvmlet {
@@ -9,11 +11,11 @@ class FdSink : public ByteSink {
 public:
     explicit FdSink(int fd) noexcept : fd_(fd) {}
     void write(std::span<std::byte const> bytes) noexcept override;
-    bool wrote_anything() const noexcept { return wrote_anything_; }
+    bool wrote_anything() const noexcept { return wrote_anything_.load(std::memory_order_relaxed); }
 
 private:
     int fd_;
-    bool wrote_anything_ = false;
+    std::atomic<bool> wrote_anything_{false};  // the serial port and virtio-console may both write
 };
 
 }  // namespace kvmlet

@@ -10,6 +10,7 @@
 #include "firmware/x86_64/long_mode.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "vmm/base/log.hpp"
+#include "vmm/base/timeline.hpp"
 #include "vmm/base/mapped_file.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/x86_64/cpuid.hpp"
@@ -59,6 +60,8 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
       rng_retry_(io_),
       halt_watch_(io_),
       halt_watch_interval_(halt_watch_first) {
+    Timeline& timeline = process_timeline();
+    timeline.mark(Phase::vm_created);
     vm_.set_tss_address(x86_64::kvm_tss_start);
     vm_.set_identity_map_address(x86_64::kvm_identity_map_start);
     // Memory before the irqchip: measured on kvm_pvm, KVM_SET_USER_MEMORY_REGION takes ~0.2 ms on a
@@ -66,8 +69,11 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     create_memory(config_.memory_bytes);
     vm_.create_irqchip();
     vm_.create_pit();
+    timeline.mark(Phase::memory_ready);
     create_devices();
+    timeline.mark(Phase::devices_ready);
     load_kernel();  // after the devices: the command line names the virtio-mmio ones
+    timeline.mark(Phase::kernel_loaded);
     create_vcpus(kvm);
 }
 
@@ -108,7 +114,8 @@ void Machine::create_devices() {
     pio_.insert(i8042_, i8042_data_port, 1);
     pio_.insert(i8042_, i8042_command_port, 1);
 
-    boot_timer_ = std::make_shared<BootTimer>();
+    boot_timer_ = std::make_shared<BootTimer>(
+        &since_process_start, [](ProcessTimes at) { process_timeline().mark(Phase::boot_timer, at); });
     pio_.insert(boot_timer_, BootTimer::pio_port, BootTimer::pio_length);
     mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
     create_virtio_devices();

@@ -39,6 +39,7 @@ struct MachineConfig {
     std::vector<DiskConfig> disks;  // virtio-blk, in this order (vda, vdb, ...)
     ConsoleKind console = ConsoleKind::serial;
     std::optional<virtio::RngConfig> rng;  // nullopt: no virtio-rng
+    std::optional<std::filesystem::path> timeline;  // --timeline: where to write the JSON
     bool verbose = false;
 
     static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";

@@ -1,5 +1,7 @@
 #include "vmm/vcpu/stop_request.hpp"
 
+#include "vmm/base/timeline.hpp"
+
 namespace kvmlet {
 
 ExitStatus exit_status(StopKind kind) noexcept {
@@ -33,6 +35,7 @@ bool StopRequest::request(StopKind kind, std::string message) noexcept {
         reason_ = StopReason{kind, std::move(message)};
         requested_.store(true, std::memory_order_release);
     }
+    process_timeline().mark(Phase::shutdown_request);
     if (notify_) notify_();
     return true;
 }

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "vmm/base/log.hpp"
+#include "vmm/base/timeline.hpp"
 #include "vmm/vcpu/x86_64/dump.hpp"
 
 namespace kvmlet {
@@ -39,11 +40,35 @@ void Vcpu::kick(bool check) noexcept {
     if (thread_started_.load(std::memory_order_acquire)) ::pthread_kill(thread_, kick_signal());
 }
 
+namespace {
+
+ExitReason exit_reason(VcpuExit const& exit) noexcept {
+    return std::visit(Overloaded{
+                          [](IoIn const&) { return ExitReason::pio; },
+                          [](IoOut const&) { return ExitReason::pio; },
+                          [](MmioRead const&) { return ExitReason::mmio; },
+                          [](MmioWrite const&) { return ExitReason::mmio; },
+                          [](Halt const&) { return ExitReason::hlt; },
+                          [](Shutdown const&) { return ExitReason::shutdown; },
+                          [](SystemEvent const&) { return ExitReason::system_event; },
+                          [](FailEntry const&) { return ExitReason::fail_entry; },
+                          [](InternalError const&) { return ExitReason::internal_error; },
+                          [](Interrupted const&) { return ExitReason::signal; },
+                          [](Unsupported const&) { return ExitReason::other; },
+                      },
+                      exit);
+}
+
+}  // namespace
+
 void Vcpu::run() noexcept {
     thread_ = ::pthread_self();
     thread_started_.store(true, std::memory_order_release);
+    Timeline& timeline = process_timeline();
+    timeline.mark(Phase::first_kvm_run);
     while (!context_.stop.requested()) {
         VcpuExit exit = fd_.run();
+        timeline.count_exit(exit_reason(exit));
         if (handle(exit) == Next::stop) break;
     }
 }

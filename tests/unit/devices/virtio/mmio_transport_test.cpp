@@ -287,23 +287,24 @@ TEST_CASE("DRIVER_OK activates the device with the configured queues and the ack
     CHECK_FALSE(m.q0.next_used());
 }
 
-TEST_CASE("Negotiated EVENT_IDX and INDIRECT_DESC reach the device's queues") {
-    SECTION("negotiated") {
+TEST_CASE("Negotiated EVENT_IDX and INDIRECT_DESC reach the device's queues, each on its own") {
+    // An indirect chain is served only with INDIRECT_DESC; pop on the empty ring writes
+    // avail_event only with EVENT_IDX.
+    struct Case {
+        std::uint64_t features;
+        bool indirect;
+        bool event_idx;
+    };
+    for (auto c : {Case{0, false, false}, Case{f_indirect, true, false}, Case{f_event_idx, false, true},
+                   Case{f_indirect | f_event_idx, true, true}}) {
+        CAPTURE(c.features);
         Mmio m;
-        m.bring_up(f_version_1 | f_event_idx | f_indirect);
-        m.q0.add_indirect_chain({{m.q0.alloc(8), 8, true}});
-        m.write32(reg::queue_notify, 0);
-        CHECK(m.device->queues[0].bad_chains() == 0);
-        CHECK(m.q0.avail_event() == 1);  // EVENT_IDX: pop on the empty ring asked for the next one
-    }
-    SECTION("not negotiated") {
-        Mmio m;
-        m.bring_up(f_version_1);
+        m.bring_up(f_version_1 | c.features);
         REQUIRE(m.memory.write(GuestAddress{m.q0.used_ring() + 4 + 8 * 16}, std::uint16_t{0x7777}));
         m.q0.add_indirect_chain({{m.q0.alloc(8), 8, true}});
         m.write32(reg::queue_notify, 0);
-        CHECK(m.device->queues[0].bad_chains() == 1);
-        CHECK(m.q0.avail_event() == 0x7777);
+        CHECK(m.device->queues[0].bad_chains() == (c.indirect ? 0 : 1));
+        CHECK(m.q0.avail_event() == (c.event_idx ? 1 : 0x7777));
     }
 }
 
@@ -617,11 +618,18 @@ TEST_CASE("Configuration space reads and writes at 0x100 and beyond reach the de
     m.transport.write(IoAccess{window + reg::config + 5, reg::config + 5}, one);
     std::vector<std::byte> eight(8, std::byte{0x11});
     m.transport.write(IoAccess{window + reg::config + 3, reg::config + 3}, eight);
-    REQUIRE(m.device->config_writes.size() == 2);
+    std::vector<std::byte> four(4, std::byte{0x22});
+    m.transport.write(IoAccess{window + reg::config, reg::config}, four);
+    m.transport.write(IoAccess{window + reg::config, reg::config}, one);
+    REQUIRE(m.device->config_writes.size() == 4);
     CHECK(m.device->config_writes[0].offset == 5);
     CHECK(m.device->config_writes[0].bytes == one);
     CHECK(m.device->config_writes[1].offset == 3);
     CHECK(m.device->config_writes[1].bytes == eight);
+    CHECK(m.device->config_writes[2].offset == 0);
+    CHECK(m.device->config_writes[2].bytes == four);
+    CHECK(m.device->config_writes[3].offset == 0);
+    CHECK(m.device->config_writes[3].bytes == one);
 }
 
 TEST_CASE("Queue registers are ignored while the queue is ready and after DRIVER_OK") {

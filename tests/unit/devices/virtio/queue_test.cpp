@@ -101,6 +101,8 @@ TEST_CASE("A split queue of size zero, not a power of two, or above the maximum 
         CHECK_FALSE(activates(memory, FakeDriver(memory, size).config(), 256));
     }
     CHECK_FALSE(activates(memory, FakeDriver(memory, 16).config(), 8));
+    CHECK_FALSE(activates(memory, FakeDriver(memory, 8).config(), 7));  // QueueNumMax need not be 2^n
+    CHECK(activates(memory, FakeDriver(memory, 4).config(), 7));
 }
 
 TEST_CASE(
@@ -310,15 +312,24 @@ TEST_CASE("A loop inside an indirect table is rejected") {
 }
 
 TEST_CASE("An indirect table with more entries than the queue size is rejected") {
-    Rig rig({.size = 4});
-    std::vector<RawDescriptor> entries;
-    auto buf = rig.driver.alloc(8);
-    for (std::uint16_t i = 0; i < 5; ++i)
-        entries.push_back(
-            {buf, 8, static_cast<std::uint16_t>(i < 4 ? desc_f_next : 0), static_cast<std::uint16_t>(i + 1)});
-    auto table = rig.indirect_table(entries);
-    rig.driver.write_descriptor(3, {table, 16 * 5, desc_f_indirect, 0});
-    rig.expect_rejected(3);
+    SECTION("a chain through all of them") {
+        Rig rig({.size = 4});
+        std::vector<RawDescriptor> entries;
+        auto buf = rig.driver.alloc(8);
+        for (std::uint16_t i = 0; i < 5; ++i)
+            entries.push_back(
+                {buf, 8, static_cast<std::uint16_t>(i < 4 ? desc_f_next : 0), static_cast<std::uint16_t>(i + 1)});
+        auto table = rig.indirect_table(entries);
+        rig.driver.write_descriptor(3, {table, 16 * 5, desc_f_indirect, 0});
+        rig.expect_rejected(3);
+    }
+    SECTION("a short chain in an oversized table") {
+        Rig rig({.size = 4});
+        auto buf = rig.driver.alloc(8);
+        auto table = rig.indirect_table({{buf, 8, 0, 0}, {}, {}, {}, {}});
+        rig.driver.write_descriptor(3, {table, 16 * 5, desc_f_indirect, 0});
+        rig.expect_rejected(3);
+    }
 }
 
 TEST_CASE("A chain in an indirect table that is longer than the queue is rejected even if the table is not") {
