@@ -99,9 +99,8 @@ TEST_CASE("Requests past the end of the disk fail with IOERR, however large the 
     }));
     auto status = rig.status();
     auto type = reading ? blk::request_type::in : blk::request_type::out;
-    Buffer data = reading ? rig.data_in(len) : rig.data_out(filled(len, 1));
     std::vector<Buffer> chain{rig.header(type, sector)};
-    if (len > 0) chain.push_back(data);
+    if (len > 0) chain.push_back(reading ? rig.data_in(len) : rig.data_out(filled(len, 1)));
     chain.push_back(status);
     auto used = rig.run(chain);
     CHECK(used.len == 1);
