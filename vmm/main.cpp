@@ -53,15 +53,8 @@ void finish_timeline(MachineConfig const& config, StopReason const& reason) {
     if (config.timeline) write_timeline(*config.timeline, timeline, reason);
 }
 
-ExitStatus run(MachineConfig config) {
-    KvmSystem kvm;
-    if (!config.host_compat) {
-        config.host_compat = detect_host_compat();
-        if (*config.host_compat != HostCompat::none)
-            log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
-                      name(*config.host_compat));
-    }
-    RawTerminal terminal(STDIN_FILENO);
+// Builds and runs machines until one stops for good (a reset restarts with --on-reboot restart).
+StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm) {
     for (;;) {
         // Again after each run: the event loop's signal_set leaves SIG_DFL behind.
         install_stop_handlers();
@@ -73,10 +66,24 @@ ExitStatus run(MachineConfig config) {
             log::info("guest reset: restarting (--on-reboot restart)");
             continue;
         }
-        report(reason);
-        finish_timeline(config, reason);
-        return exit_status(reason.kind);
+        return reason;
     }
+}
+
+ExitStatus run(MachineConfig config) {
+    KvmSystem kvm;
+    if (!config.host_compat) {
+        config.host_compat = detect_host_compat();
+        if (*config.host_compat != HostCompat::none)
+            log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
+                      name(*config.host_compat));
+    }
+    RawTerminal terminal(STDIN_FILENO);
+    StopReason reason = run_machines(config, kvm);
+    report(reason);
+    // After the machine is gone: tearing the VM down is part of what a boot costs.
+    finish_timeline(config, reason);
+    return exit_status(reason.kind);
 }
 
 int main_inner(int argc, char** argv) {

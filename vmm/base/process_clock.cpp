@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -36,6 +37,22 @@ std::optional<std::uint64_t> start_ticks() noexcept {
 
 constexpr std::uint64_t max_before_main_us = 10'000'000;
 
+// proc(5) /proc/self/schedstat: time on a CPU and time waiting for one, in ns. Their sum is a lower
+// bound of the time since exec (it leaves out sleeping), but a fine-grained one.
+std::optional<std::uint64_t> scheduled_us() noexcept {
+    int fd = ::open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    char buffer[128];
+    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) return std::nullopt;
+    buffer[n] = '\0';
+    char* end = nullptr;
+    std::uint64_t on_cpu = std::strtoull(buffer, &end, 10);
+    std::uint64_t waiting = std::strtoull(end, nullptr, 10);
+    return (on_cpu + waiting) / 1000u;
+}
+
 std::uint64_t g_start_wall_us = 0;
 std::uint64_t g_resolution_us = 1;
 
@@ -48,12 +65,16 @@ __attribute__((constructor(101))) void record_process_start() noexcept {
     long hz = ::sysconf(_SC_CLK_TCK);
     auto ticks = start_ticks();
     if (!ticks || hz <= 0) return;
-    std::uint64_t start_boot = *ticks * 1'000'000u / static_cast<std::uint64_t>(hz);
+    std::uint64_t tick_us = 1'000'000u / static_cast<std::uint64_t>(hz);
+    std::uint64_t start_boot = *ticks * tick_us;  // floored to a tick: up to one tick early
     std::uint64_t before_main = now_boot > start_boot ? now_boot - start_boot : 0;
+    // Within that tick, the scheduler's accounting narrows it down.
+    if (auto scheduled = scheduled_us())
+        before_main = std::clamp(*scheduled, before_main > tick_us ? before_main - tick_us : 0, before_main);
     // A constructor runs milliseconds after exec; anything else is a misreading.
     if (before_main > now_mono || before_main > max_before_main_us) return;
     g_start_wall_us = now_mono - before_main;
-    g_resolution_us = 1'000'000u / static_cast<std::uint64_t>(hz);
+    g_resolution_us = tick_us;
 }
 
 }  // namespace

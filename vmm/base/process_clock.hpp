@@ -1,7 +1,9 @@
 #pragma once
 // Time since this process started, for the boot timer and the timeline. The start is the exec,
-// from /proc/self/stat (starttime), so time before main() counts; the kernel reports it in clock
-// ticks (10 ms at USER_HZ=100), floored, so every wall time may be overstated by up to one tick.
+// from /proc/self/stat (starttime), so time before main() counts. The kernel reports it in clock
+// ticks (10 ms at USER_HZ=100), floored; within that tick, the start is placed by the scheduler's
+// accounting (/proc/self/schedstat: time on a CPU and waiting for one), which can only place it
+// late. So wall times are known to one tick, usually much better.
 // Where /proc is unreadable the start is the first static initializer instead. CPU time is
 // CLOCK_PROCESS_CPUTIME_ID.
 #include <cstdint>

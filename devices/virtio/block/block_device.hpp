@@ -21,19 +21,19 @@
 
 namespace kvmlet::virtio {
 
-// A statistic written by the device's thread and read by any (metrics, tests).
-class Counter {
-public:
-    void add(std::uint64_t n = 1) noexcept {
-        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
-
-private:
-    std::atomic<std::uint64_t> value_{0};
-};
-
+// Statistics, written by the device's thread and read by any (metrics, tests).
 struct BlockCounters {
+    class Counter {
+    public:
+        void add(std::uint64_t n = 1) noexcept {
+            value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        }
+        std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+    private:
+        std::atomic<std::uint64_t> value_{0};
+    };
+
     Counter requests;  // chains handled, whatever their outcome
     Counter reads;     // successful IN
     Counter writes;    // successful OUT

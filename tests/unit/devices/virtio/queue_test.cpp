@@ -317,8 +317,8 @@ TEST_CASE("An indirect table with more entries than the queue size is rejected")
         std::vector<RawDescriptor> entries;
         auto buf = rig.driver.alloc(8);
         for (std::uint16_t i = 0; i < 5; ++i)
-            entries.push_back(
-                {buf, 8, static_cast<std::uint16_t>(i < 4 ? desc_f_next : 0), static_cast<std::uint16_t>(i + 1)});
+            entries.push_back({buf, 8, static_cast<std::uint16_t>(i < 4 ? desc_f_next : 0),
+                               static_cast<std::uint16_t>(i + 1)});
         auto table = rig.indirect_table(entries);
         rig.driver.write_descriptor(3, {table, 16 * 5, desc_f_indirect, 0});
         rig.expect_rejected(3);

@@ -1,0 +1,142 @@
+"""Peak memory of a whole process tree, from a memory cgroup made for one run.
+
+Each run gets a fresh cgroup, a child of the tool's own memory cgroup (so it stays inside
+whatever limits the tool runs under), which the spawned command joins before exec; every
+process it starts (threads, runc and its container, unshare's child) is born inside it, and
+cgroups that runc makes for its container sit below it. Afterwards the cgroup's peak charge is
+read and the cgroup removed.
+
+What the peak counts: memory charged to the cgroup while it existed: anonymous memory, shared
+memory (a VM's guest RAM, where touched), page cache first read by these processes, and kernel
+memory (page tables, KVM's structures, slab). It does not count file pages already cached by
+someone else, e.g. the text of shared libraries every process maps: RSS counts those, so the
+two figures differ and both are reported.
+
+cgroup v1 (memory.max_usage_in_bytes) and v2 (memory.peak, Linux >= 5.19, with the memory
+controller delegated to the tool's cgroup) are supported.
+"""
+
+import errno
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def _mounts():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, mnt, fstype, opts, *_ = line.split()
+            yield mnt, fstype, opts.split(",")
+
+
+def _own_path(hierarchy_matches):
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if hierarchy_matches(controllers.split(",") if controllers else []):
+                return path
+    return None
+
+
+def own_cgroup_dirs():
+    """The directory of this process's own cgroup in every mounted hierarchy (v1 and v2)."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            own[controllers] = path
+    dirs = []
+    for mnt, fstype, opts in _mounts():
+        if fstype == "cgroup2" and "" in own:
+            dirs.append(Path(mnt + own[""]))
+        elif fstype == "cgroup":
+            for controllers, path in own.items():
+                if controllers and all(c in opts for c in controllers.split(",")):
+                    dirs.append(Path(mnt + path))
+                    break
+    return dirs
+
+
+def sweep(prefix):
+    """Removes cgroups named prefix* next to this process's own, in every hierarchy: what a
+    container runtime killed half-way can leave behind."""
+    for d in own_cgroup_dirs():
+        for leftover in d.glob(prefix + "*"):
+            try:
+                remove_tree(leftover)
+            except OSError:
+                pass
+
+
+class MemoryCgroups:
+    """Makes per-run memory cgroups; `unusable` says why it cannot (or is None)."""
+
+    def __init__(self, prefix):
+        self.prefix = f"{prefix}-{os.getpid()}"
+        self.parent, self.peak_file, self.unusable = None, None, None
+        self._count = 0
+        v1 = next((mnt for mnt, fstype, opts in _mounts() if fstype == "cgroup" and "memory" in opts), None)
+        v2 = next((mnt for mnt, fstype, _ in _mounts() if fstype == "cgroup2"), None)
+        if v1:
+            own = _own_path(lambda controllers: "memory" in controllers)
+            self.parent, self.peak_file = Path(v1 + own), "memory.max_usage_in_bytes"
+        elif v2:
+            own = _own_path(lambda controllers: not controllers)
+            self.parent, self.peak_file = Path(v2 + own), "memory.peak"
+            try:
+                if "memory" not in (self.parent / "cgroup.subtree_control").read_text().split():
+                    self.unusable = f"memory controller not delegated to {self.parent}"
+            except OSError as e:
+                self.unusable = f"{self.parent}: {e.strerror}"
+        else:
+            self.unusable = "no memory cgroup hierarchy mounted"
+        if not self.unusable and not os.access(self.parent, os.W_OK):
+            self.unusable = f"cannot create cgroups in {self.parent} (needs root)"
+
+    def create(self):
+        """A new, empty cgroup; returns its directory (join by writing a PID to cgroup.procs)."""
+        self._count += 1
+        path = self.parent / f"{self.prefix}-{self._count}"
+        path.mkdir()
+        if not (path / self.peak_file).exists():
+            remove_tree(path)
+            raise OSError(errno.ENOTSUP, f"{path / self.peak_file} does not exist (kernel too old)")
+        return path
+
+    def peak_bytes(self, path):
+        return int((path / self.peak_file).read_text())
+
+
+def remove_tree(path, wait_s=2.0):
+    """rmdir a cgroup and its children, deepest first. Processes still inside (only ones the
+    tool started can be there) get SIGKILL first."""
+    path = Path(path)
+    if not path.is_dir():
+        return
+    deadline = time.monotonic() + wait_s
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        _remove_one(sub, deadline)
+    _remove_one(path, deadline)
+
+
+def _remove_one(path, deadline):
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)

@@ -1,0 +1,49 @@
+"""What the tools need to know about KVM and about the tiny guests' ELF images."""
+
+import os
+import struct
+
+PAGE = 4096
+# Guest RAM kvmlet itself writes below the kernel: GDT, zero page, stack, page tables
+# ([0, firmware_end) in firmware/x86_64/layout.hpp). Counted whole, as an upper bound.
+FIRMWARE_AREA = 0x10000
+
+
+def kvm_unusable():
+    """Why /dev/kvm cannot be used, or None."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+        return None
+    except OSError as e:
+        return f"/dev/kvm: {e.strerror}"
+
+
+def elf_load_bytes(path):
+    """Bytes of guest memory the ELF's PT_LOAD segments span, in whole pages. Raises ValueError
+    (or struct.error) when path is not an ELF file."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF":
+        raise ValueError(f"{path} is not an ELF file")
+    is64 = data[4] == 2
+    endian = "<" if data[5] == 1 else ">"
+    if is64:
+        phoff, = struct.unpack_from(endian + "Q", data, 32)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 54)
+    else:
+        phoff, = struct.unpack_from(endian + "I", data, 28)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 42)
+    pages = set()
+    for i in range(phnum):
+        off = phoff + i * phentsize
+        if is64:
+            p_type, _, _, _, paddr, _, memsz = struct.unpack_from(endian + "IIQQQQQ", data, off)
+        else:
+            p_type, _, _, paddr, _, memsz = struct.unpack_from(endian + "IIIIII", data, off)
+        if p_type == 1 and memsz:  # PT_LOAD
+            pages.update(range(paddr // PAGE, (paddr + memsz + PAGE - 1) // PAGE))
+    return len(pages) * PAGE
+
+
+def guest_pages_touched_upper_bound(path):
+    """Guest RAM a tiny guest can have touched: its ELF's pages plus kvmlet's firmware area."""
+    return elf_load_bytes(path) + FIRMWARE_AREA
