@@ -29,7 +29,7 @@ bool ChainReader::read(std::span<std::byte> out) noexcept {
     while (!out.empty()) {
         auto const& d = buffers_[index_];
         std::size_t n = std::min<std::size_t>(out.size(), d.len - offset_);
-        if (!memory_->read_bytes(GuestAddress{d.addr.value + offset_}, out.first(n))) return false;
+        if (n != 0 && !memory_->read_bytes(GuestAddress{d.addr.value + offset_}, out.first(n))) return false;
         out = out.subspan(n);
         remaining_ -= n;
         offset_ += static_cast<std::uint32_t>(n);
@@ -47,7 +47,7 @@ bool ChainWriter::write(std::span<std::byte const> in) noexcept {
     while (!in.empty()) {
         auto const& d = buffers_[index_];
         std::size_t n = std::min<std::size_t>(in.size(), d.len - offset_);
-        if (!memory_->write_bytes(GuestAddress{d.addr.value + offset_}, in.first(n))) return false;
+        if (n != 0 && !memory_->write_bytes(GuestAddress{d.addr.value + offset_}, in.first(n))) return false;
         in = in.subspan(n);
         remaining_ -= n;
         written_ += static_cast<std::uint32_t>(n);

@@ -182,7 +182,10 @@ void MmioTransport::write_status(std::uint32_t value) noexcept {
     std::uint32_t added = value & ~status_;
     if (added & status::features_ok && !features_acceptable()) added &= ~status::features_ok;
     status_ |= added;
-    if (added & status::driver_ok && status_ & status::features_ok && !active_) activate();
+    if (!(added & status::driver_ok) || active_) return;
+    // §3.1.1: DRIVER_OK without FEATURES_OK is a driver error; say so rather than sit silent.
+    if (status_ & status::features_ok) activate();
+    else needs_reset();
 }
 
 bool MmioTransport::features_acceptable() const noexcept {

@@ -30,7 +30,9 @@ constexpr std::uint64_t used_entry = 8;
 constexpr std::uint64_t desc_alignment = 16;
 constexpr std::uint64_t avail_alignment = 2;
 constexpr std::uint64_t used_alignment = 4;
-constexpr std::uint64_t max_chain_bytes = std::uint64_t{1} << 32;
+// A block request is header, data, status; most chains fit in this many descriptors.
+constexpr std::size_t typical_chain_length = 4;
+constexpr std::uint64_t max_chain_bytes = 0xffff'ffff;  // a used length is 32 bits
 
 struct UsedElement {
     std::uint32_t id;
@@ -67,6 +69,7 @@ Result<SplitQueue> SplitQueue::activate(GuestMemory const& memory, QueueConfig c
 
 Result<DescriptorChain> SplitQueue::walk(std::uint16_t head) const noexcept {
     DescriptorChain chain{.head = head, .descriptors = {}};
+    chain.descriptors.reserve(typical_chain_length);  // one allocation for the usual request
     GuestAddress table = desc_;
     std::uint32_t table_size = size_;
     bool in_indirect = false;
@@ -98,7 +101,7 @@ Result<DescriptorChain> SplitQueue::walk(std::uint16_t head) const noexcept {
         if (!writable && !chain.descriptors.empty() && chain.descriptors.back().device_writable)
             return unexpected("readable buffer after a writable one");  // §2.7.4.2
         total += raw->len;
-        if (total > max_chain_bytes) return unexpected("chain longer than 4 GiB");
+        if (total > max_chain_bytes) return unexpected("chain of 4 GiB or more");
         chain.descriptors.push_back({GuestAddress{raw->addr}, raw->len, writable});
         if (!(raw->flags & desc_f_next)) return chain;
         index = raw->next;

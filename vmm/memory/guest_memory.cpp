@@ -90,14 +90,14 @@ std::optional<std::span<std::byte>> GuestMemory::slice(GuestAddress addr, std::u
 bool GuestMemory::read_bytes(GuestAddress addr, std::span<std::byte> out) const noexcept {
     auto s = slice(addr, out.size());
     if (!s) return false;
-    std::memcpy(out.data(), s->data(), out.size());
+    if (!out.empty()) std::memcpy(out.data(), s->data(), out.size());  // an empty span may have no data
     return true;
 }
 
 bool GuestMemory::write_bytes(GuestAddress addr, std::span<std::byte const> in) const noexcept {
     auto s = slice(addr, in.size());
     if (!s) return false;
-    std::memcpy(s->data(), in.data(), in.size());
+    if (!in.empty()) std::memcpy(s->data(), in.data(), in.size());
     return true;
 }
 

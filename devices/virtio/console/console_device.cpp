@@ -28,6 +28,7 @@ bool ConsoleDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> 
     memory_ = &memory;
     interrupt_ = &interrupt;
     queues_ = std::move(queues);
+    reset_requested_ = false;
     transmit();  // output the driver queued before DRIVER_OK
     return true;
 }
@@ -80,8 +81,10 @@ std::size_t ConsoleDevice::enqueue_input(std::span<std::byte const> bytes) noexc
 
 void ConsoleDevice::signal(std::size_t queue) noexcept {
     SplitQueue& q = queues_[queue];
-    if (q.broken()) interrupt_->needs_reset();
-    else if (q.needs_interrupt()) interrupt_->used_buffers(queue);
+    if (q.broken()) {
+        if (!reset_requested_) interrupt_->needs_reset();
+        reset_requested_ = true;
+    } else if (q.needs_interrupt()) interrupt_->used_buffers(queue);
 }
 
 }  // namespace kvmlet::virtio

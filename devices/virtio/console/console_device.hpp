@@ -45,6 +45,7 @@ private:
     GuestMemory const* memory_ = nullptr;
     Interrupt* interrupt_ = nullptr;
     std::vector<SplitQueue> queues_;
+    bool reset_requested_ = false;  // DEVICE_NEEDS_RESET asked for once per activation
     std::uint64_t bytes_out_ = 0;
     std::uint64_t bytes_in_ = 0;
 };

@@ -54,6 +54,7 @@ bool RngDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queu
     queues_ = std::move(queues);
     if (config_.bytes_per_second) tokens_ = static_cast<double>(*config_.bytes_per_second);
     last_refill_ = now_();
+    reset_requested_ = false;
     return true;
 }
 
@@ -110,8 +111,10 @@ void RngDevice::process_queue(std::size_t) noexcept {
         bytes_served_ += n;
         q.add_used(chain->head, n);
     }
-    if (q.broken()) interrupt_->needs_reset();
-    else if (q.needs_interrupt()) interrupt_->used_buffers(0);
+    if (q.broken()) {
+        if (!reset_requested_) interrupt_->needs_reset();
+        reset_requested_ = true;
+    } else if (q.needs_interrupt()) interrupt_->used_buffers(0);
 }
 
 }  // namespace kvmlet::virtio

@@ -56,7 +56,7 @@ private:
     std::optional<DescriptorChain> held_;  // popped, waiting for tokens
     double tokens_ = 0;
     Clock::time_point last_refill_{};
-    bool retry_pending_ = false;
+    bool reset_requested_ = false;  // DEVICE_NEEDS_RESET asked for once per activation
     std::uint64_t bytes_served_ = 0;
 };
 
