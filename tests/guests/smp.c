@@ -5,49 +5,20 @@
  * runs in real time even where guest instructions are emulated), at most MAX_WAIT_MS in all,
  * then prints "cpus up: <BSP + APs>" and resets. */
 #include "guest.h"
+#include "lapic.h"
 
 extern volatile uint32_t ap_lock;  /* smp_trampoline.S */
 extern volatile uint32_t ap_count;
 extern char ap_trampoline[];
 
-/* Local APIC registers (Intel SDM vol. 3A, 11.4.1, table 11-1). */
-#define LAPIC_BASE 0xfee00000ul
 enum {
-    LAPIC_ID = 0x20,
-    LAPIC_SVR = 0xf0,
-    LAPIC_ICR_LOW = 0x300,
-    LAPIC_ICR_HIGH = 0x310,
-    LAPIC_LVT_TIMER = 0x320,
-    LAPIC_TIMER_INITIAL = 0x380,
-    LAPIC_TIMER_CURRENT = 0x390,
-    LAPIC_TIMER_DIVIDE = 0x3e0,
-
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    LVT_MASKED = 1 << 16,
-    TIMER_VECTOR = 0x20,
-    TIMER_DIVIDE_BY_16 = 0x3,
-
     ICR_DELIVERY_INIT = 5 << 8,
     ICR_DELIVERY_STARTUP = 6 << 8,
     ICR_SEND_PENDING = 1 << 12,
     ICR_LEVEL_ASSERT = 1 << 14,
     ICR_ALL_EXCLUDING_SELF = 3 << 18,
 };
-
-/* KVM's local APIC timer counts at 1 GHz; divided by 16 that is 62500 ticks per ms. */
-enum { TIMER_TICKS_PER_MS = 62500 };
 enum { INIT_TO_SIPI_MS = 10, SIPI_TO_SIPI_MS = 1, QUIET_MS = 250, MAX_WAIT_MS = 10000 };
-
-static uint32_t lapic_read(uint32_t reg)
-{
-    return *(volatile uint32_t *)(LAPIC_BASE + reg);
-}
-
-static void lapic_write(uint32_t reg, uint32_t value)
-{
-    *(volatile uint32_t *)(LAPIC_BASE + reg) = value;
-}
 
 static void console_lock(void)
 {
@@ -60,23 +31,10 @@ static void console_unlock(void)
     __atomic_store_n(&ap_lock, 0, __ATOMIC_RELEASE);
 }
 
-/* Starts the timer as a free-running one-shot countdown (masked: no interrupt). */
-static void timer_start(void)
-{
-    lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | TIMER_VECTOR);
-    lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
-    lapic_write(LAPIC_TIMER_INITIAL, 0xffffffffu);
-}
-
-static uint32_t timer_elapsed_ms(void)
-{
-    return (0xffffffffu - lapic_read(LAPIC_TIMER_CURRENT)) / TIMER_TICKS_PER_MS;
-}
-
 static void delay_ms(uint32_t ms)
 {
-    uint32_t start = timer_elapsed_ms();
-    while (timer_elapsed_ms() - start < ms) {
+    uint32_t start = lapic_timer_elapsed_ms();
+    while (lapic_timer_elapsed_ms() - start < ms) {
     }
 }
 
@@ -119,9 +77,9 @@ static void report_bsp(void)
 static void wait_for_aps(void)
 {
     uint32_t seen = ap_count;
-    uint32_t last_change = timer_elapsed_ms();
+    uint32_t last_change = lapic_timer_elapsed_ms();
     for (;;) {
-        uint32_t now = timer_elapsed_ms();
+        uint32_t now = lapic_timer_elapsed_ms();
         uint32_t count = ap_count;
         if (count != seen) {
             seen = count;
@@ -136,8 +94,7 @@ void guest_main(void)
 {
     report_bsp();
 
-    lapic_write(LAPIC_SVR, SVR_APIC_ENABLE | SPURIOUS_VECTOR);
-    timer_start();
+    lapic_timer_start();
     if (lapic_read(LAPIC_TIMER_CURRENT) == 0) {
         serial_puts("smp: the LAPIC timer does not count\r\n");
         guest_reset();

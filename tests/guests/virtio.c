@@ -1,6 +1,8 @@
 /* A tiny virtio-mmio driver for the tiny guests (see virtio.h). */
 #include "virtio.h"
 
+#include "lapic.h"
+
 /* Memory ordering (virtio 1.2 §2.7.13). x86 keeps stores in order and loads in order, so the
  * driver's write barrier (descriptors and ring entry before avail.idx) and read barrier
  * (used.idx before the used entry and the data) only have to stop the compiler. The driver
@@ -12,49 +14,18 @@ static inline void compiler_barrier(void)
     __asm__ volatile("" ::: "memory");
 }
 
-/* Waits are bounded in real time rather than in loop iterations: this host emulates each guest
- * instruction (~1.5 µs) where other hosts run the same loop a thousand times faster, and the
- * device answers from host threads (file I/O, fsync). The local APIC timer runs in real time on
- * both: one-shot, masked, divided by 16 from KVM's 1 GHz APIC bus clock (Intel SDM vol. 3A,
- * 11.5.4). */
-#define LAPIC_BASE 0xfee00000ul
-enum {
-    LAPIC_SVR = 0xf0,
-    LAPIC_LVT_TIMER = 0x320,
-    LAPIC_TIMER_INITIAL = 0x380,
-    LAPIC_TIMER_CURRENT = 0x390,
-    LAPIC_TIMER_DIVIDE = 0x3e0,
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    LVT_MASKED = 1 << 16,
-    TIMER_VECTOR = 0x20,
-    TIMER_DIVIDE_BY_16 = 0x3,
-    TIMER_TICKS_PER_MS = 62500,
-};
+/* Waits are bounded in real time (lapic.h): the device answers from host threads (file I/O,
+ * fsync) however slowly the guest runs. */
 enum { VIRTIO_TIMEOUT_MS = 5000, CONFIG_READ_TRIES = 100 };
-
-static void lapic_write(uint32_t reg, uint32_t value)
-{
-    *(volatile uint32_t *)(LAPIC_BASE + reg) = value;
-}
-
-static uint32_t lapic_read(uint32_t reg)
-{
-    return *(volatile uint32_t *)(LAPIC_BASE + reg);
-}
 
 static void timer_restart(void)
 {
-    lapic_write(LAPIC_SVR, SVR_APIC_ENABLE | SPURIOUS_VECTOR);
-    lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | TIMER_VECTOR);
-    lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
-    lapic_write(LAPIC_TIMER_INITIAL, 0xffffffffu);
+    lapic_timer_start();
 }
 
-/* A timer that has run out (after ~68 s) or never counted reads as long expired. */
 static int timer_expired(void)
 {
-    return (0xffffffffu - lapic_read(LAPIC_TIMER_CURRENT)) / TIMER_TICKS_PER_MS >= VIRTIO_TIMEOUT_MS;
+    return lapic_timer_elapsed_ms() >= VIRTIO_TIMEOUT_MS;
 }
 
 uint32_t virtio_read(const struct virtio_dev *dev, uint32_t reg)
