@@ -20,41 +20,27 @@ std::uint64_t total_length(std::span<Descriptor const> buffers) {
 
 }  // namespace
 
+BufferCursor::BufferCursor(std::span<Descriptor const> buffers) noexcept
+    : buffers_(buffers), remaining_(total_length(buffers)) {}
+
 ChainReader::ChainReader(GuestMemory const& memory, DescriptorChain const& chain) noexcept
-    : memory_(&memory), buffers_(std::span(chain.descriptors).first(first_writable(chain))),
-      remaining_(total_length(buffers_)) {}
+    : memory_(&memory), cursor_(std::span(chain.descriptors).first(first_writable(chain))) {}
 
 bool ChainReader::read(std::span<std::byte> out) noexcept {
-    if (out.size() > remaining_) return false;
-    while (!out.empty()) {
-        auto const& d = buffers_[index_];
-        std::size_t n = std::min<std::size_t>(out.size(), d.len - offset_);
-        if (n != 0 && !memory_->read_bytes(GuestAddress{d.addr.value + offset_}, out.first(n))) return false;
-        out = out.subspan(n);
-        remaining_ -= n;
-        offset_ += static_cast<std::uint32_t>(n);
-        if (offset_ == d.len) ++index_, offset_ = 0;
-    }
-    return true;
+    return cursor_.advance(out.size(), [&](GuestAddress at, std::size_t from, std::size_t n) {
+        return memory_->read_bytes(at, out.subspan(from, n));
+    });
 }
 
 ChainWriter::ChainWriter(GuestMemory const& memory, DescriptorChain const& chain) noexcept
-    : memory_(&memory), buffers_(std::span(chain.descriptors).subspan(first_writable(chain))),
-      remaining_(total_length(buffers_)) {}
+    : memory_(&memory), cursor_(std::span(chain.descriptors).subspan(first_writable(chain))) {}
 
 bool ChainWriter::write(std::span<std::byte const> in) noexcept {
-    if (in.size() > remaining_) return false;
-    while (!in.empty()) {
-        auto const& d = buffers_[index_];
-        std::size_t n = std::min<std::size_t>(in.size(), d.len - offset_);
-        if (n != 0 && !memory_->write_bytes(GuestAddress{d.addr.value + offset_}, in.first(n))) return false;
-        in = in.subspan(n);
-        remaining_ -= n;
+    return cursor_.advance(in.size(), [&](GuestAddress at, std::size_t from, std::size_t n) {
+        if (!memory_->write_bytes(at, in.subspan(from, n))) return false;
         written_ += static_cast<std::uint32_t>(n);
-        offset_ += static_cast<std::uint32_t>(n);
-        if (offset_ == d.len) ++index_, offset_ = 0;
-    }
-    return true;
+        return true;
+    });
 }
 
 }  // namespace kvmlet::virtio

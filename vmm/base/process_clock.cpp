@@ -17,16 +17,23 @@ std::uint64_t read_us(clockid_t clock) noexcept {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
+// Reads a small /proc file whole into `buffer`, NUL-terminated; false when it cannot.
+template <std::size_t N>
+bool read_proc(char const* path, char (&buffer)[N]) noexcept {
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = ::read(fd, buffer, N - 1);
+    ::close(fd);
+    if (n <= 0) return false;
+    buffer[n] = '\0';
+    return true;
+}
+
 // proc(5): field 22 of /proc/self/stat, starttime, in clock ticks since boot (CLOCK_BOOTTIME).
 // The fields after the command name (field 2, in parentheses, may hold anything) are numbers.
 std::optional<std::uint64_t> start_ticks() noexcept {
-    int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
     char buffer[1024];
-    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
-    ::close(fd);
-    if (n <= 0) return std::nullopt;
-    buffer[n] = '\0';
+    if (!read_proc("/proc/self/stat", buffer)) return std::nullopt;
     char const* p = std::strrchr(buffer, ')');
     if (!p) return std::nullopt;
     // p is at the ')' ending field 2; each space found moves to the start of the next field.
@@ -40,13 +47,8 @@ constexpr std::uint64_t max_before_main_us = 10'000'000;
 // proc(5) /proc/self/schedstat: time on a CPU and time waiting for one, in ns. Their sum is a lower
 // bound of the time since exec (it leaves out sleeping), but a fine-grained one.
 std::optional<std::uint64_t> scheduled_us() noexcept {
-    int fd = ::open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
     char buffer[128];
-    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
-    ::close(fd);
-    if (n <= 0) return std::nullopt;
-    buffer[n] = '\0';
+    if (!read_proc("/proc/self/schedstat", buffer)) return std::nullopt;
     char* end = nullptr;
     std::uint64_t on_cpu = std::strtoull(buffer, &end, 10);
     std::uint64_t waiting = std::strtoull(end, nullptr, 10);
