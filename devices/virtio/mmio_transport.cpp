@@ -43,9 +43,6 @@ constexpr std::uint32_t vendor = 0x4c4d'564b;  // "KVML"
 // §4.2.2: InterruptStatus bits.
 constexpr std::uint32_t interrupt_used_buffer = 1;
 constexpr std::uint32_t interrupt_config_change = 2;
-// Features the transport (not the device) brings: modern interface only.
-constexpr std::uint64_t transport_features = bit(feature::version_1);
-
 log::RateLimit bad_access_log{10, std::chrono::seconds(5)};
 
 void set_half(GuestAddress& address, bool high, std::uint32_t value) {
@@ -57,25 +54,13 @@ void set_half(GuestAddress& address, bool high, std::uint32_t value) {
 }  // namespace
 
 MmioTransport::MmioTransport(GuestMemory const& memory, std::shared_ptr<Device> device, IrqLine& irq)
-    : memory_(memory), device_(std::move(device)), irq_(irq),
-      notify_handler_([this](std::uint32_t queue) { notify(queue); }),
-      queues_(device_->queue_max_sizes().size()) {}
-
-std::uint32_t MmioTransport::status() const noexcept {
-    std::lock_guard lock(mutex_);
-    return status_;
-}
-
-bool MmioTransport::active() const noexcept {
-    std::lock_guard lock(mutex_);
-    return active_;
-}
+    : Transport(memory, std::move(device), "virtio-mmio"), irq_(irq) {}
 
 void MmioTransport::read(IoAccess const& access, std::span<std::byte> data) noexcept {
     std::memset(data.data(), 0, data.size());
     if (access.offset >= reg::config) {
         std::lock_guard lock(mutex_);
-        device_->read_config(access.offset - reg::config, data);
+        device().read_config(access.offset - reg::config, data);
         return;
     }
     // §4.2.2.2: registers below the configuration space are read as aligned 32-bit words.
@@ -92,18 +77,16 @@ void MmioTransport::read(IoAccess const& access, std::span<std::byte> data) noex
 }
 
 std::uint32_t MmioTransport::read_register(std::uint64_t offset) noexcept {
-    std::uint64_t offered = device_->features() | transport_features;
-    bool queue_valid = queue_sel_ < queues_.size();
+    QueueConfig const* queue = queue_config(queue_sel_);
     switch (offset) {
         case reg::magic_value: return magic;
         case reg::version: return mmio_version;
-        case reg::device_id: return static_cast<std::uint32_t>(device_->type());
+        case reg::device_id: return static_cast<std::uint32_t>(device().type());
         case reg::vendor_id: return vendor;
-        case reg::device_features:
-            return device_features_sel_ < 2 ? static_cast<std::uint32_t>(offered >> (32 * device_features_sel_)) : 0;
-        case reg::queue_num_max: return queue_valid ? device_->queue_max_sizes()[queue_sel_] : 0;
-        case reg::queue_ready: return queue_valid && queues_[queue_sel_].ready ? 1 : 0;
-        case reg::status: return status_;
+        case reg::device_features: return device_features_word(device_features_sel_);
+        case reg::queue_num_max: return queue ? device().queue_max_sizes()[queue_sel_] : 0;
+        case reg::queue_ready: return queue && queue->ready ? 1 : 0;
+        case reg::status: return status_locked();
         case reg::shm_len_low:
         case reg::shm_len_high: return 0xffff'ffff;  // §4.2.2: no shared memory region
         case reg::config_generation: return config_generation_;
@@ -114,7 +97,7 @@ std::uint32_t MmioTransport::read_register(std::uint64_t offset) noexcept {
 void MmioTransport::write(IoAccess const& access, std::span<std::byte const> data) noexcept {
     if (access.offset >= reg::config) {
         std::lock_guard lock(mutex_);
-        device_->write_config(access.offset - reg::config, data);
+        device().write_config(access.offset - reg::config, data);
         return;
     }
     if (data.size() != 4 || access.offset % 4 != 0) {
@@ -124,10 +107,7 @@ void MmioTransport::write(IoAccess const& access, std::span<std::byte const> dat
     }
     std::uint32_t value;
     std::memcpy(&value, data.data(), sizeof value);
-    if (access.offset == reg::queue_notify) {
-        if (value < queues_.size()) notify_handler_(value);
-        return;
-    }
+    if (access.offset == reg::queue_notify) return dispatch_notify(value);
     if (access.offset == reg::interrupt_ack) {
         interrupt_status_.fetch_and(~value);
         return;
@@ -140,12 +120,7 @@ void MmioTransport::write_register(std::uint64_t offset, std::uint32_t value) no
     switch (offset) {
         case reg::device_features_sel: device_features_sel_ = value; return;
         case reg::driver_features_sel: driver_features_sel_ = value; return;
-        case reg::driver_features:
-            // §3.1.1: features are fixed once FEATURES_OK is set.
-            if (status_ & status::features_ok || driver_features_sel_ >= 2) return;
-            if (driver_features_sel_ == 0) driver_features_ = (driver_features_ & ~0xffff'ffffull) | value;
-            else driver_features_ = (driver_features_ & 0xffff'ffffull) | (std::uint64_t{value} << 32);
-            return;
+        case reg::driver_features: write_driver_features_word(driver_features_sel_, value); return;
         case reg::queue_sel: queue_sel_ = value; return;
         case reg::status: write_status(value); return;
         default: write_queue_register(offset, value); return;
@@ -154,77 +129,26 @@ void MmioTransport::write_register(std::uint64_t offset, std::uint32_t value) no
 
 void MmioTransport::write_queue_register(std::uint64_t offset, std::uint32_t value) noexcept {
     // §4.2.3.2: queues are configured before DRIVER_OK and while not ready.
-    if (queue_sel_ >= queues_.size() || status_ & status::driver_ok) return;
-    QueueConfig& q = queues_[queue_sel_];
-    if (q.ready && offset != reg::queue_ready) return;
+    QueueConfig* q = configurable_queue(queue_sel_);
+    if (!q || (q->ready && offset != reg::queue_ready)) return;
     switch (offset) {
-        case reg::queue_num: q.size = static_cast<std::uint16_t>(value <= 0xffff ? value : 0); return;
-        case reg::queue_ready: q.ready = value == 1; return;
+        case reg::queue_num: q->size = static_cast<std::uint16_t>(value <= 0xffff ? value : 0); return;
+        case reg::queue_ready: q->ready = value == 1; return;
         case reg::queue_desc_low:
-        case reg::queue_desc_high: set_half(q.desc, offset == reg::queue_desc_high, value); return;
+        case reg::queue_desc_high: set_half(q->desc, offset == reg::queue_desc_high, value); return;
         case reg::queue_driver_low:
-        case reg::queue_driver_high: set_half(q.avail, offset == reg::queue_driver_high, value); return;
+        case reg::queue_driver_high: set_half(q->avail, offset == reg::queue_driver_high, value); return;
         case reg::queue_device_low:
-        case reg::queue_device_high: set_half(q.used, offset == reg::queue_device_high, value); return;
+        case reg::queue_device_high: set_half(q->used, offset == reg::queue_device_high, value); return;
         default:
             if (bad_access_log.allow()) log::warn("virtio-mmio: write to read-only or unknown register {:#x}", offset);
             return;
     }
 }
 
-void MmioTransport::write_status(std::uint32_t value) noexcept {
-    if (value == 0) return reset();
-    // §2.1.1: the driver only adds bits; anything else is a confused driver.
-    if ((value & status_) != status_) {
-        if (bad_access_log.allow()) log::warn("virtio-mmio: status {:#x} clears bits of {:#x}", value, status_);
-        return;
-    }
-    std::uint32_t added = value & ~status_;
-    if (added & status::features_ok && !features_acceptable()) added &= ~status::features_ok;
-    status_ |= added;
-    if (!(added & status::driver_ok) || active_) return;
-    // §3.1.1: DRIVER_OK without FEATURES_OK is a driver error; say so rather than sit silent.
-    if (status_ & status::features_ok) activate();
-    else needs_reset();
-}
-
-bool MmioTransport::features_acceptable() const noexcept {
-    std::uint64_t offered = device_->features() | transport_features;
-    // §6.1: a driver that does not accept VERSION_1 is legacy, which kvmlet does not speak.
-    return (driver_features_ & ~offered) == 0 && (driver_features_ & transport_features) == transport_features;
-}
-
-void MmioTransport::activate() noexcept {
-    bool event_idx = driver_features_ & bit(feature::ring_event_idx);
-    bool indirect = driver_features_ & bit(feature::ring_indirect_desc);
-    std::vector<SplitQueue> queues;
-    auto max_sizes = device_->queue_max_sizes();
-    for (std::size_t i = 0; i < queues_.size(); ++i) {
-        auto queue = queues_[i].ready ? SplitQueue::activate(memory_, queues_[i], max_sizes[i], event_idx, indirect)
-                                      : Result<SplitQueue>(unexpected("not ready"));
-        if (!queue) {
-            log::warn("virtio-mmio: {} queue {}: {}", static_cast<std::uint32_t>(device_->type()), i, queue.error());
-            return needs_reset();
-        }
-        queues.push_back(std::move(queue).value());
-    }
-    if (!device_->activate(memory_, std::move(queues), driver_features_, *this)) return needs_reset();
-    active_ = true;
-}
-
-void MmioTransport::reset() noexcept {
-    if (active_) device_->reset();
-    active_ = false;
-    status_ = 0;
+void MmioTransport::reset_transport() noexcept {
     device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
-    driver_features_ = 0;
-    for (auto& q : queues_) q = QueueConfig{};
     interrupt_status_.store(0);
-}
-
-void MmioTransport::notify(std::uint32_t queue) noexcept {
-    std::lock_guard lock(mutex_);
-    if (active_ && queue < queues_.size()) device_->process_queue(queue);
 }
 
 void MmioTransport::used_buffers(std::size_t) noexcept {
@@ -236,11 +160,6 @@ void MmioTransport::config_changed() noexcept {
     ++config_generation_;
     interrupt_status_.fetch_or(interrupt_config_change);
     irq_.trigger();
-}
-
-void MmioTransport::needs_reset() noexcept {
-    status_ |= status::device_needs_reset;
-    config_changed();
 }
 
 }  // namespace kvmlet::virtio

@@ -1,0 +1,89 @@
+#pragma once
+// What the virtio transports (MMIO §4.2, PCI §4.1) share: the device status, feature negotiation,
+// the queue configurations the driver writes, and activation at DRIVER_OK. The transports add
+// their register layout and their way of interrupting the driver.
+//
+// Threads: vCPU threads write registers; the device's executor (the event loop or a disk's
+// worker) calls notify(). One mutex serialises everything that reaches the device, so devices are
+// single-threaded code. Members marked "mutex held" expect the caller to hold it.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "devices/virtio/virtio_device.hpp"
+
+namespace kvmlet::virtio {
+
+class Transport : protected Interrupt {
+public:
+    // Where queue notifications that KVM did not catch with an ioeventfd go; by default they are
+    // served at once, on the vCPU thread (fine for tests).
+    using NotifyHandler = std::function<void(std::uint32_t queue)>;
+
+    Transport(GuestMemory const& memory, std::shared_ptr<Device> device, char const* name);
+    Transport(Transport const&) = delete;
+    Transport& operator=(Transport const&) = delete;
+    ~Transport() override = default;
+
+    void set_notify_handler(NotifyHandler handler) { notify_handler_ = std::move(handler); }
+    // The driver notified `queue`: let the device process it (if active).
+    void notify(std::uint32_t queue) noexcept;
+
+    // Runs f() with the device lock held: for calls into the device from the VMM's side (console
+    // input, timers, backends).
+    template <class F>
+    auto locked(F&& f) {
+        std::lock_guard lock(mutex_);
+        return f();
+    }
+
+    Device& device() const noexcept { return *device_; }
+    std::uint32_t queue_count() const noexcept { return static_cast<std::uint32_t>(queues_.size()); }
+    std::uint32_t status() const noexcept;
+    bool active() const noexcept;
+
+protected:
+    // Mutex held for everything below.
+    std::uint64_t offered_features() const noexcept;
+    // 32-bit word `select` of the offered / accepted features (0 beyond the second word).
+    std::uint32_t device_features_word(std::uint32_t select) const noexcept;
+    std::uint32_t driver_features_word(std::uint32_t select) const noexcept;
+    // Ignored once FEATURES_OK is set (§3.1.1).
+    void write_driver_features_word(std::uint32_t select, std::uint32_t value) noexcept;
+    // 0 resets; otherwise bits are only added (§2.1.1), FEATURES_OK only when acceptable, and
+    // DRIVER_OK activates the device.
+    void write_status(std::uint32_t value) noexcept;
+    std::uint64_t driver_features() const noexcept { return driver_features_; }
+    std::uint32_t status_locked() const noexcept { return status_; }
+    bool active_locked() const noexcept { return active_; }
+    // The queue `index` while the driver may still configure it (before DRIVER_OK; the caller
+    // checks `ready`): nullptr otherwise, or when there is no such queue.
+    QueueConfig* configurable_queue(std::uint32_t index) noexcept;
+    QueueConfig const* queue_config(std::uint32_t index) const noexcept;
+    void dispatch_notify(std::uint32_t queue) noexcept;  // any thread, no lock needed
+
+    // Interrupt: set DEVICE_NEEDS_RESET, then tell the driver through config_changed().
+    void needs_reset() noexcept override;
+    // The transport's own state to clear on reset (mutex held).
+    virtual void reset_transport() noexcept {}
+
+    char const* name_;
+    mutable std::mutex mutex_;
+
+private:
+    bool features_acceptable() const noexcept;
+    void activate() noexcept;
+    void reset() noexcept;
+
+    GuestMemory const& memory_;
+    std::shared_ptr<Device> device_;
+    NotifyHandler notify_handler_;
+    std::uint32_t status_ = 0;
+    std::uint64_t driver_features_ = 0;
+    std::vector<QueueConfig> queues_;
+    bool active_ = false;
+};
+
+}  // namespace kvmlet::virtio
