@@ -46,14 +46,14 @@ run() {  # run_guest.sh with the checks common to both guests, then the given on
 if [[ $mode == basic ]]; then
     run --stdout '^virtio-blk: capacity=2048\r$' --stdout '^virtio-blk: id=testdisk0\r$' \
         --stdout '^virtio-blk: read-only disk: write refused' --stdout '^virtio-blk: ok\r$' \
-        -- --disk "$tmp/disk0.img,id=testdisk0$opts" --disk "$tmp/disk1.img,readonly$opts"
+        -- --transport mmio --disk "$tmp/disk0.img,id=testdisk0$opts" --disk "$tmp/disk1.img,readonly$opts"
     status=$?
     written=disk0 sectors=(1 2 3 4 5 6 7 8 2047) untouched=disk1
 else
     run --stdout '^loop: returned len=0\r$' --stdout '^loop of two: returned len=0\r$' \
         --stdout '^second disk: ok\r$' --stdout '^disk 0: device needs reset\r$' \
         --stdout '^disk 0 after reset: ok\r$' --stdout '^virtio-blk-loop: ok\r$' \
-        -- --disk "$tmp/disk0.img$opts" --disk "$tmp/disk1.img$opts"
+        -- --transport mmio --disk "$tmp/disk0.img$opts" --disk "$tmp/disk1.img$opts"
     status=$?
     written=disk1 sectors=(1 2 3 4) untouched=disk0
 fi

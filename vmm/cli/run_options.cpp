@@ -29,6 +29,9 @@ constexpr std::array<Choice<BootProtocol>, 3> boot_protocols{
     {{"auto", BootProtocol::automatic}, {"linux64", BootProtocol::linux64}, {"pvh", BootProtocol::pvh}}};
 constexpr std::array<Choice<ConsoleKind>, 3> console_kinds{
     {{"serial", ConsoleKind::serial}, {"virtio", ConsoleKind::virtio}, {"none", ConsoleKind::none}}};
+constexpr std::array<Choice<VirtioTransport>, 2> transports{
+    {{"pci", VirtioTransport::pci}, {"mmio", VirtioTransport::mmio}}};
+constexpr std::array<Choice<bool>, 2> on_off{{{"on", true}, {"off", false}}};
 constexpr std::array<Choice<std::optional<HostCompat>>, 3> host_compat_modes{
     {{"auto", std::nullopt}, {"pvm", HostCompat::pvm}, {"none", HostCompat::none}}};
 
@@ -165,6 +168,14 @@ void apply_console(RunState& state, std::string_view name, std::string_view valu
     state.config.console = parse_choice(console_kinds, name, value);
 }
 
+void apply_transport(RunState& state, std::string_view name, std::string_view value) {
+    state.config.transport = parse_choice(transports, name, value);
+}
+
+void apply_acpi(RunState& state, std::string_view name, std::string_view value) {
+    state.config.acpi = parse_choice(on_off, name, value);
+}
+
 void apply_rng(RunState& state, std::string_view, std::string_view) {
     if (!state.config.rng) state.config.rng.emplace();
 }
@@ -191,7 +202,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 16> options{{
+constexpr std::array<OptionSpec, 18> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -255,6 +266,18 @@ constexpr std::array<OptionSpec, 16> options{{
      .default_text = [](MachineConfig const& c) { return name_of(console_kinds, c.console); },
      .apply = apply_console},
     {.name = "--rng", .help = "add a virtio-rng device fed by the host's getrandom(2)", .apply = apply_rng},
+    {.name = "--transport",
+     .value_name = "pci|mmio",
+     .help = "how virtio devices attach: virtio-pci with MSI-X (stock kernels),\n"
+             "or virtio-mmio (minimal kernels, fewer exits at boot)",
+     .default_text = [](MachineConfig const& c) { return name_of(transports, c.transport); },
+     .apply = apply_transport},
+    {.name = "--acpi",
+     .value_name = "on|off",
+     .help = "ACPI tables (CPUs, PCI, devices, power-off); off: the MP table only,\n"
+             "and virtio-mmio devices named on the kernel command line",
+     .default_text = [](MachineConfig const& c) { return name_of(on_off, c.acpi); },
+     .apply = apply_acpi},
     {.name = "--rng-rate",
      .value_name = "BYTES",
      .help = "limit virtio-rng to BYTES per second (implies --rng)",

@@ -24,12 +24,14 @@ struct FlexHeader {
 static_assert(sizeof(FlexHeader) == 8);
 static_assert(sizeof(kvm_cpuid_entry2) == 40);
 static_assert(sizeof(kvm_msr_entry) == 16);
+static_assert(sizeof(kvm_irq_routing_entry) == 48);
 
 // The ioctl numbers, with the C size of the header (8 bytes).
 inline constexpr unsigned long get_supported_cpuid = _IOWR(KVMIO, 0x05, FlexHeader);
 inline constexpr unsigned long set_cpuid2 = _IOW(KVMIO, 0x90, FlexHeader);
 inline constexpr unsigned long set_msrs = _IOW(KVMIO, 0x89, FlexHeader);
 inline constexpr unsigned long get_msrs = _IOWR(KVMIO, 0x88, FlexHeader);
+inline constexpr unsigned long set_gsi_routing = _IOW(KVMIO, 0x6a, FlexHeader);  // kvm_irq_routing
 
 // A header followed by `capacity` entries in one zeroed buffer.
 template <class Entry>

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "vmm/base/error.hpp"
+#include "vmm/kvm/flex_structs.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 
 namespace kvmlet {
@@ -47,8 +48,30 @@ void VmFd::register_irqfd(int event_fd, std::uint32_t gsi) const {
     if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) != 0) throw system_error(fmt::format("KVM_IRQFD gsi {}", gsi));
 }
 
-void VmFd::register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
-                              std::optional<std::uint64_t> datamatch) const {
+void VmFd::register_resample_irqfd(int event_fd, int resample_fd, std::uint32_t gsi) const {
+    kvm_irqfd irqfd{};
+    irqfd.fd = static_cast<std::uint32_t>(event_fd);
+    irqfd.gsi = gsi;
+    irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    irqfd.resamplefd = static_cast<std::uint32_t>(resample_fd);
+    if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) != 0)
+        throw system_error(fmt::format("KVM_IRQFD (resample) gsi {}", gsi));
+}
+
+bool VmFd::set_gsi_routing(std::span<kvm_irq_routing_entry const> entries) const noexcept {
+    try {
+        kvm_abi::FlexBuffer<kvm_irq_routing_entry> table(entries.size());
+        table.set_entries(entries);
+        return ::ioctl(fd_.get(), kvm_abi::set_gsi_routing, table.data()) == 0;
+    } catch (std::bad_alloc const&) {
+        errno = ENOMEM;
+        return false;
+    }
+}
+
+namespace {
+kvm_ioeventfd make_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                             std::optional<std::uint64_t> datamatch) {
     kvm_ioeventfd ioeventfd{};
     ioeventfd.addr = address;
     ioeventfd.len = length;
@@ -58,8 +81,27 @@ void VmFd::register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t
         ioeventfd.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
         ioeventfd.datamatch = *datamatch;
     }
-    if (::ioctl(fd_.get(), KVM_IOEVENTFD, &ioeventfd) != 0)
+    return ioeventfd;
+}
+}  // namespace
+
+void VmFd::register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                              std::optional<std::uint64_t> datamatch) const {
+    if (!try_register_ioeventfd(event_fd, address, length, pio, datamatch))
         throw system_error(fmt::format("KVM_IOEVENTFD {:#x}", address));
+}
+
+bool VmFd::try_register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                                  std::optional<std::uint64_t> datamatch) const noexcept {
+    kvm_ioeventfd ioeventfd = make_ioeventfd(event_fd, address, length, pio, datamatch);
+    return ::ioctl(fd_.get(), KVM_IOEVENTFD, &ioeventfd) == 0;
+}
+
+bool VmFd::unregister_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                                std::optional<std::uint64_t> datamatch) const noexcept {
+    kvm_ioeventfd ioeventfd = make_ioeventfd(event_fd, address, length, pio, datamatch);
+    ioeventfd.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+    return ::ioctl(fd_.get(), KVM_IOEVENTFD, &ioeventfd) == 0;
 }
 
 VcpuFd VmFd::create_vcpu(std::uint32_t id) const {

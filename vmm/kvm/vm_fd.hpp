@@ -1,6 +1,9 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <span>
+
+#include <linux/kvm.h>
 
 #include "vmm/base/guest_address.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -21,9 +24,21 @@ public:
     void create_pit() const;      // i8254 PIT in the kernel (KVM_CREATE_PIT2)
     void set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host) const;
     void register_irqfd(int event_fd, std::uint32_t gsi) const;
+    // A level-triggered irqfd: a write asserts the GSI until the guest's EOI, which de-asserts it
+    // and signals `resample_fd` (the VMM re-asserts if the device still wants service).
+    void register_resample_irqfd(int event_fd, int resample_fd, std::uint32_t gsi) const;
+    // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING). noexcept: called while vCPUs
+    // run; returns false (errno set) on failure.
+    bool set_gsi_routing(std::span<kvm_irq_routing_entry const> entries) const noexcept;
     // With `datamatch`, only writes of that value signal the eventfd (others exit as usual).
     void register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
                             std::optional<std::uint64_t> datamatch = std::nullopt) const;
+    // Removes a registration made with the same arguments; noexcept for use while vCPUs run.
+    bool unregister_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                              std::optional<std::uint64_t> datamatch = std::nullopt) const noexcept;
+    // register_ioeventfd, noexcept: false (errno set) on failure.
+    bool try_register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
+                                std::optional<std::uint64_t> datamatch = std::nullopt) const noexcept;
     VcpuFd create_vcpu(std::uint32_t id) const;
 
 private:

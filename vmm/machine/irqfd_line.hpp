@@ -18,4 +18,18 @@ private:
     EventFd event_;
 };
 
+// A level-triggered line (PCI INTx) backed by a resampling irqfd: trigger() asserts the GSI; the
+// guest's EOI de-asserts it and makes resample_fd() readable, and whoever watches it calls
+// trigger() again while the device still wants service.
+class LevelIrqfdLine final : public IrqLine {
+public:
+    LevelIrqfdLine(VmFd const& vm, std::uint32_t gsi) { vm.register_resample_irqfd(event_.fd(), resample_.fd(), gsi); }
+    void trigger() noexcept override { event_.signal(); }
+    EventFd const& resample() const noexcept { return resample_; }
+
+private:
+    EventFd event_;
+    EventFd resample_;
+};
+
 }  // namespace kvmlet

@@ -28,6 +28,9 @@ constexpr int halt_rounds_needed = 2;
 
 constexpr std::uint16_t i8042_data_port = 0x60;
 constexpr std::uint16_t i8042_command_port = 0x64;
+// PCI configuration mechanism #1: the address at 0xCF8, the data at 0xCFC-0xCFF.
+constexpr std::uint16_t pci_config_port = 0xcf8;
+constexpr std::uint16_t pci_config_ports = 8;
 
 x86_64::EntryProtocol entry_protocol(BootProtocol protocol) {
     switch (protocol) {
@@ -118,13 +121,34 @@ void Machine::create_devices() {
         &since_process_start, [](ProcessTimes at) { process_timeline().mark(Phase::boot_timer, at); });
     pio_.insert(boot_timer_, BootTimer::pio_port, BootTimer::pio_length);
     mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
+    if (config_.transport == VirtioTransport::pci) create_pci_bus();
     create_virtio_devices();
 }
 
+// One root bus: configuration through 0xCF8 and ECAM, BARs in the windows of x86_64/layout.hpp.
+void Machine::create_pci_bus() {
+    GuestAddress const high = x86_64::pci_mmio64_start(config_.memory_bytes);
+    pci::Windows const windows{x86_64::pci_mmio32_start.value, x86_64::pci_mmio32_end.value, high.value,
+                               high.value + x86_64::pci_mmio64_size};
+    pci_ = std::make_shared<pci::PciBus>(windows);
+    gsi_routes_ = std::make_unique<GsiRoutes>(vm_);
+    pio_.insert(pci::make_config_io(pci_), pci_config_port, pci_config_ports);
+    mmio_.insert(pci::make_ecam(pci_), x86_64::pci_ecam_start.value, x86_64::pci_ecam_size);
+    auto window = pci::make_bar_window(pci_);
+    mmio_.insert(window, windows.mmio32_start, windows.mmio32_end - windows.mmio32_start);
+    mmio_.insert(window, windows.mmio64_start, windows.mmio64_end - windows.mmio64_start);
+}
+
 VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device, Executor executor) {
+    VirtioSlotContext const context{vm_, *memory_, io_};
+    if (config_.transport == VirtioTransport::pci) {
+        virtio_.push_back(VirtioSlot::on_pci(context, *pci_, *gsi_routes_, std::move(device), executor));
+        return *virtio_.back();
+    }
     auto index = static_cast<std::uint32_t>(virtio_.size());
-    virtio_.push_back(std::make_unique<VirtioSlot>(vm_, *memory_, mmio_, io_, index, std::move(device), executor));
-    virtio_cmdline_ = join_cmdline({virtio_cmdline_, virtio_.back()->kernel_cmdline()});
+    virtio_.push_back(VirtioSlot::on_mmio(context, mmio_, index, std::move(device), executor));
+    // With ACPI the DSDT describes the device; without, the command line does.
+    if (!config_.acpi) virtio_cmdline_ = join_cmdline({virtio_cmdline_, virtio_.back()->kernel_cmdline()});
     return *virtio_.back();
 }
 

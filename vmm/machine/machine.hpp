@@ -20,6 +20,8 @@
 #include "vmm/event/fd_sink.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vm_fd.hpp"
+#include "devices/pci/pci_bus.hpp"
+#include "vmm/machine/gsi_routes.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 #include "vmm/machine/machine_config.hpp"
 #include "vmm/machine/virtio_slot.hpp"
@@ -45,6 +47,7 @@ private:
     void load_kernel();
     void create_devices();
     void create_virtio_devices();
+    void create_pci_bus();
     VirtioSlot& add_virtio(std::shared_ptr<virtio::Device> device, Executor executor);
     std::size_t deliver_console_input(std::span<std::byte const> bytes);
     void create_vcpus(KvmSystem const& kvm);
@@ -69,6 +72,9 @@ private:
     std::shared_ptr<I8042> i8042_;
     std::shared_ptr<BootTimer> boot_timer_;
     std::unique_ptr<ConsoleInput> console_in_;
+
+    std::shared_ptr<pci::PciBus> pci_;
+    std::unique_ptr<GsiRoutes> gsi_routes_;
 
     // Declared after memory_ and the buses: destroyed (workers stopped) before them.
     std::vector<std::unique_ptr<VirtioSlot>> virtio_;

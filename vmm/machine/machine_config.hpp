@@ -23,6 +23,8 @@ enum class HostCompat { none, pvm };
 // Which device stdin and stdout are wired to: the 16550 on COM1 (ttyS0), virtio-console port 0
 // (hvc0; COM1 stays and its output still reaches stdout), or nothing at all.
 enum class ConsoleKind { serial, virtio, none };
+// How virtio devices attach: virtio-pci (stock kernels) or virtio-mmio (minimal kernels).
+enum class VirtioTransport { pci, mmio };
 
 struct MachineConfig {
     std::filesystem::path kernel;
@@ -40,6 +42,10 @@ struct MachineConfig {
     ConsoleKind console = ConsoleKind::serial;
     std::optional<virtio::RngConfig> rng;  // nullopt: no virtio-rng
     std::optional<std::filesystem::path> timeline;  // --timeline: where to write the JSON
+    VirtioTransport transport = VirtioTransport::pci;
+    // ACPI tables (RSDP, XSDT, FADT, MADT, MCFG, DSDT). Without them a kernel learns its CPUs from
+    // the MP table, and virtio-mmio devices from the command line kvmlet appends.
+    bool acpi = true;
     bool verbose = false;
 
     static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";

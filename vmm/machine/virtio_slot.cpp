@@ -4,51 +4,108 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/pci_transport.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet {
+namespace {
 
-std::uint32_t VirtioSlot::capacity() noexcept {
+std::uint32_t mmio_pin(std::uint32_t index) {
+    if (index >= VirtioSlot::mmio_capacity())
+        throw Error(fmt::format("too many virtio devices: at most {} on the MMIO transport", VirtioSlot::mmio_capacity()));
+    return x86_64::virtio_mmio_first_irq + index;
+}
+
+// A virtio-pci notification is a 16-bit write of the queue index (§4.1.5.2).
+constexpr std::uint32_t pci_notify_width = 2;
+
+log::RateLimit ioeventfd_log{5, std::chrono::seconds(10)};
+
+}  // namespace
+
+std::uint32_t VirtioSlot::mmio_capacity() noexcept {
     return x86_64::virtio_mmio_last_irq - x86_64::virtio_mmio_first_irq + 1;
 }
 
-namespace {
-std::uint32_t pin_for(std::uint32_t index) {
-    if (index >= VirtioSlot::capacity())
-        throw Error(fmt::format("too many virtio devices: at most {} on the MMIO transport", VirtioSlot::capacity()));
-    return x86_64::virtio_mmio_first_irq + index;
-}
-}  // namespace
-
-VirtioSlot::VirtioSlot(VmFd const& vm, GuestMemory const& memory, IoBus& mmio, boost::asio::io_context& io,
-                       std::uint32_t index, std::shared_ptr<virtio::Device> device, Executor executor)
-    : base_{x86_64::virtio_mmio_start.value + index * x86_64::virtio_mmio_stride},
-      gsi_{pin_for(index)},
-      irq_(vm, gsi_),
-      transport_(std::make_shared<virtio::MmioTransport>(memory, std::move(device), irq_)),
-      executor_(executor) {
-    mmio.insert(transport_, base_.value, virtio::MmioTransport::window_size);
-    auto queues = static_cast<std::uint32_t>(transport_->device().queue_max_sizes().size());
+VirtioSlot::VirtioSlot(VirtioSlotContext const& context, Executor executor, std::uint32_t queues)
+    : vm_(context.vm), io_(context.io), executor_(executor) {
     for (std::uint32_t q = 0; q < queues; ++q) {
         notify_.push_back(std::make_unique<EventFd>());
-        vm.register_ioeventfd(notify_.back()->fd(), base_.value + virtio::MmioTransport::queue_notify_offset, 4,
-                              false, q);
         if (executor_ == Executor::event_loop)
-            waits_.push_back(std::make_unique<boost::asio::posix::stream_descriptor>(io, ::dup(notify_.back()->fd())));
+            waits_.push_back(std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(notify_.back()->fd())));
     }
+}
+
+std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
+                                                std::shared_ptr<virtio::Device> device, Executor executor) {
+    auto const queues = static_cast<std::uint32_t>(device->queue_max_sizes().size());
+    std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor, queues));
+    GuestAddress const base{x86_64::virtio_mmio_start.value + index * x86_64::virtio_mmio_stride};
+    std::uint32_t const gsi = mmio_pin(index);
+    slot->mmio_ = MmioPlacement{base, virtio::MmioTransport::window_size, gsi};
+    slot->irq_ = std::make_unique<IrqfdLine>(context.vm, gsi);
+    auto transport = std::make_shared<virtio::MmioTransport>(context.memory, std::move(device), *slot->irq_);
+    mmio.insert(transport, base.value, virtio::MmioTransport::window_size);
+    for (std::uint32_t q = 0; q < queues; ++q)
+        context.vm.register_ioeventfd(slot->notify_[q]->fd(), base.value + virtio::MmioTransport::queue_notify_offset,
+                                      4, false, q);
+    slot->transport_ = std::move(transport);
     // A notification KVM did not catch (none should slip through) takes the same path.
-    transport_->set_notify_handler([this](std::uint32_t queue) { notify_[queue]->signal(); });
+    slot->transport_->set_notify_handler([s = slot.get()](std::uint32_t queue) { s->notify_[queue]->signal(); });
+    return slot;
+}
+
+std::unique_ptr<VirtioSlot> VirtioSlot::on_pci(VirtioSlotContext const& context, pci::PciBus& bus, GsiRoutes& routes,
+                                               std::shared_ptr<virtio::Device> device, Executor executor) {
+    auto const queues = static_cast<std::uint32_t>(device->queue_max_sizes().size());
+    std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor, queues));
+    std::uint8_t const pci_slot = bus.next_free_slot();
+    // One MSI-X vector per queue plus one for configuration changes (what PciTransport offers);
+    // INTx on the pin the DSDT's _PRT names for this slot.
+    slot->msi_ = std::make_unique<KvmMsiRouter>(context.vm, routes, static_cast<std::uint16_t>(queues + 1));
+    slot->intx_ = std::make_unique<LevelIrqfdLine>(
+        context.vm, x86_64::pci_intx_first_irq + pci_slot % x86_64::pci_intx_irqs);
+    slot->resample_wait_ =
+        std::make_unique<boost::asio::posix::stream_descriptor>(context.io, ::dup(slot->intx_->resample().fd()));
+    auto transport =
+        std::make_shared<virtio::PciTransport>(context.memory, std::move(device), *slot->msi_, *slot->intx_);
+    transport->set_notify_handler([s = slot.get()](std::uint32_t queue) { s->notify_[queue]->signal(); });
+    transport->set_notify_region_handler([s = slot.get()](std::optional<std::uint64_t> base) { s->move_notify_region(base); });
+    slot->transport_ = transport;
+    slot->pci_slot_ = bus.add(std::move(transport));
+    return slot;
+}
+
+// On a vCPU thread (the guest moved the BAR or switched decoding) or at set-up.
+void VirtioSlot::move_notify_region(std::optional<std::uint64_t> base) noexcept {
+    std::lock_guard lock(notify_region_mutex_);
+    for (std::uint32_t q = 0; q < notify_.size(); ++q) {
+        if (notify_region_)
+            vm_.unregister_ioeventfd(notify_[q]->fd(), virtio::PciTransport::notify_address(*notify_region_, q),
+                                     pci_notify_width, false, q);
+        if (base && !vm_.try_register_ioeventfd(notify_[q]->fd(), virtio::PciTransport::notify_address(*base, q),
+                                                pci_notify_width, false, q) &&
+            ioeventfd_log.allow())
+            log::warn("virtio-pci: ioeventfd at {:#x}: {} (notifications exit to userspace)",
+                      virtio::PciTransport::notify_address(*base, q), std::strerror(errno));
+    }
+    notify_region_ = base;
 }
 
 VirtioSlot::~VirtioSlot() { stop(); }
 
 std::string VirtioSlot::kernel_cmdline() const {
-    return fmt::format("virtio_mmio.device=4K@{:#x}:{}", base_.value, gsi_);
+    if (!mmio_) return {};
+    return fmt::format("virtio_mmio.device=4K@{:#x}:{}", mmio_->base.value, mmio_->gsi);
 }
 
 void VirtioSlot::start() {
+    if (resample_wait_) wait_for_resample();
     if (executor_ == Executor::worker_thread) {
         worker_ = std::thread([this] { serve_on_worker(); });
         return;
@@ -64,6 +121,16 @@ void VirtioSlot::wait_for_notify(std::uint32_t queue) {
                                   transport_->notify(queue);
                                   wait_for_notify(queue);
                               });
+}
+
+// The guest EOId the INTx line: assert it again while the ISR still has something to say.
+void VirtioSlot::wait_for_resample() {
+    resample_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+        if (ec) return;
+        intx_->resample().consume();
+        if (static_cast<virtio::PciTransport&>(*transport_).intx_pending()) intx_->trigger();
+        wait_for_resample();
+    });
 }
 
 void VirtioSlot::serve_on_worker() noexcept {
@@ -90,10 +157,9 @@ void VirtioSlot::serve_on_worker() noexcept {
 }
 
 void VirtioSlot::stop() noexcept {
-    for (auto& wait : waits_) {
-        boost::system::error_code ec;
-        wait->cancel(ec);
-    }
+    boost::system::error_code ec;
+    for (auto& wait : waits_) wait->cancel(ec);
+    if (resample_wait_) resample_wait_->cancel(ec);
     if (worker_.joinable()) {
         stop_worker_.signal();
         worker_.join();

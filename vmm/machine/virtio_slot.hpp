@@ -1,60 +1,99 @@
 #pragma once
-// One virtio device as the machine wires it on the MMIO transport: a 4 KiB register window on
-// the MMIO bus, an irqfd on its own IOAPIC pin, one ioeventfd per queue (so a queue notification
-// costs the vCPU no exit to userspace), and the executor that serves those notifications: the
-// VMM thread's event loop for devices that never block, or a worker thread of its own for a
-// device that does blocking I/O (disks).
+// One virtio device as the machine wires it, on either transport:
+// - MMIO: a 4 KiB register window, an irqfd on its own IOAPIC pin, one ioeventfd per queue at the
+//   QueueNotify register (datamatch = queue index);
+// - PCI: a function on the root bus with one BAR; MSI-X vectors as irqfds on GSIs of their own,
+//   INTx as a resampling (level) irqfd on the slot's pin, and one ioeventfd per queue in the
+//   notification region, moved whenever the guest moves the BAR.
+// Either way a queue notification costs the vCPU no exit to userspace, and it is served by the
+// slot's executor: the VMM thread's event loop for devices that never block, or a worker thread
+// of its own for a device that does blocking I/O (disks).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "devices/virtio/mmio_transport.hpp"
+#include "devices/pci/pci_bus.hpp"
+#include "devices/virtio/transport.hpp"
 #include "vmm/base/event_fd.hpp"
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/kvm/vm_fd.hpp"
+#include "vmm/machine/gsi_routes.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 
 namespace kvmlet {
 
 enum class Executor { event_loop, worker_thread };
 
+struct VirtioSlotContext {
+    VmFd const& vm;
+    GuestMemory const& memory;
+    boost::asio::io_context& io;
+};
+
 class VirtioSlot {
 public:
-    // Places the device in window `index` of the virtio-mmio area (x86_64/layout.hpp). Throws
-    // Error when there is no IOAPIC pin left for it.
-    VirtioSlot(VmFd const& vm, GuestMemory const& memory, IoBus& mmio, boost::asio::io_context& io,
-               std::uint32_t index, std::shared_ptr<virtio::Device> device, Executor executor);
+    // Window `index` of the virtio-mmio area (x86_64/layout.hpp). Throws Error when there is no
+    // IOAPIC pin left for it.
+    static std::unique_ptr<VirtioSlot> on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
+                                               std::shared_ptr<virtio::Device> device, Executor executor);
+    // The next free slot of `bus`. Throws Error when the bus is full.
+    static std::unique_ptr<VirtioSlot> on_pci(VirtioSlotContext const& context, pci::PciBus& bus, GsiRoutes& routes,
+                                              std::shared_ptr<virtio::Device> device, Executor executor);
     VirtioSlot(VirtioSlot const&) = delete;
     VirtioSlot& operator=(VirtioSlot const&) = delete;
     ~VirtioSlot();
 
-    // Starts serving queue notifications; stop() (or the destructor) ends it.
+    // Starts serving queue notifications (and INTx resamples); stop() (or the destructor) ends it.
     void start();
     void stop() noexcept;
 
-    virtio::MmioTransport& transport() noexcept { return *transport_; }
-    // What tells Linux where the device is: virtio_mmio.device=<size>@<base>:<irq>.
+    virtio::Transport& transport() noexcept { return *transport_; }
+
+    struct MmioPlacement {
+        GuestAddress base;
+        std::uint64_t size;
+        std::uint32_t gsi;
+    };
+    std::optional<MmioPlacement> mmio_placement() const noexcept { return mmio_; }
+    std::optional<std::uint8_t> pci_slot() const noexcept { return pci_slot_; }
+    // MMIO only: what tells a kernel without ACPI where the device is:
+    // virtio_mmio.device=<size>@<base>:<irq>.
     std::string kernel_cmdline() const;
-    // How many slots fit: one IOAPIC pin each.
-    static std::uint32_t capacity() noexcept;
+    // How many MMIO slots fit: one IOAPIC pin each.
+    static std::uint32_t mmio_capacity() noexcept;
 
 private:
+    VirtioSlot(VirtioSlotContext const& context, Executor executor, std::uint32_t queues);
+    void move_notify_region(std::optional<std::uint64_t> base) noexcept;
     void wait_for_notify(std::uint32_t queue);
+    void wait_for_resample();
     void serve_on_worker() noexcept;
 
-    GuestAddress base_;
-    std::uint32_t gsi_;
-    IrqfdLine irq_;
-    std::shared_ptr<virtio::MmioTransport> transport_;
+    VmFd const& vm_;
+    boost::asio::io_context& io_;
     Executor executor_;
     std::vector<std::unique_ptr<EventFd>> notify_;
     std::vector<std::unique_ptr<boost::asio::posix::stream_descriptor>> waits_;
     EventFd stop_worker_;
     std::thread worker_;
+    std::shared_ptr<virtio::Transport> transport_;
+
+    // MMIO
+    std::optional<MmioPlacement> mmio_;
+    std::unique_ptr<IrqfdLine> irq_;
+    // PCI
+    std::optional<std::uint8_t> pci_slot_;
+    std::unique_ptr<KvmMsiRouter> msi_;
+    std::unique_ptr<LevelIrqfdLine> intx_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> resample_wait_;
+    std::mutex notify_region_mutex_;
+    std::optional<std::uint64_t> notify_region_;
 };
 
 }  // namespace kvmlet
