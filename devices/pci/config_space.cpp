@@ -97,6 +97,10 @@ std::uint32_t ConfigSpace::read32(std::uint32_t offset) const noexcept {
     return value;
 }
 
+void ConfigSpace::set16(std::uint32_t offset, std::uint16_t value) noexcept {
+    if (offset <= config_size - sizeof value) std::memcpy(&bytes_[offset], &value, sizeof value);
+}
+
 void ConfigSpace::set32(std::uint32_t offset, std::uint32_t value) noexcept {
     if (offset <= config_size - sizeof value) std::memcpy(&bytes_[offset], &value, sizeof value);
 }

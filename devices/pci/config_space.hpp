@@ -40,7 +40,8 @@ public:
     // Values for the device model.
     std::uint16_t read16(std::uint32_t offset) const noexcept;
     std::uint32_t read32(std::uint32_t offset) const noexcept;
-    void set32(std::uint32_t offset, std::uint32_t value) noexcept;  // ignores the mask
+    void set16(std::uint32_t offset, std::uint16_t value) noexcept;  // ignore the mask
+    void set32(std::uint32_t offset, std::uint32_t value) noexcept;
     std::uint16_t command() const noexcept { return read16(reg::command); }
 
     struct Bar {

@@ -159,6 +159,10 @@ void PciTransport::pci_cfg_access(std::span<std::byte> data, bool write) noexcep
 }
 
 void PciTransport::config_read(std::uint32_t offset, std::span<std::byte> data) noexcept {
+    // §6.2.3: Interrupt Status follows the INTx the device wants, whether or not it is disabled.
+    std::uint16_t status = config_.read16(pci::reg::status) & ~pci::status::interrupt;
+    if (isr_.load() != 0) status |= pci::status::interrupt;
+    config_.set16(pci::reg::status, status);
     if (pci_cfg_data(offset, data.size())) {
         std::array<std::byte, 4> window{};
         pci_cfg_access(window, false);
@@ -169,8 +173,11 @@ void PciTransport::config_read(std::uint32_t offset, std::span<std::byte> data) 
 
 void PciTransport::config_write(std::uint32_t offset, std::span<std::byte const> data) noexcept {
     config_.write(offset, data);
-    intx_disabled_.store(config_.command() & pci::command::interrupt_disable);
+    bool const disabled = config_.command() & pci::command::interrupt_disable;
+    bool const was_disabled = intx_disabled_.exchange(disabled);
     msix_.config_written(config_);
+    // Interrupt Disable cleared with an interrupt pending: the line goes up now (§6.2.2).
+    if (was_disabled && !disabled && isr_.load() != 0 && !msix_.enabled()) intx_.trigger();
     if (pci_cfg_data(offset, data.size())) {
         std::array<std::byte, 4> window{};
         config_.read(pci_cfg_cap_ + pci_cfg_data_offset, window);

@@ -29,11 +29,16 @@ void serial_put_dec(uint64_t value)
     while (n > 0) serial_putc(digits[--n]);
 }
 
-void serial_put_hex(uint64_t value)
+void serial_put_hex_digits(uint64_t value, int digits)
 {
     static const char hex[] = "0123456789abcdef";
+    for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) serial_putc(hex[(value >> shift) & 0xf]);
+}
+
+void serial_put_hex(uint64_t value)
+{
     serial_puts("0x");
-    for (int shift = 60; shift >= 0; shift -= 4) serial_putc(hex[(value >> shift) & 0xf]);
+    serial_put_hex_digits(value, 16);
 }
 
 char serial_getc(void)

@@ -43,6 +43,8 @@ void serial_putc(char c);
 void serial_puts(const char *s);
 void serial_put_dec(uint64_t value);
 void serial_put_hex(uint64_t value);
+/* The low `digits` hex digits of `value`, zero-padded, without "0x". */
+void serial_put_hex_digits(uint64_t value, int digits);
 /* Blocks until COM1 has a byte. */
 char serial_getc(void);
 

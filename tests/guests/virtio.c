@@ -3,17 +3,6 @@
 
 #include "lapic.h"
 
-/* Memory ordering (virtio 1.2 §2.7.13). x86 keeps stores in order and loads in order, so the
- * driver's write barrier (descriptors and ring entry before avail.idx) and read barrier
- * (used.idx before the used entry and the data) only have to stop the compiler. The driver
- * always notifies and never reads used.flags or avail_event, so it needs no full barrier (which
- * is as well: this host's KVM cannot emulate mfence, HOST.md). Every MMIO access below is also a
- * compiler barrier, so plain stores to the rings are done before the device is told. */
-static inline void compiler_barrier(void)
-{
-    __asm__ volatile("" ::: "memory");
-}
-
 /* Waits are bounded in real time (lapic.h): the device answers from host threads (file I/O,
  * fsync) however slowly the guest runs. */
 enum { VIRTIO_TIMEOUT_MS = 5000, CONFIG_READ_TRIES = 100 };
@@ -46,13 +35,6 @@ static void write_address(const struct virtio_dev *dev, uint32_t low_reg, const 
     uint64_t value = (uintptr_t)address;
     virtio_write(dev, low_reg, (uint32_t)value);
     virtio_write(dev, low_reg + 4, (uint32_t)(value >> 32));
-}
-
-/* volatile, so the compiler cannot turn the loop into a call to memset (there is no libc). */
-static void zero(volatile void *start, uint32_t len)
-{
-    volatile uint8_t *p = start;
-    for (uint32_t i = 0; i < len; ++i) p[i] = 0;
 }
 
 const char *virtio_probe(struct virtio_dev *dev, uintptr_t base, uint32_t device_id)
@@ -102,18 +84,10 @@ static const char *setup_queue(struct virtio_dev *dev, struct virtq *q)
     if (virtio_read(dev, VIRTIO_MMIO_QUEUE_READY) != 0) return "queue 0 is ready before it was set up";
     uint32_t max = virtio_read(dev, VIRTIO_MMIO_QUEUE_NUM_MAX);
     if (max == 0) return "queue 0 is not available";
-    uint16_t size = VIRTQ_SIZE;
-    while (size > max) size /= 2;
-
-    zero(q->desc, sizeof q->desc);
-    zero(&q->avail, sizeof q->avail);
-    zero(&q->used, sizeof q->used);
-    q->avail.flags = VIRTQ_AVAIL_F_NO_INTERRUPT; /* polled: interrupts stay off */
-    q->size = size;
-    q->last_used = 0;
+    virtq_init(q, max, 0); /* polled: interrupts stay off */
     dev->queue = q;
 
-    virtio_write(dev, VIRTIO_MMIO_QUEUE_NUM, size);
+    virtio_write(dev, VIRTIO_MMIO_QUEUE_NUM, q->size);
     write_address(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, q->desc);
     write_address(dev, VIRTIO_MMIO_QUEUE_DRIVER_LOW, &q->avail);
     write_address(dev, VIRTIO_MMIO_QUEUE_DEVICE_LOW, &q->used);
@@ -181,43 +155,23 @@ int virtio_wait_status(const struct virtio_dev *dev, uint32_t bits)
 
 void virtq_publish(struct virtio_dev *dev, uint16_t head)
 {
-    volatile struct virtq_avail *avail = &dev->queue->avail;
-    compiler_barrier(); /* the caller's descriptors before the ring entry */
-    uint16_t idx = avail->idx;
-    avail->ring[idx % dev->queue->size] = head;
-    avail->idx = (uint16_t)(idx + 1); /* volatile: stays after the ring entry */
+    virtq_make_available(dev->queue, head);
     virtio_write(dev, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 }
 
 const char *virtq_wait_used(struct virtio_dev *dev, uint16_t head, uint32_t *len)
 {
-    struct virtq *q = dev->queue;
-    volatile struct virtq_used *used = &q->used;
     timer_restart();
-    while (used->idx == q->last_used) {
+    while (!virtq_has_used(dev->queue)) {
         if (timer_expired()) return "timed out waiting for the device to return the request";
     }
-    volatile struct virtq_used_elem *elem = &used->ring[q->last_used % q->size];
-    uint32_t id = elem->id;
-    *len = elem->len;
-    compiler_barrier(); /* used.idx and the entry before the caller reads its buffers */
-    q->last_used++;
-    return id == head ? 0 : "the device returned a chain that was not submitted";
+    return virtq_pop_used(dev->queue, head, len);
 }
 
 const char *virtq_transfer(struct virtio_dev *dev, const struct virtq_buf *bufs, int count, uint32_t *len)
 {
-    struct virtq *q = dev->queue;
-    if (count < 1 || count > q->size) return "the chain does not fit in the queue";
-    for (int i = 0; i < count; ++i) {
-        int last = i + 1 == count;
-        uint16_t flags = bufs[i].writable ? VIRTQ_DESC_F_WRITE : 0;
-        if (!last) flags |= VIRTQ_DESC_F_NEXT;
-        q->desc[i].addr = (uintptr_t)bufs[i].addr;
-        q->desc[i].len = bufs[i].len;
-        q->desc[i].flags = flags;
-        q->desc[i].next = (uint16_t)(last ? 0 : i + 1);
-    }
+    const char *error = virtq_add_chain(dev->queue, bufs, count);
+    if (error) return error;
     virtq_publish(dev, 0);
     return virtq_wait_used(dev, 0, len);
 }

@@ -1,8 +1,7 @@
-/* A tiny virtio-mmio driver for the tiny guests: modern devices only (MMIO version 2), one split
- * virtqueue (queue 0) of at most VIRTQ_SIZE descriptors, one request in flight at a time, and
- * completion by polling the used ring (interrupts stay off), plus block requests (§5.2). Guest
- * RAM is identity mapped, so a pointer into the image is the physical address the device sees.
- * Waits time out after 5 s of real time (the local APIC timer).
+/* A tiny virtio-mmio driver for the tiny guests: modern devices only (MMIO version 2), queue 0
+ * (virtio_core.h: one split virtqueue, one request in flight at a time), completion by polling
+ * the used ring (interrupts stay off), plus block requests (§5.2). Waits time out after 5 s of
+ * real time (the local APIC timer).
  *
  * Functions that can fail return NULL on success or a short description of what went wrong,
  * ready to print after "FAIL ". */
@@ -10,6 +9,8 @@
 #define KVMLET_TESTS_GUESTS_VIRTIO_H
 
 #include <stdint.h>
+
+#include "virtio_core.h"
 
 /* virtio 1.2 §4.2.2 MMIO Device Register Layout (offsets into a device's window). */
 enum {
@@ -45,82 +46,11 @@ enum {
     VIRTIO_MMIO_INT_CONFIG = 1 << 1,
 };
 
-/* §2.1 Device Status Field. */
-enum {
-    VIRTIO_STATUS_ACKNOWLEDGE = 1,
-    VIRTIO_STATUS_DRIVER = 2,
-    VIRTIO_STATUS_DRIVER_OK = 4,
-    VIRTIO_STATUS_FEATURES_OK = 8,
-    VIRTIO_STATUS_DEVICE_NEEDS_RESET = 64,
-    VIRTIO_STATUS_FAILED = 128,
-};
-
-/* §6 Reserved Feature Bits. */
-#define VIRTIO_F_VERSION_1 (1ull << 32)
-
-/* §2.7.5 The Virtqueue Descriptor Table, §2.7.6 The Virtqueue Available Ring. */
-enum {
-    VIRTQ_DESC_F_NEXT = 1,
-    VIRTQ_DESC_F_WRITE = 2,
-    VIRTQ_DESC_F_INDIRECT = 4,
-    VIRTQ_AVAIL_F_NO_INTERRUPT = 1,
-};
-
-/* Enough for one request of header, a few data buffers and a status byte. */
-enum { VIRTQ_SIZE = 8 };
-
-/* §2.7.5-§2.7.8: the split virtqueue's wire layout. */
-struct virtq_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct virtq_avail {
-    uint16_t flags;
-    uint16_t idx;
-    uint16_t ring[VIRTQ_SIZE];
-    uint16_t used_event;
-};
-
-struct virtq_used_elem {
-    uint32_t id;
-    uint32_t len;
-};
-
-struct virtq_used {
-    uint16_t flags;
-    uint16_t idx;
-    struct virtq_used_elem ring[VIRTQ_SIZE];
-    uint16_t avail_event;
-};
-
-_Static_assert(sizeof(struct virtq_desc) == 16, "§2.7.5");
-_Static_assert(sizeof(struct virtq_used_elem) == 8, "§2.7.8");
-
-/* The three areas of queue 0 (§2.7: descriptors 16-byte, driver area 2-byte, device area 4-byte
- * aligned; each gets its own page here) and the driver's own bookkeeping. Put it in .bss. */
-struct virtq {
-    struct virtq_desc desc[VIRTQ_SIZE] __attribute__((aligned(4096)));
-    struct virtq_avail avail __attribute__((aligned(4096)));
-    struct virtq_used used __attribute__((aligned(4096)));
-    uint16_t size;      /* the negotiated queue size, a power of two <= VIRTQ_SIZE */
-    uint16_t last_used; /* used.idx as far as the driver has consumed it */
-};
-
 struct virtio_dev {
     uintptr_t base; /* the device's MMIO window */
     uint64_t device_features;
     uint64_t driver_features;
     struct virtq *queue;
-};
-
-/* One buffer of a chain: readable by the device, or writable when `writable` is set. */
-struct virtq_buf {
-    void *addr;
-    uint32_t len;
-    int writable;
 };
 
 /* The i-th virtio-mmio window kvmlet creates (firmware/x86_64/layout.hpp: virtio_mmio_start). */
