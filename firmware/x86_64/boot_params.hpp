@@ -87,7 +87,9 @@ struct E820Entry {
 static_assert(sizeof(E820Entry) == 20);
 
 struct BootParams {
-    std::uint8_t pad_to_ext_ramdisk[0x0c0];
+    std::uint8_t pad_to_acpi_rsdp_addr[0x070];
+    std::uint64_t acpi_rsdp_addr;  // protocol 2.14: where the RSDP is; 0 lets the kernel scan for it
+    std::uint8_t pad_to_ext_ramdisk[0x0c0 - 0x078];
     std::uint32_t ext_ramdisk_image;  // high 32 bits of hdr.ramdisk_image
     std::uint32_t ext_ramdisk_size;
     std::uint32_t ext_cmd_line_ptr;
@@ -103,6 +105,7 @@ struct BootParams {
     std::uint8_t pad_to_end[0x1000 - 0xcd0];
 };
 static_assert(sizeof(BootParams) == 4096);
+static_assert(offsetof(BootParams, acpi_rsdp_addr) == 0x070);
 static_assert(offsetof(BootParams, ext_ramdisk_image) == 0x0c0);
 static_assert(offsetof(BootParams, ext_cmd_line_ptr) == 0x0c8);
 static_assert(offsetof(BootParams, e820_entries) == 0x1e8);

@@ -7,6 +7,8 @@
 //                           ROM area (MP configuration table), as on a PC
 //   [0x100000, low end)     RAM, up to the end of RAM or the MMIO hole at 3 GiB
 //   [4 GiB, ...)            RAM above the hole, when the guest has more than 3 GiB
+//   and the caller's reserved ranges (the PCI ECAM window: Linux uses ECAM only where e820 or an
+//   ACPI motherboard resource reserves it), all sorted by address.
 //
 // kvmlet's own firmware area [0, 0x10000) (GDT, page tables, command line, zero page) is reported
 // as RAM, as a PC BIOS reports the same low memory holding its IVT and data area: the kernel copies
@@ -14,6 +16,8 @@
 // below 1 MiB anyway (Linux reserves all of it since 5.13, "x86/setup: Always reserve the first 1M
 // of RAM"; older kernels reserve the first 64 KiB, CONFIG_X86_RESERVE_LOW). Calling it reserved
 // would change nothing for Linux and would only hide RAM from other guests.
+#include <cstdint>
+#include <span>
 #include <vector>
 
 #include "firmware/x86_64/boot_params.hpp"
@@ -22,9 +26,16 @@
 
 namespace kvmlet::x86_64 {
 
-// One entry per range above, from guest RAM's regions. Throws Error when there would be more than
+// A range outside RAM that e820 reports reserved.
+struct E820Reservation {
+    GuestAddress start;
+    std::uint64_t size;
+};
+
+// One entry per range above, from guest RAM's regions and `reserved`. Throws Error when a
+// reservation is empty, wraps or overlaps another entry, or when there would be more entries than
 // the zero page holds (e820_max_entries_zeropage).
-std::vector<E820Entry> e820_map(GuestMemory const& memory);
+std::vector<E820Entry> e820_map(GuestMemory const& memory, std::span<E820Reservation const> reserved = {});
 
 // The end of the RAM region that starts at address 0: the contiguous RAM below the MMIO hole, where
 // a kernel decompresses and the initrd goes. Throws Error when no region starts at 0.

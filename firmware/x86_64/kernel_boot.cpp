@@ -30,6 +30,7 @@ struct BootTables {
     GuestAddress cmdline;
     std::optional<InitrdPlacement> initrd;
     std::vector<E820Entry> memory_map;
+    std::optional<GuestAddress> acpi_rsdp;
 };
 
 BootTables write_tables(GuestMemory const& memory, KernelBootConfig const& config, GuestAddress kernel_end,
@@ -40,14 +41,15 @@ BootTables write_tables(GuestMemory const& memory, KernelBootConfig const& confi
         tables.initrd =
             load_initrd(memory, *config.initrd, std::max(kernel_end, bios_area_end), initrd_addr_max);
     write_mp_table(memory, config.cpus);
-    tables.memory_map = e820_map(memory);
+    tables.memory_map = e820_map(memory, config.reserved);
+    tables.acpi_rsdp = config.acpi_rsdp;
     return tables;
 }
 
 BootCpuState linux64_cpu(GuestMemory const& memory, BootTables const& tables,
                          std::span<std::byte const> setup_header, GuestAddress entry) {
-    GuestAddress const zero_page =
-        write_zero_page(memory, {setup_header, tables.cmdline, tables.initrd, tables.memory_map});
+    GuestAddress const zero_page = write_zero_page(
+        memory, {setup_header, tables.cmdline, tables.initrd, tables.memory_map, tables.acpi_rsdp});
     BootCpuState cpu = setup_long_mode(memory, entry);
     cpu.rsi = zero_page.value;
     return cpu;
@@ -72,8 +74,8 @@ KernelBoot boot_elf(GuestMemory const& memory, KernelBootConfig const& config) {
     auto const tables = write_tables(memory, config, kernel.end, default_initrd_addr_max, cmdline_max);
     KernelBoot boot{{}, "linux64 (ELF)", kernel.start, kernel.end, tables.initrd};
     if (pvh) {
-        auto const start_info =
-            write_pvh_start_info(memory, {tables.cmdline, tables.initrd, tables.memory_map});
+        auto const start_info = write_pvh_start_info(
+            memory, {tables.cmdline, tables.initrd, tables.memory_map, tables.acpi_rsdp});
         boot.cpu = pvh_cpu_state(memory, *pvh, start_info);
         boot.protocol = "pvh";
     } else {

@@ -3,14 +3,17 @@
 // the Linux 64-bit entry or, when the ELF carries the Xen PVH note, the PVH 32-bit entry; or a
 // bzImage through its 64-bit entry. Writes everything the kernel reads at entry into guest RAM
 // (kernel, initrd, command line, zero page or hvm_start_info, e820, MP table, GDT and page tables)
-// and returns the boot vCPU's registers. Every failure throws one kvmlet::Error line
-// ("kernel: ...", "initrd: ...", "cmdline: ...").
+// and returns the boot vCPU's registers. ACPI tables are the caller's (acpi_tables.hpp): it passes
+// on the RSDP's address and the ranges e820 must report reserved. Every failure throws one
+// kvmlet::Error line ("kernel: ...", "initrd: ...", "cmdline: ...").
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "firmware/x86_64/e820.hpp"
 #include "firmware/x86_64/initrd.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/base/guest_address.hpp"
@@ -30,6 +33,10 @@ struct KernelBootConfig {
     std::string cmdline;  // final: the VMM appends its own parts before calling
     std::uint32_t cpus = 1;
     EntryProtocol entry = EntryProtocol::automatic;
+    // For the zero page's acpi_rsdp_addr and PVH's rsdp_paddr; none: the kernel scans for an RSDP.
+    std::optional<GuestAddress> acpi_rsdp = {};
+    // Besides the BIOS area, for e820 (the PCI ECAM window, when there is PCI).
+    std::vector<E820Reservation> reserved = {};
 };
 
 struct KernelBoot {

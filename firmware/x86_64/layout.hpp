@@ -98,6 +98,10 @@ inline constexpr std::uint16_t acpi_reset_port = 0x602;
 inline constexpr std::uint8_t acpi_reset_value = 0x01;
 // The SLP_TYP the DSDT's \_S5 package names for soft-off.
 inline constexpr std::uint8_t acpi_s5_sleep_type = 5;
+// The PC/AT first serial port, where devices/legacy/serial.hpp's COM1 sits; the DSDT describes it.
+inline constexpr std::uint16_t serial_com1_base = 0x3f8;
+inline constexpr std::uint8_t serial_com1_ports = 8;
+inline constexpr std::uint8_t serial_com1_irq = 4;
 // Local APIC and IO-APIC, where the in-kernel irqchip puts them.
 inline constexpr GuestAddress ioapic_start{0xfec0'0000};
 inline constexpr GuestAddress lapic_start{0xfee0'0000};

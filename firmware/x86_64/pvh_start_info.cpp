@@ -41,6 +41,7 @@ GuestAddress write_pvh_start_info(GuestMemory const& memory, PvhBootInfo const& 
     start.cmdline_paddr = info.cmdline.value;
     start.memmap_paddr = pvh_memmap_start.value;
     start.memmap_entries = static_cast<std::uint32_t>(info.memory_map.size());
+    if (info.acpi_rsdp) start.rsdp_paddr = info.acpi_rsdp->value;
     if (info.initrd) {
         HvmModlistEntry const module{info.initrd->start.value, info.initrd->size, 0, 0};
         if (!memory.write(pvh_modlist_start, module)) does_not_fit("module list", pvh_modlist_start);

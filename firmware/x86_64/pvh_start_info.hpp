@@ -23,7 +23,7 @@ struct HvmStartInfo {
     std::uint32_t nr_modules;
     std::uint64_t modlist_paddr;
     std::uint64_t cmdline_paddr;
-    std::uint64_t rsdp_paddr;  // 0: no ACPI tables yet; the kernel scans for the MP table
+    std::uint64_t rsdp_paddr;  // 0: no RSDP given; Linux scans the BIOS area for one, then the MP table
     std::uint64_t memmap_paddr;
     std::uint32_t memmap_entries;
     std::uint32_t reserved;
@@ -50,6 +50,7 @@ struct PvhBootInfo {
     GuestAddress cmdline;
     std::optional<InitrdPlacement> initrd;
     std::span<E820Entry const> memory_map;
+    std::optional<GuestAddress> acpi_rsdp = {};
 };
 
 // Writes hvm_start_info at pvh_start_info_start, the module list and the memory map after it.

@@ -62,6 +62,7 @@ BootParams make_boot_params(ZeroPageContents const& contents) {
         params.ext_ramdisk_size = high_half(contents.initrd->size);
     }
     set_memory_map(params, contents.memory_map);
+    if (contents.acpi_rsdp) params.acpi_rsdp_addr = contents.acpi_rsdp->value;
     return params;
 }
 

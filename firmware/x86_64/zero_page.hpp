@@ -2,7 +2,7 @@
 // The zero page (Linux struct boot_params) for the 64-bit entry: boot.rst "64-bit Boot Protocol"
 // and zero-page.rst. Starts all zero; takes the kernel's setup header when the kernel has one (a
 // bzImage) or a minimal one kvmlet makes up (an ELF vmlinux); then the fields a boot loader
-// writes: type_of_loader, vid_mode, the command line, the initrd and the e820 map.
+// writes: type_of_loader, vid_mode, the command line, the initrd, the e820 map and the RSDP.
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -19,6 +19,7 @@ struct ZeroPageContents {
     GuestAddress cmdline;
     std::optional<InitrdPlacement> initrd;
     std::span<E820Entry const> memory_map;
+    std::optional<GuestAddress> acpi_rsdp = {};  // none: the kernel scans the BIOS area for it
 };
 
 // Throws Error when the memory map has more entries than the zero page holds or the header is

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# kvmlet's virtio-mmio block, console and rng devices under the minimal Linux kernel, in one
-# boot (a boot costs a minute or more on hosts that emulate guest kernel code,
+# kvmlet's virtio block, console and rng devices under the minimal Linux kernel, on one
+# transport, in one boot (a boot costs a minute or more on hosts that emulate guest kernel code,
 # ../shared/HOST.md):
 #
-#   virtio_devices.sh --vmm KVMLET [--image minimal] [--timeout SECONDS] [--keep DIR]
+#   virtio_devices.sh --vmm KVMLET [--transport pci|mmio] [--cpus N] [--image minimal]
+#                     [--timeout SECONDS] [--keep DIR]
+#
+# The kernel finds the devices by itself: on the PCI bus, or (mmio) from the ACPI DSDT, with no
+# virtio_mmio.device= on its command line. It powers off through ACPI at the end.
 #
 # Builds two ext4 images with mkfs.ext4 -d: a root file system (static busybox, rootfs/init as
 # /sbin/init, 4 MiB of random bytes as /host-file.bin) and a small data disk. Boots
@@ -26,10 +30,12 @@ readonly cmdline="root=/dev/vda rw console=hvc0 reboot=k panic=-1"
 die() { echo "virtio_devices.sh: $*" >&2; exit 2; }
 skip() { echo "SKIP: $*"; exit $SKIP; }
 
-vmm='' image=minimal timeout_s=800 keep=''
+vmm='' image=minimal timeout_s=800 keep='' transport=pci cpus=1
 while (($#)); do
     case $1 in
         --vmm) vmm=$2; shift 2 ;;
+        --transport) transport=$2; shift 2 ;;
+        --cpus) cpus=$2; shift 2 ;;
         --image) image=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
@@ -83,9 +89,9 @@ data_sum=$(sha256 <"$dataimg")
 mount_count() { dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Mount count: *//p'; }
 mounts_before=$(mount_count "$rootimg")
 
-# One vCPU: the test is about devices, and a second vCPU competing for a loaded host's cores
-# makes every emulated spin-wait longer.
-cmd=("$vmm" run --kernel "$dir/vmlinux" --cpus 1 --memory 256M
+# One vCPU by default: the test is about devices, and a second vCPU competing for a loaded
+# host's cores makes every emulated spin-wait longer.
+cmd=("$vmm" run --kernel "$dir/vmlinux" --cpus "$cpus" --memory 256M --transport "$transport"
      --disk "$rootimg" --disk "$dataimg,readonly,id=data" --console virtio --rng
      --cmdline "$cmdline")
 start_ms=$(($(date +%s%N) / 1000000))
@@ -115,6 +121,18 @@ expect_line 'VFS: Mounted root \(ext4 filesystem\) on device'
 expect_line '^kvmlet-rootfs: started$'
 expect_line '^kvmlet-rootfs: root mount: \S+ / ext4 rw[, ]'
 expect_line '^kvmlet-rootfs: console: hvc0$'
+expect_line "^kvmlet-rootfs: cpus: $cpus\$"
+expect_line '^kvmlet-rootfs: cmdline: '
+if grep -qP '^kvmlet-rootfs: cmdline: .*virtio_mmio' "$lines"; then
+    fail "the kernel command line names virtio-mmio devices: ACPI should"
+fi
+case $transport in
+    pci) device_re='/sys/devices/pci0000:00/0000:00:[0-9a-f]{2}\.0/virtio\d+' ;;
+    mmio) device_re='/sys/devices/platform/LNRO0005:\d+/virtio\d+' ;;
+    *) die "--transport $transport: pci or mmio" ;;
+esac
+expect_line "^kvmlet-rootfs: vda device: $device_re\$"
+expect_line "^kvmlet-rootfs: vdb device: $device_re\$"
 # File data both ways.
 expect_line "^kvmlet-rootfs: host-file sha256 $file_sum\$"
 expect_line '^kvmlet-rootfs: guest-file written 0 synced 0$'
@@ -134,6 +152,7 @@ for re in 'Kernel panic' 'EXT4-fs error' 'I/O error' 'BUG:|Oops'; do
     if grep -qP -- "$re" "$out"; then fail "stdout matches /$re/, which it must not"; fi
 done
 if grep -qiP 'error' "$err"; then fail "stderr has an error line"; fi
+grep -q 'guest powered off' "$err" || fail "kvmlet did not report an ACPI power-off on stderr"
 
 # The images, from the host.
 mounts_after=$(mount_count "$rootimg")

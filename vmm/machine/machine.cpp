@@ -5,6 +5,7 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include "firmware/x86_64/acpi_tables.hpp"
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/long_mode.hpp"
@@ -100,11 +101,29 @@ void Machine::load_kernel() {
         .cmdline = join_cmdline({config_.cmdline, virtio_cmdline_, compat_cmdline(host_compat_)}),
         .cpus = config_.cpus,
         .entry = entry_protocol(config_.boot_protocol),
+        .acpi_rsdp = write_acpi_tables(),
     };
+    // Linux uses ECAM only where e820 (or ACPI) says the range is reserved.
+    if (pci_) boot_config.reserved.push_back({x86_64::pci_ecam_start, x86_64::pci_ecam_size});
     auto boot = x86_64::load_kernel(*memory_, boot_config);
     log::debug("kernel: {} at {:#x}-{:#x}, entry {:#x}; command line: {}", boot.protocol, boot.kernel_start.value,
                boot.kernel_end.value, boot.cpu.rip, boot_config.cmdline);
     boot_state_ = boot.cpu;
+}
+
+// What the DSDT, MADT and MCFG describe: the CPUs, the PCI bus and its slots with INTx, or the
+// virtio-mmio windows.
+std::optional<GuestAddress> Machine::write_acpi_tables() {
+    if (!config_.acpi) return std::nullopt;
+    x86_64::AcpiConfig acpi;
+    acpi.cpus = config_.cpus;
+    acpi.pci = pci_ != nullptr;
+    acpi.ram_size = config_.memory_bytes;
+    for (auto const& slot : virtio_) {
+        if (auto pci_slot = slot->pci_slot()) acpi.pci_slots.push_back(*pci_slot);
+        if (auto mmio = slot->mmio_placement()) acpi.virtio_mmio.push_back({mmio->base, mmio->size, mmio->gsi});
+    }
+    return x86_64::write_acpi_tables(*memory_, acpi);
 }
 
 void Machine::create_devices() {
@@ -121,6 +140,16 @@ void Machine::create_devices() {
         &since_process_start, [](ProcessTimes at) { process_timeline().mark(Phase::boot_timer, at); });
     pio_.insert(boot_timer_, BootTimer::pio_port, BootTimer::pio_length);
     mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
+    if (config_.acpi) {
+        acpi_power_ = std::make_shared<AcpiPower>(
+            AcpiPower::Ports{x86_64::acpi_sleep_control_port, x86_64::acpi_sleep_status_port, x86_64::acpi_reset_port},
+            AcpiPower::Values{x86_64::acpi_s5_sleep_type, x86_64::acpi_reset_value},
+            AcpiPower::Callbacks{[this] { stop_.request(StopKind::power_off); },
+                                 [this] { stop_.request(StopKind::reset); }});
+        for (std::uint16_t port :
+             {x86_64::acpi_sleep_control_port, x86_64::acpi_sleep_status_port, x86_64::acpi_reset_port})
+            pio_.insert(acpi_power_, port, AcpiPower::port_length);
+    }
     if (config_.transport == VirtioTransport::pci) create_pci_bus();
     create_virtio_devices();
 }

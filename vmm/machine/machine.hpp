@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "devices/legacy/acpi_power.hpp"
 #include "devices/legacy/boot_timer.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
@@ -45,6 +46,7 @@ public:
 private:
     void create_memory(std::uint64_t size);
     void load_kernel();
+    std::optional<GuestAddress> write_acpi_tables();
     void create_devices();
     void create_virtio_devices();
     void create_pci_bus();
@@ -71,6 +73,7 @@ private:
     std::shared_ptr<Serial> serial_;
     std::shared_ptr<I8042> i8042_;
     std::shared_ptr<BootTimer> boot_timer_;
+    std::shared_ptr<AcpiPower> acpi_power_;
     std::unique_ptr<ConsoleInput> console_in_;
 
     std::shared_ptr<pci::PciBus> pci_;

@@ -59,3 +59,45 @@ TEST_CASE("guest RAM that does not start at 0 has no low RAM end", "[firmware]")
     REQUIRE_THROWS_WITH(x86::low_ram_end(GuestMemory::create(ranges)),
                         "e820: guest RAM does not start at address 0");
 }
+
+TEST_CASE("a reserved range outside RAM is sorted into the e820 map", "[firmware]") {
+    auto const memory = GuestMemory::create(x86::ram_ranges(3 * GiB + 64 * MiB));
+    x86::E820Reservation const ecam[] = {{x86::pci_ecam_start, x86::pci_ecam_size}};
+    auto const map = x86::e820_map(memory, ecam);
+    REQUIRE(map.size() == 5);
+    check_entry(map[2], 0x100000, 3 * GiB - 0x100000, 1);
+    check_entry(map[3], 0xe000'0000, 0x10'0000, 2);
+    check_entry(map[4], 4 * GiB, 64 * MiB, 1);
+}
+
+TEST_CASE("reserved ranges are sorted among themselves and after small RAM", "[firmware]") {
+    auto const memory = GuestMemory::create(x86::ram_ranges(128 * MiB));
+    x86::E820Reservation const reserved[] = {{GuestAddress{0xfec0'0000}, 0x1000},
+                                             {GuestAddress{0xe000'0000}, 0x10'0000}};
+    auto const map = x86::e820_map(memory, reserved);
+    REQUIRE(map.size() == 5);
+    check_entry(map[3], 0xe000'0000, 0x10'0000, 2);
+    check_entry(map[4], 0xfec0'0000, 0x1000, 2);
+}
+
+TEST_CASE("a reserved range that is empty, wraps or overlaps another entry is rejected", "[firmware]") {
+    auto const memory = GuestMemory::create(x86::ram_ranges(128 * MiB));
+    x86::E820Reservation reserved[] = {{GuestAddress{0xe000'0000}, 0x1000},
+                                       {GuestAddress{0xe000'0000}, 0x1000}};
+    SECTION("empty") {
+        reserved[1] = {GuestAddress{0xf000'0000}, 0};
+    }
+    SECTION("wraps") {
+        reserved[1] = {GuestAddress{~0ull - 0xfff}, 0x2000};
+    }
+    SECTION("overlaps RAM") {
+        reserved[1] = {GuestAddress{120 * MiB}, 16 * MiB};
+    }
+    SECTION("overlaps the BIOS area") {
+        reserved[1] = {GuestAddress{0xf0000}, 0x1000};
+    }
+    SECTION("overlaps the other reservation") {
+        reserved[1] = {GuestAddress{0xdfff'f000}, 0x2000};
+    }
+    CHECK_THROWS_AS(x86::e820_map(memory, reserved), kvmlet::Error);
+}

@@ -90,6 +90,29 @@ TEST_CASE("every kernel gets the MP table for its CPUs", "[firmware]") {
     CHECK(guest<std::uint16_t>(memory, x86::mp_config_table_start.value + 34) == 4 + 1 + 1 + 16 + 2);
 }
 
+TEST_CASE("without an RSDP the zero page's acpi_rsdp_addr stays 0", "[firmware]") {
+    auto const memory = ram();
+    boot(memory, tiny_guest());
+    CHECK(guest<std::uint64_t>(memory, x86::zero_page_start.value + 0x070) == 0);
+}
+
+TEST_CASE("the caller's RSDP goes into the zero page and its reserved ranges into e820", "[firmware]") {
+    auto const memory = ram();
+    x86::load_kernel(memory, {.kernel = tiny_guest(),
+                              .initrd = {},
+                              .cmdline = "",
+                              .cpus = 1,
+                              .entry = {},
+                              .acpi_rsdp = x86::acpi_tables_start,
+                              .reserved = {{x86::pci_ecam_start, x86::pci_ecam_size}}});
+    std::uint64_t const zp = x86::zero_page_start.value;
+    CHECK(guest<std::uint64_t>(memory, zp + 0x070) == 0xe0000);
+    REQUIRE(guest<std::uint8_t>(memory, zp + 0x1e8) == 4);
+    CHECK(guest<std::uint64_t>(memory, zp + 0x2d0 + 3 * 20) == 0xe000'0000);    // fourth entry: addr
+    CHECK(guest<std::uint64_t>(memory, zp + 0x2d0 + 3 * 20 + 8) == 0x10'0000);  // size
+    CHECK(guest<std::uint32_t>(memory, zp + 0x2d0 + 3 * 20 + 16) == 2);         // reserved
+}
+
 TEST_CASE("a vmlinux with a physical e_entry boots at that address", "[firmware]") {
     auto const memory = ram();
     ElfBuilder b;

@@ -127,6 +127,24 @@ TEST_CASE("hvm_start_info carries the command line, the memory map and the initr
     }
 }
 
+TEST_CASE("hvm_start_info carries the caller's RSDP and reserved ranges", "[firmware]") {
+    auto const memory = ram();
+    auto const kernel = x86::load_kernel(memory, {.kernel = kernel_with_notes(pvh_note(0x100040)),
+                                                  .initrd = {},
+                                                  .cmdline = "",
+                                                  .cpus = 1,
+                                                  .entry = x86::EntryProtocol::pvh,
+                                                  .acpi_rsdp = x86::acpi_tables_start,
+                                                  .reserved = {{x86::pci_ecam_start, x86::pci_ecam_size}}});
+    auto const info = guest<x86::HvmStartInfo>(memory, kernel.cpu.rbx);
+    CHECK(info.rsdp_paddr == 0xe0000);
+    REQUIRE(info.memmap_entries == 4);
+    auto const last = guest<x86::HvmMemmapEntry>(memory, info.memmap_paddr + 3 * sizeof(x86::HvmMemmapEntry));
+    CHECK(last.addr == 0xe000'0000);
+    CHECK(last.size == 0x10'0000);
+    CHECK(last.type == 2);
+}
+
 TEST_CASE("hvm_start_info has no module without an initrd", "[firmware]") {
     auto const memory = ram();
     auto const kernel = boot(memory, kernel_with_notes(pvh_note(0x100040)));
