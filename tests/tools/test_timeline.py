@@ -59,5 +59,14 @@ class Parse(unittest.TestCase):
                 timeline.load(f.name)
 
 
+class MedianExits(unittest.TestCase):
+    def test_medians_per_reason_and_phase_with_missing_counts_as_zero(self):
+        runs = [{"exits": {"first_kvm_run": {"pio": n}, "total": {"pio": n, "mmio": 2 * n}}} for n in (1, 5, 3)]
+        runs.append({"exits": {"total": {"pio": 4}}})   # no mmio, no phase: 0 there
+        med = timeline.median_exits(runs)
+        self.assertEqual(med["total"], {"pio": 3.5, "mmio": 4})   # mmio: 2, 10, 6 and 0
+        self.assertEqual(med["phases"], {"first_kvm_run": {"pio": 2}})
+
+
 if __name__ == "__main__":
     unittest.main()

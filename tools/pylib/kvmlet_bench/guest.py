@@ -1,7 +1,11 @@
-"""What the tools need to know about KVM and about the tiny guests' ELF images."""
+"""What the tools need to know about KVM, the tiny guests' ELF images and the Linux guest images."""
 
 import os
 import struct
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
 
 PAGE = 4096
 # Guest RAM kvmlet itself writes below the kernel: GDT, zero page, stack, page tables
@@ -16,6 +20,21 @@ def kvm_unusable():
         return None
     except OSError as e:
         return f"/dev/kvm: {e.strerror}"
+
+
+def pvm_host():
+    """Whether /dev/kvm is kvm-pvm's (../shared/HOST.md), as kvmlet's --host-compat auto decides."""
+    return os.path.isdir("/sys/module/kvm_pvm")
+
+
+def linux_image_dir(name):
+    """The directory of guest image `name` (minimal, debian) from `guest-images/build --print`;
+    raises LookupError with the command that builds it when it is not built."""
+    r = subprocess.run([str(ROOT / "guest-images/build"), "--print", name], capture_output=True, text=True)
+    path = Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
+    if path is None or not path.is_dir():
+        raise LookupError(f"guest image {name!r} is not built: run guest-images/build {name}")
+    return path
 
 
 def elf_load_bytes(path):

@@ -16,6 +16,16 @@ def fmt_ms(seconds):
     return f"{ms:.0f}"
 
 
+def fmt_s(seconds, digits=2):
+    """Seconds with a fixed number of decimals ("-" for None)."""
+    return "-" if seconds is None else f"{seconds:.{digits}f}"
+
+
+def fmt_ratio(value):
+    """A ratio as "1.23x" ("-" for None)."""
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def fmt_mib(nbytes):
     return "-" if nbytes is None else f"{nbytes / MiB:.2f}"
 

@@ -13,6 +13,7 @@ was the latest one reached.
 
 import json
 import numbers
+import statistics
 
 SCHEMA = "kvmlet-timeline/1"
 # The order kvmlet reaches them in (its Phase enum); the order of a file's list is not checked.
@@ -85,6 +86,22 @@ def parse(doc):
         _time(resolution, "start_resolution_us")
     return {"phases": phases, "exits": exits, "stop": stop, "start_resolution_us": resolution,
             "warnings": warnings}
+
+
+def median_exits(runs):
+    """Over a list of parse() results: the median of each exit reason's total, and of each reason
+    per phase, a reason or phase missing from a run counting as 0 there:
+    {"total": {kind: median}, "phases": {phase: {kind: median}}}."""
+    kinds, phases = {}, {}
+    for parsed in runs:
+        for phase, counts in parsed["exits"].items():
+            target = kinds if phase == "total" else phases.setdefault(phase, {})
+            for kind, n in counts.items():
+                target.setdefault(kind, []).append(n)
+
+    def med(d):
+        return {k: statistics.median(v + [0] * (len(runs) - len(v))) for k, v in d.items()}
+    return {"total": med(kinds), "phases": {p: med(c) for p, c in phases.items()}}
 
 
 def load(path):
