@@ -36,11 +36,14 @@ ConfigSpace::ConfigSpace(Identity const& identity, std::uint8_t interrupt_pin) {
 }
 
 void ConfigSpace::add_memory_bar(std::uint32_t index, std::uint64_t size, bool is_64bit, bool prefetchable) {
-    if (index >= bar_count || (is_64bit && index + 1 >= bar_count) || bars_[index].size != 0)
+    if (index >= bar_count || (is_64bit && index + 1 >= bar_count) || bar_taken_[index] ||
+        (is_64bit && bar_taken_[index + 1]))
         throw Error(fmt::format("pci: BAR {} is not free", index));
     if (size < 16 || !std::has_single_bit(size) || (!is_64bit && size > (std::uint64_t{1} << 31)))
         throw Error(fmt::format("pci: BAR size {:#x} is not a power of two in range", size));
     bars_[index] = Bar{size, is_64bit};
+    bar_taken_[index] = true;
+    if (is_64bit) bar_taken_[index + 1] = true;
     std::uint32_t flags = (is_64bit ? bar::memory_64bit : 0) | (prefetchable ? bar::prefetchable : 0);
     put32(bytes_, reg::bar0 + 4 * index, flags);
     // The address bits below the size read as zero: that is what BAR sizing reads back.
@@ -50,7 +53,7 @@ void ConfigSpace::add_memory_bar(std::uint32_t index, std::uint64_t size, bool i
 }
 
 std::uint8_t ConfigSpace::add_capability(std::span<std::uint8_t const> body, std::span<std::uint8_t const> writable) {
-    std::size_t const offset = next_capability_;
+    std::size_t const offset = next_capability_;  // up to config_size: then nothing fits
     if (body.size() < 2 || offset + body.size() > config_size || (!writable.empty() && writable.size() != body.size()))
         throw Error("pci: capability does not fit in configuration space");
     std::memcpy(&bytes_[offset], body.data(), body.size());
@@ -65,7 +68,7 @@ std::uint8_t ConfigSpace::add_capability(std::span<std::uint8_t const> body, std
     }
     last_capability_ = static_cast<std::uint8_t>(offset);
     // §6.7: capabilities are DWORD aligned.
-    next_capability_ = static_cast<std::uint8_t>(std::min<std::size_t>((offset + body.size() + 3) & ~std::size_t{3}, 0xfc));
+    next_capability_ = static_cast<std::uint32_t>((offset + body.size() + 3) & ~std::size_t{3});
     return last_capability_;
 }
 

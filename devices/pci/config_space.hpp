@@ -57,7 +57,8 @@ private:
     std::array<std::uint8_t, config_size> bytes_{};
     std::array<std::uint8_t, config_size> writable_{};
     std::array<Bar, bar_count> bars_{};
-    std::uint8_t next_capability_ = reg::first_capability;
+    std::array<bool, bar_count> bar_taken_{};  // implemented, or the upper half of a 64-bit BAR
+    std::uint32_t next_capability_ = reg::first_capability;
     std::uint8_t last_capability_ = 0;
 };
 

@@ -216,7 +216,8 @@ void PciTransport::bar_write(std::uint32_t index, std::uint64_t offset, std::spa
 }
 
 void PciTransport::bar_moved(std::uint32_t index, std::optional<std::uint64_t> address) noexcept {
-    if (index == bar && notify_region_handler_) notify_region_handler_(address);
+    if (index != bar || !notify_region_handler_) return;
+    notify_region_handler_(address ? std::optional(*address + notify_offset) : std::nullopt);
 }
 
 // Mutex held. Any width at any offset reads the bytes of the structure.
@@ -254,12 +255,13 @@ void PciTransport::write_common(std::uint64_t offset, std::span<std::byte const>
                                     ? offset - 4
                                     : offset;
     std::size_t const width = field_width(field);
-    bool const fits = data.size() == width || (width == 8 && data.size() == 4);
-    if (width == 0 || !fits || data.size() > 4) {
+    bool const fits = data.size() == width || (width == 8 && data.size() == 4 && offset % 4 == 0);
+    if (width == 0 || !fits) {
         if (bad_access_log.allow()) log::warn("virtio-pci: {}-byte write at common {:#x} ignored", data.size(), offset);
         return;
     }
-    write_common_field(offset, data.size(), load(data));
+    write_common_field(offset, std::min<std::size_t>(data.size(), 4), load(data));
+    if (data.size() == 8) write_common_field(offset + 4, 4, load(data.subspan(4)));
 }
 
 void PciTransport::write_common_field(std::uint64_t offset, std::size_t size, std::uint32_t value) noexcept {

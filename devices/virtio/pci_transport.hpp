@@ -45,8 +45,9 @@ public:
     PciTransport(GuestMemory const& memory, std::shared_ptr<Device> device, pci::MsiRouter& msi, IrqLine& intx);
 
     void set_notify_region_handler(NotifyRegionHandler handler) { notify_region_handler_ = std::move(handler); }
-    static std::uint64_t notify_address(std::uint64_t bar_address, std::uint32_t queue) noexcept {
-        return bar_address + notify_offset + std::uint64_t{queue} * notify_off_multiplier;
+    // Where queue `queue` is notified, in a notification region at `region`.
+    static std::uint64_t notify_address(std::uint64_t region, std::uint32_t queue) noexcept {
+        return region + std::uint64_t{queue} * notify_off_multiplier;
     }
     bool intx_pending() const noexcept { return isr_.load() != 0; }
 
