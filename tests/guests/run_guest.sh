@@ -3,21 +3,23 @@
 #
 #   run_guest.sh --vmm KVMLET --guest ELF [--status N] [--stdout RE]... [--no-stdout RE]...
 #                [--stderr RE]... [--no-stderr RE]... [--stdin TEXT] [--stdin-from file|pipe]
-#                [--timeout SECONDS] [--require-path PATH] [-- KVMLET_RUN_OPTIONS...]
+#                [--timeout SECONDS] [--require-path PATH] [--stop-at RE]
+#                [-- KVMLET_RUN_OPTIONS...]
 #
 # Runs `KVMLET run --kernel ELF KVMLET_RUN_OPTIONS...` with TEXT on stdin (printf %b escapes
 # such as \n are expanded; without --stdin, stdin is empty) read from a regular file (the
 # default) or a pipe, kills it after SECONDS (default 20), and fails unless it exited with N
 # (default 0), every --stdout/--stderr regex matches a line of that stream and no
 # --no-stdout/--no-stderr regex does. Regexes are Perl-style
-# (grep -P), so \r and \( work. Exits 77 (CTest: skipped) when /dev/kvm is missing or cannot be
+# (grep -P), so \r and \( work. With --stop-at, kvmlet gets SIGTERM (so exits 0) once a stdout
+# line matches RE: for guests that would go on long after the point the test is about. Exits 77 (CTest: skipped) when /dev/kvm is missing or cannot be
 # opened read-write.
 set -uo pipefail
 
 SKIP=77
 die() { echo "run_guest.sh: $*" >&2; exit 2; }
 
-vmm='' guest='' want_status=0 stdin_text='' stdin_from=file timeout_s=20
+vmm='' guest='' want_status=0 stdin_text='' stdin_from=file timeout_s=20 stop_at=''
 stdout_re=() no_stdout_re=() stderr_re=() no_stderr_re=() vmm_args=() required_paths=()
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -31,6 +33,7 @@ while [[ $# -gt 0 ]]; do
         --stdin) stdin_text=$2; shift 2 ;;
         --stdin-from) stdin_from=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
+        --stop-at) stop_at=$2; shift 2 ;;
         --require-path) required_paths+=("$2"); shift 2 ;;
         --) shift; vmm_args=("$@"); break ;;
         *) die "unknown argument '$1' (see the comment at the top of this script)" ;;
@@ -65,10 +68,19 @@ cmd=("$vmm" run --kernel "$guest" "${vmm_args[@]}")
 printf '%b' "$stdin_text" >"$workdir/stdin"
 start_ns=$(date +%s%N)
 if [[ $stdin_from == file ]]; then
-    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err"
+    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err" &
 else
-    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" < <(cat "$workdir/stdin") >"$out" 2>"$err"
+    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" < <(cat "$workdir/stdin") >"$out" 2>"$err" &
 fi
+pid=$!
+if [[ -n $stop_at ]]; then
+    # `timeout` passes SIGTERM on to kvmlet.
+    while kill -0 "$pid" 2>/dev/null; do
+        if grep -qP -- "$stop_at" "$out"; then kill -TERM "$pid"; break; fi
+        sleep 1
+    done
+fi
+wait "$pid"
 status=$?
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 
