@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the hand-made seed inputs of corpus/<target>/seed-*.bin (formats: fuzz_support.hpp and
-fuzz_mmio_transport.cpp). Rerun after changing a format; inputs the fuzzers found (other names) are
-kept as they are."""
+"""Writes the hand-made seed inputs of corpus/<target>/seed-*.bin (formats: fuzz_support.hpp,
+fuzz_mmio_transport.cpp and fuzz_pci.cpp). Rerun after changing a format; inputs the fuzzers found
+(other names) are kept as they are."""
 import pathlib
 import struct
 
@@ -188,7 +188,154 @@ def mmio_seeds():
     return s
 
 
+def pci_seeds():
+    """fuzz_pci.cpp: the virtio-pci rng is slot 1 (BAR 0 at 0xc0000000), the probe slot 2."""
+    s = {}
+    slot1 = 1 << 15
+
+    def cf8(bus, devfn, reg):
+        return struct.pack('<BBBB', 1, bus, devfn, reg)
+
+    def port(n, width_log2, read, value=0):
+        return struct.pack('<BBI', 0, n | width_log2 << 3 | (0x20 if read else 0), value)
+
+    def ecam(offset, width_log2, read, value=0):
+        return struct.pack('<BIQ', 2 | width_log2 << 3 | (0x20 if read else 0), offset, value)
+
+    def ecam32(slot, reg, value):
+        return struct.pack('<BBBI', 3, slot, reg // 4, value)
+
+    def bar(mode, address, width_log2, read, value=0):
+        a = struct.pack('<Q', address) if mode % 4 == 3 else struct.pack('<H', address & 0xffff)
+        return struct.pack('<BB', 4 | width_log2 << 3 | (0x20 if read else 0), mode) + a + struct.pack('<Q', value)
+
+    no_ram = struct.pack('<H', 0)
+    # Enumerate slots 0-4 and bus 1 through 0xCF8/0xCFC, size BAR 0 of slot 1, poke 0xCF9.
+    ops = b''
+    for slot in range(5):
+        ops += cf8(0, slot << 3, 0) + port(4, 2, True) + port(6, 1, True) + port(7, 0, True)
+    ops += cf8(0, 1 << 3, 0x10) + port(4, 2, False, 0xffffffff) + port(4, 2, True) + port(4, 2, False, 0xc0000000)
+    ops += cf8(1, 1 << 3, 0) + port(4, 2, True) + port(1, 0, False, 6) + port(0, 1, True) + port(0, 2, True)
+    s['enumerate-and-size'] = no_ram + ops
+    # A driver brings the rng up with MSI-X, then without; the ring asks for 64 random bytes.
+    r = Ram()
+    queue(r, 8, [(0, [(0x1000, 64, WRITE, 0)])])
+    ram = struct.pack('<H', len(r.b)) + bytes(r.b)
+    ops = struct.pack('<BBB', 6, 3, 0x04) + bar(0, 0x1000, 0, True) + bar(0, 0x6000, 3, True)
+    ops += bar(0, 0x4000, 3, True) + bar(0, 0x10, 1, True) + struct.pack('<BB', 7, 0)
+    ops += ecam(slot1 | 0x98 + 2, 1, False, 0)  # MSI-X off: INTx and the ISR
+    ops += struct.pack('<BBB', 6, 3, 0x01) + bar(0, 0x1000, 0, True) + bar(0, 0x14, 0, True)
+    s['bring-up-msix-then-intx'] = ram + ops
+    # The guest moves BAR 0: elsewhere below 4 GiB, above it, outside the windows, decoding off
+    # and on, and sizes the probe's 64-bit BARs; ECAM accesses that must be ignored.
+    ops = ecam32(1, 0x10, 0xd0000000) + bar(0, 0x12, 1, True) + bar(3, 0xd0000012, 1, True)
+    ops += ecam32(1, 0x14, 0x10) + bar(3, 0x10d0000012, 1, True) + ecam32(1, 0x04, 0) + bar(3, 0x10d0000012, 1, True)
+    ops += ecam32(1, 0x04, 2) + ecam32(1, 0x10, 0xffffffff) + ecam32(1, 0x14, 0xffffffff) + ecam32(1, 0x14, 0)
+    ops += ecam32(1, 0x10, 0xfec00000) + bar(2, 0, 2, True)
+    ops += ecam32(2, 0x18, 0xffffffff) + ecam32(2, 0x1c, 0xffffffff) + ecam(2 << 15 | 0x18, 2, True)
+    ops += ecam32(2, 0x18, 0) + ecam32(2, 0x1c, 0x10) + bar(1 | 1 << 2, 0xfff8, 3, False, 1)
+    # Accesses across the probe's BAR 0 end; its 512 MiB BAR across the 32-bit window's end.
+    ops += bar(1, 0xffc, 3, True) + bar(1, 0xffe, 2, False, 7) + ecam32(2, 0x1c, 0) + ecam32(2, 0x18, 0xe0000000)
+    ops += bar(3, 0xfebffffc, 2, True) + ecam32(2, 0x18, 0xc0000000)
+    ops += ecam(slot1 | 1, 1, True) + ecam(slot1 | 2, 2, True) + ecam(slot1 | 0x100, 2, True)
+    ops += ecam(slot1 | 0x1000, 2, True) + ecam(1 << 20, 2, True) + ecam(slot1, 3, True)
+    s['bar-moves'] = no_ram + ops
+    # The VIRTIO_PCI_CAP_PCI_CFG window (capability at 0x84): read num_queues, write status.
+    cap = 0x84
+    ops = ecam(slot1 | cap + 4, 0, False, 0) + ecam(slot1 | cap + 8, 2, False, 0x12) + ecam(slot1 | cap + 12, 2, False, 2)
+    ops += ecam(slot1 | cap + 16, 2, True) + ecam(slot1 | cap + 8, 2, False, 0x14) + ecam(slot1 | cap + 12, 2, False, 1)
+    ops += ecam(slot1 | cap + 16, 0, False, 1) + bar(0, 0x14, 0, True) + ecam(slot1 | cap + 12, 2, False, 3)
+    ops += ecam(slot1 | cap + 16, 2, True) + ecam(slot1 | 0x98 + 2, 1, False, 0xc000) + bar(0, 0x4000, 2, True)
+    s['pci-cfg-window-and-msix-control'] = no_ram + ops
+    return s
+
+
+def net_seeds():
+    """fuzz_virtio_net.cpp: the receive queue in the compact layout at 0, the transmit queue in the
+    same layout right after it."""
+    s = {}
+    # Feature flags of the input's first byte, and the operations.
+    EIDX, IND, MRG, HOST, GUEST, MTU, DGRAM = 1, 2, 4, 8, 16, 32, 64
+    NOTIFY_RX, NOTIFY_TX, READABLE, WRITABLE, SEND, READ_ALL, PATCH, RESET = range(8)
+    BIG = 8  # SEND: frame length times 8
+
+    def tx_base(rx_size):
+        _, _, used = compact(rx_size)
+        return (used + 6 + 8 * rx_size + 15) & ~15
+
+    def tx_queue(ram, rx_size, size, chains):
+        base = tx_base(rx_size)
+        d, a, _ = compact(size)
+        for head, descs in chains:
+            for i, (addr, length, flags, nxt) in enumerate(descs):
+                ram.put(base + d + 16 * (head + i), desc(addr, length, flags, nxt))
+        for i, (head, _) in enumerate(chains):
+            ram.put(base + a + 4 + 2 * i, struct.pack('<H', head))
+        ram.put(base + a + 2, struct.pack('<H', len(chains)))
+
+    def net_input(flags, rx_log2, tx_log2, ram, ops):
+        return struct.pack('<BBBH', flags, rx_log2, tx_log2, len(ram.b)) + bytes(ram.b) + ops
+
+    def send(length, header=bytes(12), big=False, seed=0):
+        return struct.pack('<B', SEND | (BIG if big else 0)) + header + struct.pack('<HB', length, seed)
+
+    def net_header(flags=0, gso=0, hdr_len=0, gso_size=0, start=0, offset=0):
+        return struct.pack('<BBHHHHH', flags, gso, hdr_len, gso_size, start, offset, 0)
+
+    def ops(*codes):
+        return bytes(codes)
+
+    frame = b'\xff' * 6 + b'\x02\x00\x00\x00\x00\x01' + b'\x88\xb5' + bytes(range(46))
+    # Transmit a chain split inside the header, receive a 1400-byte frame across three
+    # mergeable buffers.
+    r = Ram()
+    queue(r, 8, [(0, [(0x5000, 512, WRITE, 0)]), (1, [(0x5200, 512, WRITE, 0)]), (2, [(0x5400, 512, WRITE, 0)])])
+    tx_queue(r, 8, 8, [(0, [(0x400, 5, NEXT, 1), (0x405, 7, NEXT, 2), (0x420, 60, 0, 0)])])
+    r.put(0x400, net_header())
+    r.put(0x420, frame)
+    s['tx-rx-mergeable'] = net_input(EIDX | MRG | HOST | GUEST | MTU, 3, 3, r,
+                                     ops(NOTIFY_TX, READ_ALL) + send(1400) + ops(NOTIFY_RX, READABLE))
+    # No receive buffers: packets wait in the socket until the driver patches one in.
+    r = Ram()
+    queue(r, 4, [], avail_idx=0)
+    _, a, _ = compact(4)
+    patch = (struct.pack('<BHB', PATCH, 0, 16) + desc(0x6000, 2048, WRITE, 0)
+             + struct.pack('<BHB', PATCH, a + 4, 2) + struct.pack('<H', 0)
+             + struct.pack('<BHB', PATCH, a + 2, 2) + struct.pack('<H', 1))
+    s['no-buffers-then-patch'] = net_input(MRG, 2, 2, r, send(60) + send(100) + ops(NOTIFY_RX, READABLE) + patch
+                                           + ops(NOTIFY_RX, READABLE, NOTIFY_RX))
+    # Without MRG_RXBUF: a packet too big for the chain, then one that fits; transmit chains out
+    # of RAM, too short, segmented, with an offload not negotiated; a reset and the rings again.
+    r = Ram()
+    queue(r, 4, [(0, [(0x5000, 256, WRITE, 0)])])
+    tx_queue(r, 4, 8, [(0, [(0x400, 12, NEXT, 1), (0xfff0, 64, 0, 0)]), (2, [(0x400, 8, 0, 0)]),
+                       (3, [(0x400, 12, NEXT, 4), (0x500, 2000, 0, 0)]), (5, [(0x400, 72, 0, 0)])])
+    r.put(0x400, net_header(flags=1, gso=1, hdr_len=54, gso_size=1448, start=34, offset=16))
+    s['too-big-and-bad'] = net_input(HOST, 2, 3, r, send(1000) + send(60) + ops(NOTIFY_RX, NOTIFY_TX, READ_ALL, RESET,
+                                                                                  NOTIFY_TX, NOTIFY_RX, READABLE))
+    # A 64000-byte TSO packet into 2 KiB mergeable buffers (overlapping: 64 KiB of RAM holds
+    # no more), first more than the guest posted, then a packet the 40 buffers hold.
+    r = Ram()
+    queue(r, 64, [(i, [(0x8000 + 0x200 * i, 0x800, WRITE, 0)]) for i in range(40)], avail_idx=16)
+    _, a, _ = compact(64)
+    tso = net_header(flags=1, gso=1, hdr_len=66, gso_size=1448, start=34, offset=16)
+    more = struct.pack('<BHB', PATCH, a + 2, 2) + struct.pack('<H', 40)
+    s['big-gso-spill'] = net_input(MRG | GUEST | EIDX | IND, 6, 1, r, send(8000, tso, big=True)
+                                   + ops(NOTIFY_RX, READABLE) + more + ops(NOTIFY_RX, READABLE)
+                                   + send(8000, tso, big=True) + ops(READABLE, RESET, NOTIFY_RX))
+    # A datagram socket filled by 60000-byte segmented frames: EAGAIN, then the network reads
+    # and the device resumes when writable.
+    r = Ram()
+    queue(r, 1, [], avail_idx=0)
+    tx_queue(r, 1, 16, [(i, [(0x400, 12, NEXT, i + 1), (0x1000, 60000, 0, 0)]) for i in range(0, 16, 2)])
+    r.put(0x400, net_header(flags=1, gso=1, hdr_len=54, gso_size=1448, start=34, offset=16))
+    s['full-endpoint'] = net_input(DGRAM | EIDX | HOST, 0, 4, r, ops(NOTIFY_TX, NOTIFY_TX, READ_ALL, WRITABLE, READ_ALL,
+                                                                     WRITABLE, READ_ALL))
+    return s
+
 if __name__ == '__main__':
     write_corpus('fuzz_virtqueue', virtqueue_seeds())
     write_corpus('fuzz_virtio_blk', blk_seeds())
     write_corpus('fuzz_mmio_transport', mmio_seeds())
+    write_corpus('fuzz_pci', pci_seeds())
+    write_corpus('fuzz_virtio_net', net_seeds())

@@ -131,6 +131,7 @@ void apply_boot_protocol(RunState& state, std::string_view name, std::string_vie
 constexpr std::array<Choice<CacheMode>, 2> cache_modes{
     {{"writeback", CacheMode::writeback}, {"none", CacheMode::none}}};
 constexpr std::size_t max_disk_id_bytes = 20;  // virtio 1.2 §5.2.6: VIRTIO_BLK_ID_BYTES
+constexpr std::size_t max_interface_name_bytes = 16;  // IFNAMSIZ, with the NUL
 
 void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_view value, std::string_view item) {
     if (item == "readonly") {
@@ -162,6 +163,37 @@ void apply_disk(RunState& state, std::string_view name, std::string_view value) 
         comma = next;
     }
     state.config.disks.push_back(std::move(disk));
+}
+
+void apply_net_property(NetInterfaceConfig& net, std::string_view name, std::string_view value, std::string_view item) {
+    if (item == "tap=auto") {
+        net.tap.reset();
+    } else if (item.starts_with("tap=")) {
+        net.tap = std::string(item.substr(4));
+        if (net.tap->empty() || net.tap->size() >= max_interface_name_bytes)
+            fail(name, value, fmt::format("tap name must be 1 to {} characters", max_interface_name_bytes - 1));
+    } else if (item.starts_with("mac=")) {
+        net.mac = std::string(item.substr(4));
+    } else if (item == "offloads=off" || item == "offloads=on") {
+        net.offloads = item == "offloads=on";
+    } else {
+        fail(name, value, fmt::format("unknown property '{}' (tap=NAME|auto, mac=MAC, offloads=on|off)", item));
+    }
+}
+
+// tap=NAME|auto[,mac=MAC][,offloads=on|off]
+void apply_net(RunState& state, std::string_view name, std::string_view value) {
+    if (state.config.nets.size() == MachineConfig::max_nets)
+        fail(name, value, fmt::format("at most {} network interfaces", MachineConfig::max_nets));
+    if (!value.starts_with("tap=")) fail(name, value, "must start with tap=NAME or tap=auto");
+    NetInterfaceConfig net;
+    std::size_t start = 0;
+    while (start != std::string_view::npos) {
+        std::size_t next = value.find(',', start);
+        apply_net_property(net, name, value, value.substr(start, next == std::string_view::npos ? next : next - start));
+        start = next == std::string_view::npos ? next : next + 1;
+    }
+    state.config.nets.push_back(std::move(net));
 }
 
 void apply_console(RunState& state, std::string_view name, std::string_view value) {
@@ -202,7 +234,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 18> options{{
+constexpr std::array<OptionSpec, 19> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -259,6 +291,12 @@ constexpr std::array<OptionSpec, 18> options{{
              "at most 16; locked so no other VM writes it at the same time",
      .repeatable = true,
      .apply = apply_disk},
+    {.name = "--net",
+     .value_name = "tap=NAME|auto[,mac=MAC][,offloads=on|off]",
+     .help = "a virtio-net interface (eth0, eth1, ... in order) on an existing TAP,\n"
+             "or on one kvmlet creates (auto; removed on exit); at most 8",
+     .repeatable = true,
+     .apply = apply_net},
     {.name = "--console",
      .value_name = "serial|virtio|none",
      .help = "where stdin and stdout go: the 16550 on COM1 (ttyS0), virtio-console\n"

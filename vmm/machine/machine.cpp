@@ -10,6 +10,7 @@
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "devices/virtio/block/block_device.hpp"
+#include "devices/virtio/net/tap.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/timeline.hpp"
 #include "vmm/base/mapped_file.hpp"
@@ -181,10 +182,39 @@ VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device, Executor
     return *virtio_.back();
 }
 
-// In the order x86_64/layout.hpp promises: disks, console, rng.
+namespace {
+
+virtio::net::MacAddress interface_mac(NetInterfaceConfig const& net) {
+    if (net.mac) {
+        auto mac = virtio::net::MacAddress::parse(*net.mac);
+        if (!mac) throw Error(fmt::format("net: MAC '{}': expected six hex bytes such as 06:00:ac:10:00:02, not multicast", *net.mac));
+        return *mac;
+    }
+    virtio::net::MacAddress mac;
+    if (::getentropy(mac.bytes.data(), mac.bytes.size()) != 0) throw system_error("net: getentropy");
+    mac.bytes[0] = static_cast<std::uint8_t>((mac.bytes[0] & 0xfc) | 0x02);  // unicast, locally administered
+    return mac;
+}
+
+}  // namespace
+
+void Machine::create_net(NetInterfaceConfig const& net) {
+    virtio::NetConfig device_config{.mac = interface_mac(net)};
+    device_config.offloads = net.offloads;
+    auto tap = std::make_unique<virtio::net::Tap>(net.tap ? virtio::net::Tap::open(*net.tap) : virtio::net::Tap::create());
+    log::debug("net: eth{} on TAP {}, MAC {}", net_backends_.size(), tap->name(), device_config.mac.to_string());
+    auto backend = std::make_unique<NetBackend>(io_, tap->fd());
+    auto device = std::make_shared<virtio::NetDevice>(device_config, std::move(tap), *backend);
+    VirtioSlot& slot = add_virtio(device, Executor::event_loop);
+    backend->attach(slot.transport(), *device);
+    net_backends_.push_back(std::move(backend));
+}
+
+// In the order x86_64/layout.hpp promises: disks, network interfaces, console, rng.
 void Machine::create_virtio_devices() {
     for (auto const& disk : config_.disks)
         add_virtio(std::make_shared<virtio::BlockDevice>(Disk(disk)), Executor::worker_thread);
+    for (auto const& net : config_.nets) create_net(net);
     if (config_.console == ConsoleKind::virtio) {
         virtio_console_ = std::make_shared<virtio::ConsoleDevice>(console_out_);
         virtio_console_slot_ = &add_virtio(virtio_console_, Executor::event_loop);

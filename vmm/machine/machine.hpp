@@ -23,6 +23,7 @@
 #include "vmm/kvm/vm_fd.hpp"
 #include "devices/pci/pci_bus.hpp"
 #include "vmm/machine/gsi_routes.hpp"
+#include "vmm/machine/net_backend.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 #include "vmm/machine/machine_config.hpp"
 #include "vmm/machine/virtio_slot.hpp"
@@ -49,6 +50,7 @@ private:
     std::optional<GuestAddress> write_acpi_tables();
     void create_devices();
     void create_virtio_devices();
+    void create_net(NetInterfaceConfig const& net);
     void create_pci_bus();
     VirtioSlot& add_virtio(std::shared_ptr<virtio::Device> device, Executor executor);
     std::size_t deliver_console_input(std::span<std::byte const> bytes);
@@ -78,6 +80,8 @@ private:
 
     std::shared_ptr<pci::PciBus> pci_;
     std::unique_ptr<GsiRoutes> gsi_routes_;
+
+    std::vector<std::unique_ptr<NetBackend>> net_backends_;
 
     // Declared after memory_ and the buses: destroyed (workers stopped) before them.
     std::vector<std::unique_ptr<VirtioSlot>> virtio_;

@@ -26,6 +26,14 @@ enum class ConsoleKind { serial, virtio, none };
 // How virtio devices attach: virtio-pci (stock kernels) or virtio-mmio (minimal kernels).
 enum class VirtioTransport { pci, mmio };
 
+// One virtio-net interface on a TAP: an existing interface by name, or one kvmlet creates (and
+// the kernel removes when kvmlet exits). The MAC is checked when the machine is built (status 1).
+struct NetInterfaceConfig {
+    std::optional<std::string> tap;  // nullopt: tap=auto
+    std::optional<std::string> mac;  // nullopt: a random locally administered address
+    bool offloads = true;            // checksum and segmentation offloads
+};
+
 struct MachineConfig {
     std::filesystem::path kernel;
     std::optional<std::filesystem::path> initrd;
@@ -39,6 +47,7 @@ struct MachineConfig {
     std::optional<HostCompat> host_compat;  // nullopt: auto-detect
     BootProtocol boot_protocol = BootProtocol::automatic;
     std::vector<DiskConfig> disks;  // virtio-blk, in this order (vda, vdb, ...)
+    std::vector<NetInterfaceConfig> nets;  // virtio-net, in this order (eth0, eth1, ...)
     ConsoleKind console = ConsoleKind::serial;
     std::optional<virtio::RngConfig> rng;  // nullopt: no virtio-rng
     std::optional<std::filesystem::path> timeline;  // --timeline: where to write the JSON
@@ -52,6 +61,7 @@ struct MachineConfig {
     static constexpr std::uint32_t max_cpus = 64;
     static constexpr std::uint64_t min_memory = 4 * MiB;
     static constexpr std::size_t max_disks = 16;
+    static constexpr std::size_t max_nets = 8;
 };
 
 }  // namespace kvmlet

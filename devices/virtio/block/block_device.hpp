@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "devices/virtio/counter.hpp"
 #include "devices/virtio/block/block_spec.hpp"
 #include "devices/virtio/block/disk.hpp"
 #include "devices/virtio/block/request.hpp"
@@ -23,16 +24,7 @@ namespace kvmlet::virtio {
 
 // Statistics, written by the device's thread and read by any (metrics, tests).
 struct BlockCounters {
-    class Counter {
-    public:
-        void add(std::uint64_t n = 1) noexcept {
-            value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-        }
-        std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
-
-    private:
-        std::atomic<std::uint64_t> value_{0};
-    };
+    using Counter = virtio::Counter;
 
     Counter requests;  // chains handled, whatever their outcome
     Counter reads;     // successful IN

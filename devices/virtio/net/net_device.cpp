@@ -1,0 +1,149 @@
+#include "devices/virtio/net/net_device.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "vmm/base/error.hpp"
+
+namespace kvmlet::virtio {
+namespace {
+
+// iovecs for one packet: the header, then at most one per descriptor of a chain.
+constexpr std::size_t max_iovecs = 1 + NetDevice::queue_size;
+
+net::Config make_config_space(NetConfig const& config) {
+    net::Config c{};
+    std::copy(config.mac.bytes.begin(), config.mac.bytes.end(), c.mac);
+    c.status = net::status_link_up;
+    c.max_virtqueue_pairs = 1;
+    c.mtu = config.mtu;
+    c.speed = net::speed_unknown;
+    c.duplex = net::duplex_unknown;
+    return c;
+}
+
+NetConfig checked(NetConfig config) {
+    if (config.mtu < net::min_mtu)
+        throw Error(fmt::format("net: MTU {} is below the minimum of {}", config.mtu, net::min_mtu));
+    if (config.mac.multicast() || config.mac == net::MacAddress{})
+        throw Error(fmt::format("net: MAC {} cannot belong to an interface (multicast or all zeros)",
+                                config.mac.to_string()));
+    return config;
+}
+
+}  // namespace
+
+NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint, EndpointWatch& watch)
+    : config_(checked(config)), endpoint_(std::move(endpoint)), watch_(watch),
+      config_space_(make_config_space(config_)) {
+    if (!endpoint_) throw Error("net: no endpoint");
+    iov_.reserve(max_iovecs);
+    delivery_.chains.reserve(queue_size);
+    // One byte more than the largest packet, so a packet that fills it is too big.
+    packet_.resize(net::max_packet + 1);
+    tx_copy_.resize(max_copied_packet);
+}
+
+std::uint64_t NetDevice::features() const noexcept {
+    std::uint64_t f = bit(net::feature::mac) | bit(net::feature::status) | bit(net::feature::mtu) |
+                      bit(net::feature::mrg_rxbuf) | bit(feature::ring_indirect_desc) |
+                      bit(feature::ring_event_idx);
+    if (!config_.offloads) return f;
+    return f | bit(net::feature::csum) | bit(net::feature::guest_csum) | bit(net::feature::host_tso4) |
+           bit(net::feature::host_tso6) | bit(net::feature::guest_tso4) | bit(net::feature::guest_tso6);
+}
+
+void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept {
+    std::fill(data.begin(), data.end(), std::byte{0});
+    auto const bytes = std::as_bytes(std::span{&config_space_, 1});
+    if (offset >= bytes.size()) return;
+    std::size_t const n = std::min<std::size_t>(data.size(), bytes.size() - static_cast<std::size_t>(offset));
+    std::memcpy(data.data(), bytes.data() + offset, n);
+}
+
+// What the endpoint may hand the guest: §5.1.3.1 makes GUEST_TSO4/6 depend on GUEST_CSUM.
+net::Offloads NetDevice::guest_offloads(std::uint64_t acked_features) const noexcept {
+    auto const has = [&](std::uint32_t f) { return (acked_features & bit(f)) != 0; };
+    bool const csum = has(net::feature::guest_csum);
+    return {.csum = csum,
+            .tso4 = csum && has(net::feature::guest_tso4),
+            .tso6 = csum && has(net::feature::guest_tso6)};
+}
+
+bool NetDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
+                         Interrupt& interrupt) noexcept {
+    if (queues.size() != max_sizes_.size()) return false;
+    if (auto set = endpoint_->set_offloads(guest_offloads(acked_features)); !set) {
+        log::warn("virtio-net {}: cannot start: {}", endpoint_->name(), set.error());
+        return false;
+    }
+    memory_ = &memory;
+    interrupt_ = &interrupt;
+    queues_ = std::move(queues);
+    acked_features_ = acked_features;
+    reset_requested_ = false;
+    watch_readable();  // packets may have come before DRIVER_OK, and buffers with them
+    return true;
+}
+
+void NetDevice::reset() noexcept {
+    queues_.clear();
+    tx_held_.reset();
+    tx_waiting_ = false;
+    rx_spare_.reset();
+    delivery_.active = false;
+    delivery_.chains.clear();
+    memory_ = nullptr;
+    interrupt_ = nullptr;
+    acked_features_ = 0;
+}
+
+void NetDevice::process_queue(std::size_t queue) noexcept {
+    if (!active()) return;
+    if (queue == net::receive_queue) {
+        receive();  // new buffers: read what waits in the endpoint
+        signal(net::receive_queue);
+    } else if (queue == net::transmit_queue) {
+        transmit();
+        signal(net::transmit_queue);
+    }
+}
+
+void NetDevice::endpoint_readable() noexcept {
+    read_watch_pending_ = false;
+    if (!active()) return;
+    receive();
+    signal(net::receive_queue);
+}
+
+void NetDevice::endpoint_writable() noexcept {
+    write_watch_pending_ = false;
+    if (!active()) return;
+    tx_waiting_ = false;
+    transmit();
+    signal(net::transmit_queue);
+}
+
+void NetDevice::signal(std::size_t queue) noexcept {
+    SplitQueue& q = queues_[queue];
+    if (q.broken()) {
+        if (!std::exchange(reset_requested_, true)) interrupt_->needs_reset();
+        return;
+    }
+    if (q.needs_interrupt()) interrupt_->used_buffers(queue);
+}
+
+void NetDevice::watch_readable() noexcept {
+    if (!std::exchange(read_watch_pending_, true)) watch_.watch_readable();
+}
+
+void NetDevice::watch_writable() noexcept {
+    if (!std::exchange(write_watch_pending_, true)) watch_.watch_writable();
+}
+
+void NetDevice::warn(char const* what) noexcept {
+    if (failure_log_.allow()) log::warn("virtio-net {}: {}", endpoint_->name(), what);
+}
+
+}  // namespace kvmlet::virtio
