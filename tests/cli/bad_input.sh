@@ -39,6 +39,12 @@ check "disk cache mode" 2 "cache maybe: must be writeback or none" -- run --kern
 check "seventeen disks" 2 "at most 16 disks" -- run --kernel "$good" $(printf -- '--disk d%s.img ' {1..17})
 check "console kind" 2 "--console tty: must be serial, virtio or none" -- run --kernel "$good" --console tty
 check "rng rate zero" 2 "--rng-rate 0: must be at least 1 byte per second" -- run --kernel "$good" --rng-rate 0
+check "transport kind" 2 "--transport usb: must be pci or mmio" -- run --kernel "$good" --transport usb
+check "acpi value" 2 "--acpi maybe: must be on or off" -- run --kernel "$good" --acpi maybe
+check "net without a tap" 2 "must start with tap=NAME or tap=auto" -- run --kernel "$good" --net mac=06:00:00:00:00:01
+check "net with an unknown property" 2 "unknown property 'speed=10'" -- run --kernel "$good" --net tap=auto,speed=10
+check "net tap name too long" 2 "tap name must be 1 to 15 characters" -- run --kernel "$good" --net tap=abcdefghijklmnop
+check "nine network interfaces" 2 "at most 8 network interfaces" -- run --kernel "$good" $(printf -- '--net tap=t%s ' {1..9})
 
 if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
     echo "SKIP: /dev/kvm is not usable; the set-up error cases need it"
@@ -64,6 +70,9 @@ exec 4<"$tmp/locked.img"
 flock -x 4  # as another VM holding the image would
 check "disk in use" 1 "disk .*/locked.img: in use by another process" -- run --kernel "$good" --disk "$tmp/locked.img"
 exec 4<&-
+# Checked before any TAP is opened or created.
+check "net MAC multicast" 1 "net: MAC '01:00:5e:00:00:01': expected six hex bytes" -- run --kernel "$good" --net tap=auto,mac=01:00:5e:00:00:01
+check "net MAC malformed" 1 "net: MAC '06:00:00:00:00': expected six hex bytes" -- run --kernel "$good" --net tap=auto,mac=06:00:00:00:00
 check "cmdline longer than the kernel takes" 1 "cmdline: .*at most" -- run --kernel "$good" \
     --cmdline "$(printf 'x%.0s' {1..3000})"
 
