@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/bench/bench_clock.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -50,11 +51,7 @@ struct Options {
     std::string only;
 };
 
-double clock_s(clockid_t clock) {
-    timespec t{};
-    ::clock_gettime(clock, &t);
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
-}
+using bench::clock_s;
 
 struct Sample {
     std::uint64_t requests = 0;

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/bench/bench_clock.hpp"
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/socket_endpoint.hpp"
 #include "vmm/base/error.hpp"
@@ -61,11 +62,7 @@ struct Options {
     std::string only;
 };
 
-double clock_s(clockid_t clock) {
-    timespec t{};
-    ::clock_gettime(clock, &t);
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
-}
+using bench::clock_s;
 
 // Sums the thread CPU time and wall time of the timed parts of a row.
 struct Sample {
