@@ -49,9 +49,13 @@ char const* name(HostCompat mode) noexcept { return mode == HostCompat::pvm ? "p
 std::string compat_cmdline(HostCompat mode) {
     if (mode == HostCompat::none) return {};
     // Each avoids an instruction this host cannot run at CPL0 (XSAVE family, RD/WRFSBASE, POPCNT,
-    // STAC/CLAC) or runs byte by byte (rep movs/stos with ERMS/FSRM); the flag turns on the
-    // guest-side SYSCALL quirk of guest-images/linux/pvm-syscall-quirk.patch.
-    return "noxsave nofsgsbase clearcpuid=popcnt,smap,erms,fsrm kvmlet.pvm_quirks";
+    // STAC/CLAC) or runs byte by byte (rep movs/stos with ERMS/FSRM). The SIMD extensions go too:
+    // the host keeps them in CPUID whatever the VMM sets, and a kernel that sees them runs
+    // kernel_fpu_begin() (ldmxcsr) and SSE code in its crypto and checksum paths (blake2s for
+    // the random pool, crc32c-intel for ext4). The flag turns on the guest-side SYSCALL quirk of
+    // guest-images/linux/pvm-syscall-quirk.patch.
+    return "noxsave nofsgsbase clearcpuid=popcnt,smap,erms,fsrm,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni "
+           "kvmlet.pvm_quirks";
 }
 
 void adjust_cpuid(HostCompat mode, std::vector<kvm_cpuid_entry2>& entries) noexcept {

@@ -78,7 +78,7 @@ TEST_CASE("pvm mode keeps the guest kernel off instructions the host cannot run"
     };
     CHECK(has("noxsave"));
     CHECK(has("nofsgsbase"));
-    CHECK(has("clearcpuid=popcnt,smap,erms,fsrm"));
+    CHECK(has("clearcpuid=popcnt,smap,erms,fsrm,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni"));
     CHECK(has("kvmlet.pvm_quirks"));
     CHECK(cmdline.front() != ' ');
     CHECK(cmdline.back() != ' ');
