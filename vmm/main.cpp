@@ -44,6 +44,9 @@ void install_stop_handlers() {
     action.sa_handler = remember_signal;
     sigemptyset(&action.sa_mask);
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
+    // SIGUSR2 asks a running machine for its vCPUs' registers; with no machine running it must
+    // not end the process (its default action).
+    ::signal(SIGUSR2, SIG_IGN);
 }
 
 void finish_timeline(MachineConfig const& config, StopReason const& reason) {

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include <boost/asio/signal_set.hpp>
 
 #include "firmware/x86_64/acpi_tables.hpp"
@@ -256,7 +258,7 @@ void Machine::start_vcpus() {
     // vCPU threads leave process signals to the VMM thread; only the kick reaches them.
     sigset_t blocked, previous;
     sigemptyset(&blocked);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE}) sigaddset(&blocked, sig);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR2, SIGCHLD, SIGPIPE}) sigaddset(&blocked, sig);
     ::pthread_sigmask(SIG_BLOCK, &blocked, &previous);
     for (auto& vcpu : vcpus_) threads_.emplace_back([v = vcpu.get()] { v->run(); });
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
@@ -304,6 +306,15 @@ StopReason Machine::run() {
             [this] { stop_.request(StopKind::quit); });
         console_in_->start();
     }
+    boost::asio::signal_set dump_signal(io_, SIGUSR2);
+    std::function<void()> wait_for_dump = [&] {
+        dump_signal.async_wait([&](boost::system::error_code ec, int) {
+            if (ec) return;
+            for (auto& vcpu : vcpus_) vcpu->request_dump();
+            wait_for_dump();
+        });
+    };
+    wait_for_dump();
     for (auto& slot : virtio_) slot->start();
     start_vcpus();
     watch_for_halt();

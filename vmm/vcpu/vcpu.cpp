@@ -40,6 +40,11 @@ void Vcpu::kick(bool check) noexcept {
     if (thread_started_.load(std::memory_order_acquire)) ::pthread_kill(thread_, kick_signal());
 }
 
+void Vcpu::request_dump() noexcept {
+    dump_requested_.store(true, std::memory_order_release);
+    kick(false);
+}
+
 namespace {
 
 ExitReason exit_reason(VcpuExit const& exit) noexcept {
@@ -82,6 +87,17 @@ void Vcpu::check_run_state() noexcept {
         run_state_.store(dead ? RunState::dead : RunState::alive, std::memory_order_release);
     } catch (std::exception const& e) {
         log::debug("vCPU {}: cannot read its state: {}", index_, e.what());
+    }
+}
+
+void Vcpu::dump_registers() noexcept {
+    try {
+        kvm_mp_state mp = fd_.mp_state();
+        char const* state = mp.mp_state == KVM_MP_STATE_HALTED ? "halted" : mp.mp_state == KVM_MP_STATE_RUNNABLE ? "runnable" : "waiting";
+        // Asked for: written whatever the log level.
+        log::write(log::Level::info, fmt::format("vCPU {} ({}, on request):\n{}", index_, state, x86_64::dump_state(fd_, context_.memory)));
+    } catch (std::exception const& e) {
+        log::warn("vCPU {}: cannot read its registers: {}", index_, e.what());
     }
 }
 
@@ -142,6 +158,7 @@ Vcpu::Next Vcpu::handle(VcpuExit const& exit) noexcept {
             },
             [&](Interrupted const&) {
                 if (check_requested_.exchange(false, std::memory_order_acq_rel)) check_run_state();
+                if (dump_requested_.exchange(false, std::memory_order_acq_rel)) dump_registers();
                 return Next::resume;
             },
             [&](Unsupported const& u) { return crash(fmt::format("unexpected KVM exit reason {}", u.reason)); },

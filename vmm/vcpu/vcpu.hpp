@@ -40,6 +40,9 @@ public:
     void run() noexcept;
     // From any thread: make KVM_RUN return soon; with `check`, also sample the run state.
     void kick(bool check) noexcept;
+    // From any thread: the vCPU writes its registers to stderr at its next exit (kvmlet's answer
+    // to SIGUSR2: where is each vCPU of a guest that hangs?).
+    void request_dump() noexcept;
     RunState run_state() const noexcept { return run_state_.load(std::memory_order_acquire); }
     void forget_run_state() noexcept { run_state_.store(RunState::unknown, std::memory_order_release); }
     // Internal errors the host-compatibility mode recovered from.
@@ -54,6 +57,7 @@ private:
     Next handle(VcpuExit const& exit) noexcept;
     Next crash(std::string what) noexcept;
     void check_run_state() noexcept;
+    void dump_registers() noexcept;
 
     VcpuFd fd_;
     std::uint32_t index_;
@@ -61,6 +65,7 @@ private:
     std::atomic<bool> thread_started_{false};
     pthread_t thread_{};
     std::atomic<bool> check_requested_{false};
+    std::atomic<bool> dump_requested_{false};
     std::atomic<RunState> run_state_{RunState::unknown};
     std::atomic<std::uint64_t> recovered_{0};
 };
