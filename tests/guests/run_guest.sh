@@ -15,6 +15,9 @@
 # line matches RE: for guests that would go on long after the point the test is about. Exits 77 (CTest: skipped) when /dev/kvm is missing or cannot be
 # opened read-write.
 set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/report.sh
+source "$here/../lib/report.sh"
 
 SKIP=77
 die() { echo "run_guest.sh: $*" >&2; exit 2; }
@@ -109,10 +112,5 @@ if [[ ${#failures[@]} -eq 0 ]]; then
     echo "PASS"
     exit 0
 fi
-echo "----- stdout -----"
-cat -v "$out"
-echo "----- stderr -----"
-cat -v "$err"
-echo "------------------"
-for f in "${failures[@]}"; do echo "FAIL: $f"; done
+report_failures "$out" "$err"
 exit 1

@@ -12,6 +12,8 @@
 # (network namespaces), ip or python3.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/report.sh
+source "$here/../lib/report.sh"
 SKIP=77
 readonly mac=06:00:ac:10:00:02
 
@@ -128,10 +130,5 @@ if ((${#failures[@]} == 0)); then
     echo "PASS"
     exit 0
 fi
-echo "----- stdout -----"
-cat -v "$out"
-echo "----- stderr -----"
-cat -v "$err"
-echo "------------------"
-for f in "${failures[@]}"; do echo "FAIL: $f"; done
+report_failures "$out" "$err"
 exit 1

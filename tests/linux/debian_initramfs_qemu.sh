@@ -31,6 +31,8 @@
 # and the output there. About 10 s on an idle host.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/report.sh
+source "$here/../lib/report.sh"
 root=$(cd "$here/../.." && pwd)
 SKIP=77
 readonly cmdline="console=ttyS0 root=/dev/vda rw panic=-1"
@@ -193,10 +195,5 @@ if ((${#failures[@]} == 0)); then
     echo "PASS"
     exit 0
 fi
-echo "----- stdout -----"
-cat -v "$out"
-echo "----- stderr -----"
-cat -v "$err"
-echo "------------------"
-for f in "${failures[@]}"; do echo "FAIL: $f"; done
+report_failures "$out" "$err"
 exit 1

@@ -22,6 +22,8 @@
 # e2fsprogs or busybox-static. --keep DIR keeps the images and the output there.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/report.sh
+source "$here/../lib/report.sh"
 root=$(cd "$here/../.." && pwd)
 SKIP=77
 readonly file_bytes=$((4 * 1024 * 1024))
@@ -180,10 +182,5 @@ if ((${#failures[@]} == 0)); then
     echo "PASS"
     exit 0
 fi
-echo "----- stdout -----"
-cat -v "$out"
-echo "----- stderr -----"
-cat -v "$err"
-echo "------------------"
-for f in "${failures[@]}"; do echo "FAIL: $f"; done
+report_failures "$out" "$err"
 exit 1

@@ -34,6 +34,8 @@
 # python3, e2fsprogs or busybox-static. --keep DIR keeps the image, the outputs and the logs.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/report.sh
+source "$here/../lib/report.sh"
 root=$(cd "$here/../.." && pwd)
 SKIP=77
 readonly mac=06:00:ac:10:00:02 guest_ip=10.0.2.15 host_ip=10.0.2.1
@@ -325,12 +327,5 @@ if ((${#failures[@]} == 0)); then
     echo "PASS"
     exit 0
 fi
-echo "----- stdout -----"
-cat -v "$out"
-echo "----- stderr -----"
-cat -v "$err"
-echo "----- dnsmasq -----"
-cat "$work/dnsmasq.err" "$work/dnsmasq.log" 2>/dev/null
-echo "------------------"
-for f in "${failures[@]}"; do echo "FAIL: $f"; done
+report_failures "$out" "$err" "dnsmasq stderr" "$work/dnsmasq.err" "dnsmasq log" "$work/dnsmasq.log"
 exit 1
