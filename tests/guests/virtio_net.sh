@@ -99,23 +99,17 @@ wait "$peer_pid"
 peer_status=$?
 peer_pid=''
 
-failures=()
-fail() { failures+=("$*"); }
-expect_stdout() { grep -qP -- "$1" "$out" || fail "stdout does not match /$1/"; }
-if ((status == 124 || status == 137)); then
-    fail "timed out after ${timeout_s}s (status $status)"
-elif ((status != 0)); then
-    fail "exit status $status, expected 0"
-fi
-expect_stdout '^virtio-net: at 00:[0-9a-f]{2}\.0, BAR 0 at 0x[0-9a-f]{8}\r$'
-expect_stdout '^features: device offers 0x[0-9a-f]{16}\r$'
-expect_stdout '^queues: receive size \d+, transmit size \d+, DRIVER_OK\r$'
-expect_stdout "^config: mac $mac, link up, mtu 1500\\r\$"
-expect_stdout '^tx: 259-byte frame to ff:ff:ff:ff:ff:ff type 0x88b5 sent, used len 0\r$'
-expect_stdout '^ready for rx\r$'
-expect_stdout '^rx: 155-byte frame from [0-9a-f:]{17}, num_buffers 1, other frames ignored: \d+\r$'
-expect_stdout "^rx: payload 'kvmlet host says hello to the tiny guest', pattern of 100 bytes intact\\r\$"
-expect_stdout '^virtio-net: ok\r$'
+checked_stdout=$out
+check_status "$status" "$timeout_s"
+expect_line '^virtio-net: at 00:[0-9a-f]{2}\.0, BAR 0 at 0x[0-9a-f]{8}\r$'
+expect_line '^features: device offers 0x[0-9a-f]{16}\r$'
+expect_line '^queues: receive size \d+, transmit size \d+, DRIVER_OK\r$'
+expect_line "^config: mac $mac, link up, mtu 1500\\r\$"
+expect_line '^tx: 259-byte frame to ff:ff:ff:ff:ff:ff type 0x88b5 sent, used len 0\r$'
+expect_line '^ready for rx\r$'
+expect_line '^rx: 155-byte frame from [0-9a-f:]{17}, num_buffers 1, other frames ignored: \d+\r$'
+expect_line "^rx: payload 'kvmlet host says hello to the tiny guest', pattern of 100 bytes intact\\r\$"
+expect_line '^virtio-net: ok\r$'
 grep -q FAIL "$out" && fail "the guest reported a failure"
 grep -q reset "$err" || fail "kvmlet did not report the guest's reset"
 grep -q halted "$err" && fail "the guest halted instead of resetting"

@@ -1,6 +1,39 @@
 # shellcheck shell=bash
-# Sourced by the test scripts that run a guest and collect failed checks in an array
-# `failures`: what they print when a check failed.
+# Sourced by the test scripts that run a guest: their checks, collected in the array
+# `failures`, and what they print when one failed.
+
+failures=()
+fail() { failures+=("$*"); }
+
+# check_status STATUS TIMEOUT_S: the guest's runner (timeout(1)) exited 0, not on its timeout.
+check_status() {
+    if (($1 == 124 || $1 == 137)); then
+        fail "timed out after ${2}s (status $1)"
+    elif (($1 != 0)); then
+        fail "exit status $1, expected 0"
+    fi
+}
+
+# expect_line RE / reject_line RE: some line / no line of the file $checked_stdout matches the
+# Perl regex RE.
+expect_line() {
+    grep -qP -- "$1" "${checked_stdout:?}" || fail "stdout has no line matching /$1/"
+}
+reject_line() {
+    if grep -qP -- "$1" "${checked_stdout:?}"; then fail "stdout matches /$1/, which it must not"; fi
+}
+
+# stage_busybox_root DIR BUSYBOX: a root file system tree with static busybox and a link per
+# applet but init (the test writes its own /sbin/init) and linuxrc.
+stage_busybox_root() {
+    local tree=$1 busybox=$2 applet
+    mkdir -p "$tree"/{bin,sbin,dev,proc,sys,mnt,tmp}
+    cp "$busybox" "$tree/bin/busybox"
+    for applet in $("$busybox" --list); do
+        [[ $applet == busybox || $applet == init || $applet == linuxrc ]] ||
+            ln -s busybox "$tree/bin/$applet"
+    done
+}
 #
 # report_failures OUT ERR [TITLE FILE]...: the guest's stdout and stderr (cat -v, so \r shows
 # as ^M), then each extra file under its title (a missing one is skipped), then one

@@ -70,12 +70,7 @@ rootimg=$work/root.ext4 dataimg=$work/data.img out=$work/stdout err=$work/stderr
 
 # Root file system: busybox with a link per applet (but `init`: /sbin/init is ours).
 tree=$work/root-tree
-mkdir -p "$tree"/{bin,sbin,dev,proc,sys,tmp}
-cp "$busybox" "$tree/bin/busybox"
-for applet in $("$busybox" --list); do
-    [[ $applet == busybox || $applet == init || $applet == linuxrc ]] ||
-        ln -s busybox "$tree/bin/$applet"
-done
+stage_busybox_root "$tree" "$busybox"
 token=kvmlet-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$token" >"$tree/marker"
 # Builtins only, but for mount (if init left /proc or /sys behind) and poweroff. The mounts
@@ -143,20 +138,9 @@ status=$?
 elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
 sed -i 's/\r$//' "$out"
 
-failures=()
-fail() { failures+=("$*"); }
-expect_line() {  # a Perl regex that some line of stdout must match
-    grep -qP -- "$1" "$out" || fail "stdout has no line matching /$1/"
-}
-reject_line() {  # a Perl regex that no line of stdout may match
-    if grep -qP -- "$1" "$out"; then fail "stdout matches /$1/, which it must not"; fi
-}
+checked_stdout=$out
 
-if ((status == 124 || status == 137)); then
-    fail "timed out after ${timeout_s}s (status $status)"
-elif ((status != 0)); then
-    fail "exit status $status, expected 0"
-fi
+check_status "$status" "$timeout_s"
 
 # The initramfs: every module loaded, the devices found, the root disk mounted and handed over
 # to (so init's own ending, `done`, never comes).

@@ -69,12 +69,7 @@ sha256() { sha256sum | cut -d' ' -f1; }
 # Root file system: busybox with a link per applet (but `init`: /sbin/init is ours). Inode
 # tables and journal are initialised here, not by the guest kernel in the background.
 tree=$work/root-tree
-mkdir -p "$tree"/{bin,sbin,dev,proc,sys,mnt,tmp}
-cp "$busybox" "$tree/bin/busybox"
-for applet in $("$busybox" --list); do
-    [[ $applet == busybox || $applet == init || $applet == linuxrc ]] ||
-        ln -s busybox "$tree/bin/$applet"
-done
+stage_busybox_root "$tree" "$busybox"
 install -m 0755 "$here/rootfs/init" "$tree/sbin/init"
 head -c "$file_bytes" /dev/urandom >"$tree/host-file.bin"
 file_sum=$(sha256 <"$tree/host-file.bin")
@@ -106,17 +101,9 @@ sed -i 's/\r$//' "$out"
 lines=$work/stdout.lines
 sed -E 's/^(kvmlet-rootfs: .*) \[[0-9.]+ s\]$/\1/' "$out" >"$lines"
 
-failures=()
-fail() { failures+=("$*"); }
-expect_line() {  # a Perl regex that some line of stdout must match
-    grep -qP -- "$1" "$lines" || fail "stdout has no line matching /$1/"
-}
+checked_stdout=$lines
 
-if ((status == 124 || status == 137)); then
-    fail "timed out after ${timeout_s}s (status $status)"
-elif ((status != 0)); then
-    fail "exit status $status, expected 0"
-fi
+check_status "$status" "$timeout_s"
 
 # The kernel log on hvc0; the root file system from vda mounted read-write.
 expect_line 'VFS: Mounted root \(ext4 filesystem\) on device'

@@ -107,12 +107,7 @@ bytes=$((size_mib * 1024 * 1024))
 # payload the guest sends. Inode tables and journal are initialised here, not by the guest.
 rootimg=$work/root.ext4 out=$work/stdout err=$work/stderr
 tree=$work/root-tree
-mkdir -p "$tree"/{bin,sbin,dev,proc,sys,tmp}
-cp "$busybox" "$tree/bin/busybox"
-for applet in $("$busybox" --list); do
-    [[ $applet == busybox || $applet == init || $applet == linuxrc ]] ||
-        ln -s busybox "$tree/bin/$applet"
-done
+stage_busybox_root "$tree" "$busybox"
 install -m 0755 "$here/rootfs-net/init" "$tree/sbin/init"
 head -c "$bytes" /dev/urandom >"$tree/net-payload.bin"
 to_host_sum=$(sha256 <"$tree/net-payload.bin")
@@ -261,16 +256,8 @@ sed -i 's/\r$//' "$out"
 lines=$work/stdout.lines
 sed -E 's/^(kvmlet-net: .*) \[[0-9.]+ s\]$/\1/' "$out" >"$lines"
 
-failures=()
-fail() { failures+=("$*"); }
-expect_line() {  # a Perl regex that some line of stdout must match
-    grep -qP -- "$1" "$lines" || fail "stdout has no line matching /$1/"
-}
-if ((status == 124 || status == 137)); then
-    fail "timed out after ${timeout_s}s (status $status)"
-elif ((status != 0)); then
-    fail "exit status $status, expected 0"
-fi
+checked_stdout=$lines
+check_status "$status" "$timeout_s"
 
 # DHCP: the kernel's IP autoconfiguration, and dnsmasq's side of it.
 ip_re=${guest_ip//./\\.}
