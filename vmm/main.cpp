@@ -2,7 +2,6 @@
 // turns what happened into one of the documented exit statuses (see `kvmlet run --help`).
 #include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <span>
@@ -12,6 +11,7 @@
 #include "vmm/cli/command_line.hpp"
 #include "vmm/cli/help_text.hpp"
 #include "vmm/cli/host_memory.hpp"
+#include "vmm/event/process_signals.hpp"
 #include "vmm/event/terminal.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/machine/machine.hpp"
@@ -33,22 +33,6 @@ void report(StopReason const& reason) {
     if (!detail.empty()) std::fprintf(stderr, "%s\n", detail.c_str());
 }
 
-// SIGINT/SIGTERM/SIGHUP outside Machine::run() (while a machine is built or rebuilt after a
-// reset) are remembered here; inside it, the machine's event loop handles them.
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-void remember_signal(int sig) { g_stop_signal = sig; }
-
-void install_stop_handlers() {
-    struct sigaction action {};
-    action.sa_handler = remember_signal;
-    sigemptyset(&action.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
-    // SIGUSR2 asks a running machine for its vCPUs' registers; with no machine running it must
-    // not end the process (its default action).
-    ::signal(SIGUSR2, SIG_IGN);
-}
-
 void finish_timeline(MachineConfig const& config, StopReason const& reason) {
     Timeline& timeline = process_timeline();
     timeline.mark(Phase::process_exit);
@@ -57,19 +41,15 @@ void finish_timeline(MachineConfig const& config, StopReason const& reason) {
 }
 
 // Builds and runs machines until one stops for good (a reset restarts with --on-reboot restart).
-StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm) {
+StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm, ProcessSignals& signals) {
     for (;;) {
-        // Again after each run: the event loop's signal_set leaves SIG_DFL behind.
-        install_stop_handlers();
         Machine machine(config, kvm);
-        StopReason reason = g_stop_signal ? StopReason{StopKind::signal, fmt::format("received {}", ::strsignal(g_stop_signal))}
-                                          : machine.run();
-        install_stop_handlers();
-        if (reason.kind == StopKind::reset && config.on_reboot == RebootAction::restart && !g_stop_signal) {
-            log::info("guest reset: restarting (--on-reboot restart)");
-            continue;
-        }
-        return reason;
+        // A stop signal that came while the machine was built ends kvmlet before the guest runs.
+        StopReason reason = signals.stop_signal() ? signals.stop_reason() : machine.run(signals);
+        if (reason.kind != StopKind::reset || config.on_reboot != RebootAction::restart) return reason;
+        // A stop signal that came while the machine stopped for its reset wins over the restart.
+        if (signals.stop_signal()) return signals.stop_reason();
+        log::info("guest reset: restarting (--on-reboot restart)");
     }
 }
 
@@ -81,8 +61,9 @@ ExitStatus run(MachineConfig config) {
             log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
                       name(*config.host_compat));
     }
+    ProcessSignals signals;
     RawTerminal terminal(STDIN_FILENO);
-    StopReason reason = run_machines(config, kvm);
+    StopReason reason = run_machines(config, kvm, signals);
     report(reason);
     // After the machine is gone: tearing the VM down is part of what a boot costs.
     finish_timeline(config, reason);

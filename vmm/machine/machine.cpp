@@ -1,11 +1,12 @@
 #include "vmm/machine/machine.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <functional>
 
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "firmware/x86_64/acpi_tables.hpp"
 #include "firmware/x86_64/kernel_boot.hpp"
@@ -35,6 +36,13 @@ constexpr std::uint16_t i8042_command_port = 0x64;
 // PCI configuration mechanism #1: the address at 0xCF8, the data at 0xCFC-0xCFF.
 constexpr std::uint16_t pci_config_port = 0xcf8;
 constexpr std::uint16_t pci_config_ports = 8;
+
+// A close-on-exec duplicate of fd, for an asio descriptor that will close it.
+int duplicate_fd(int fd) {
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw system_error("fcntl(F_DUPFD_CLOEXEC)");
+    return copy;
+}
 
 x86_64::EntryProtocol entry_protocol(BootProtocol protocol) {
     switch (protocol) {
@@ -295,10 +303,12 @@ void Machine::watch_for_halt() {
     });
 }
 
-StopReason Machine::run() {
-    boost::asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
-    signals.async_wait([this](boost::system::error_code ec, int sig) {
-        if (!ec) stop_.request(StopKind::signal, fmt::format("received {}", ::strsignal(sig)));
+StopReason Machine::run(ProcessSignals& signals) {
+    using boost::asio::posix::stream_descriptor;
+    // Duplicates: the descriptors close theirs, the process keeps its own.
+    stream_descriptor stop_watch(io_, duplicate_fd(signals.stop_fd()));
+    stop_watch.async_wait(stream_descriptor::wait_read, [&](boost::system::error_code ec) {
+        if (!ec) stop_.request(StopKind::signal, signals.stop_reason().message);
     });
     if (config_.console != ConsoleKind::none) {
         console_in_ = std::make_unique<ConsoleInput>(
@@ -306,11 +316,12 @@ StopReason Machine::run() {
             [this] { stop_.request(StopKind::quit); });
         console_in_->start();
     }
-    boost::asio::signal_set dump_signal(io_, SIGUSR2);
+    stream_descriptor dump_watch(io_, duplicate_fd(signals.dump_fd()));
     std::function<void()> wait_for_dump = [&] {
-        dump_signal.async_wait([&](boost::system::error_code ec, int) {
+        dump_watch.async_wait(stream_descriptor::wait_read, [&](boost::system::error_code ec) {
             if (ec) return;
-            for (auto& vcpu : vcpus_) vcpu->request_dump();
+            if (signals.take_dump_request())
+                for (auto& vcpu : vcpus_) vcpu->request_dump();
             wait_for_dump();
         });
     };

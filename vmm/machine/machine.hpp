@@ -18,6 +18,7 @@
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/event/console_input.hpp"
+#include "vmm/event/process_signals.hpp"
 #include "vmm/event/fd_sink.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vm_fd.hpp"
@@ -41,8 +42,9 @@ public:
     Machine& operator=(Machine const&) = delete;
     ~Machine();
 
-    // Runs the guest until it stops, and says why. Call once.
-    StopReason run();
+    // Runs the guest until it stops, and says why; a stop signal (already received or arriving)
+    // stops it, SIGUSR2 dumps the vCPUs' registers. Call once.
+    StopReason run(ProcessSignals& signals);
 
 private:
     void create_memory(std::uint64_t size);

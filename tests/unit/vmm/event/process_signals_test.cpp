@@ -1,0 +1,66 @@
+#include "vmm/event/process_signals.hpp"
+
+#include <poll.h>
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+namespace kvmlet {
+namespace {
+
+bool readable(int fd) {
+    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
+struct sigaction current(int sig) {
+    struct sigaction action {};
+    ::sigaction(sig, nullptr, &action);
+    return action;
+}
+
+}  // namespace
+
+TEST_CASE("a stop signal is remembered for good and keeps the stop descriptor readable") {
+    ProcessSignals signals;
+    CHECK(signals.stop_signal() == 0);
+    CHECK_FALSE(readable(signals.stop_fd()));
+
+    ::raise(SIGTERM);
+    CHECK(signals.stop_signal() == SIGTERM);
+    CHECK(readable(signals.stop_fd()));
+    CHECK(signals.stop_reason().kind == StopKind::signal);
+    CHECK(signals.stop_reason().message == "received Terminated");
+
+    // The first one counts; the descriptor stays readable for every later event loop.
+    ::raise(SIGHUP);
+    CHECK(signals.stop_signal() == SIGTERM);
+    CHECK(readable(signals.stop_fd()));
+}
+
+TEST_CASE("SIGUSR2 makes a dump request that is taken once") {
+    ProcessSignals signals;
+    CHECK_FALSE(signals.take_dump_request());
+    ::raise(SIGUSR2);
+    ::raise(SIGUSR2);
+    CHECK(readable(signals.dump_fd()));
+    CHECK(signals.take_dump_request());
+    CHECK_FALSE(readable(signals.dump_fd()));
+    CHECK_FALSE(signals.take_dump_request());
+    CHECK(signals.stop_signal() == 0);
+}
+
+TEST_CASE("process signals are installed once and put the old handlers back") {
+    auto before = current(SIGINT).sa_handler;
+    {
+        ProcessSignals signals;
+        CHECK(current(SIGINT).sa_handler != before);
+        CHECK_THROWS_AS(ProcessSignals(), Error);
+    }
+    CHECK(current(SIGINT).sa_handler == before);
+    CHECK(current(SIGUSR2).sa_handler == SIG_DFL);
+    ProcessSignals again;  // and can be installed again
+    CHECK(again.stop_signal() == 0);
+}
+
+}  // namespace kvmlet
