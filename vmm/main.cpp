@@ -54,6 +54,7 @@ StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm, Proce
 }
 
 ExitStatus run(MachineConfig config) {
+    ProcessSignals signals;
     KvmSystem kvm;
     if (!config.host_compat) {
         config.host_compat = detect_host_compat();
@@ -61,7 +62,6 @@ ExitStatus run(MachineConfig config) {
             log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
                       name(*config.host_compat));
     }
-    ProcessSignals signals;
     RawTerminal terminal(STDIN_FILENO);
     StopReason reason = run_machines(config, kvm, signals);
     report(reason);

@@ -39,7 +39,7 @@ for round in $(seq "$rounds"); do
     "$kvmlet" run --kernel "$guest" --on-reboot restart </dev/null >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     # Past start-up (kvmlet's handlers are in place once a guest has printed), then 0-49 ms more.
-    for _ in $(seq 200); do grep -q 'Hello from a kvmlet tiny guest' "$tmp/out" && break; sleep 0.01; done
+    for _ in $(seq 1000); do grep -q 'Hello from a kvmlet tiny guest' "$tmp/out" && break; sleep 0.01; done
     sleep "0.0$((RANDOM % 5))$((RANDOM % 10))"
     kill -TERM "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
