@@ -61,6 +61,8 @@ ExitStatus run(MachineConfig config) {
         if (*config.host_compat != HostCompat::none)
             log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
                       name(*config.host_compat));
+        else
+            log::debug("host-compat: none (no kvm_pvm module: KVM runs guests unmodified)");
     }
     RawTerminal terminal(STDIN_FILENO);
     StopReason reason = run_machines(config, kvm, signals);
