@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CTest check of tools/compare: runs it (arguments after the output directory go to it) and fails
-unless its Markdown table has exactly the rows kvmlet, qemu, runc and namespaces, each either
+unless its Markdown table has exactly the rows kvmlet, floor, qemu, runc and namespaces, each either
 measured (numbers in every time and memory cell) or skipped with a reason, and compare.json says
 the same.
 
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "tools/pylib"))
 
 from kvmlet_bench import report  # noqa: E402
 
-ROWS = ["kvmlet", "qemu", "runc", "namespaces"]
+ROWS = ["kvmlet", "floor", "qemu", "runc", "namespaces"]
 NUMERIC = ["wall median ms", "wall p90 ms", "CPU median ms", "largest RSS MiB"]
 NUMBER = re.compile(r"^\d+(\.\d+)?$")
 

@@ -13,12 +13,14 @@ GOOD_TABLE = """\
 | workload   | status            | wall median ms | wall p90 ms | CPU median ms | peak memory MiB (cgroup) | largest RSS MiB |
 |------------|-------------------|---------------:|------------:|--------------:|-------------------------:|----------------:|
 | kvmlet     | measured (2 runs) |          15.16 |       38.69 |         4.924 |                     1.33 |            4.05 |
+| floor      | measured (2 runs) |          4.310 |       5.020 |         1.210 |                     0.41 |            0.62 |
 | qemu       | skipped: qemu-system-x86_64 not found |  - | - | - | - | - |
 | runc       | measured (2 runs) |          63.23 |       65.65 |         34.93 |                        - |            9.64 |
 | namespaces | skipped: needs root |  - | - | - | - | - |
 """
 GOOD_JSON = {"rows": {
     "kvmlet": {"status": "measured (2 runs)", "samples": [{}, {}]},
+    "floor": {"status": "measured (2 runs)", "samples": [{}, {}]},
     "qemu": {"status": "skipped: qemu-system-x86_64 not found", "samples": []},
     "runc": {"status": "measured (2 runs)", "samples": [{}, {}]},
     "namespaces": {"status": "skipped: needs root", "samples": []},
@@ -32,6 +34,21 @@ class CheckCompare(unittest.TestCase):
     def test_a_missing_row_fails(self):
         table = "\n".join(ln for ln in GOOD_TABLE.splitlines() if not ln.startswith("| runc"))
         self.assertTrue(check_compare.problems_with(table, GOOD_JSON, 2))
+
+    def test_a_report_without_the_floor_row_fails(self):
+        table = "\n".join(ln for ln in GOOD_TABLE.splitlines() if not ln.startswith("| floor"))
+        doc = copy.deepcopy(GOOD_JSON)
+        del doc["rows"]["floor"]
+        self.assertTrue(check_compare.problems_with(table, doc, 2))
+
+    def test_a_floor_row_skipped_with_a_reason_passes(self):
+        reason = "skipped: /dev/kvm: No such file or directory"
+        table = GOOD_TABLE.replace("| floor      | measured (2 runs) |          4.310 |       5.020 |         "
+                                   "1.210 |                     0.41 |            0.62 |",
+                                   f"| floor      | {reason} | - | - | - | - | - |")
+        doc = copy.deepcopy(GOOD_JSON)
+        doc["rows"]["floor"] = {"status": reason, "samples": []}
+        self.assertEqual(check_compare.problems_with(table, doc, 2), [])
 
     def test_a_malformed_table_fails(self):
         for what, table in {

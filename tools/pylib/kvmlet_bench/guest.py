@@ -27,6 +27,30 @@ def pvm_host():
     return os.path.isdir("/sys/module/kvm_pvm")
 
 
+def host_kind():
+    """Which KVM the tools measure on: "emulated KVM host" inside tools/kvm-host's emulated host
+    (it sets KVMLET_KVM_HOST_ROUTE=emulated), "kvm-pvm" where /dev/kvm is kvm_pvm's, otherwise
+    "native KVM"."""
+    if os.environ.get("KVMLET_KVM_HOST_ROUTE") == "emulated":
+        return "emulated KVM host"
+    return "kvm-pvm" if pvm_host() else "native KVM"
+
+
+HOST_KIND_NOTES = {
+    "emulated KVM host": "tools/kvm-host --emulated: QEMU TCG emulating an AMD CPU with SVM, Debian's "
+                         "kvm-amd inside; every peer and the host kernel run translated, so compare "
+                         "ratios between peers, not absolute times",
+    "kvm-pvm": "nested KVM through kvm_pvm (../shared/HOST.md): guest CPL0 code is instruction-emulated",
+    "native KVM": "the host's own KVM",
+}
+
+
+def host_line():
+    """One line for a report: the host kind and what it means for the figures."""
+    kind = host_kind()
+    return f"{kind} ({HOST_KIND_NOTES[kind]})"
+
+
 def linux_image_dir(name):
     """The directory of guest image `name` (minimal, debian) from `guest-images/build --print`;
     raises LookupError with the command that builds it when it is not built."""
