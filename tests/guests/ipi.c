@@ -13,7 +13,9 @@
  *
  * A round not acknowledged within TIMEOUT_MS is waited for LATE_MS more ("late" if it then
  * arrives, else "lost"); a lost one is sent again as a diagnostic, and a CPU that ignores that too
- * is not used any more. Time comes from each sender's own LAPIC timer (1 GHz / 16).
+ * is not used any more. Time comes from each sender's own LAPIC timer (1 GHz / 16). An interrupt
+ * taken at the `hlt` of `sti; hlt`, inside sti's interrupt shadow (a host fault: see
+ * step_over_hlt_in_shadow), returns past the `hlt` and is counted.
  *
  * Built twice (ipi_apic.h): ipi.elf uses the xAPIC, ipi_x2apic.elf switches every CPU to x2APIC
  * mode, as Linux does under KVM. Prints one line per sender and phase and a summary, then
@@ -183,9 +185,38 @@ static void pv_eoi_switch(struct cpu *c, uint32_t on)
     c->pv_eoi_on = on;
 }
 
-void ipi_interrupt(void)
+/* `sti; hlt; cli` as a function, so that a handler can tell an interrupt taken at its `hlt`. */
+void safe_halt(void);
+extern const char safe_halt_hlt[];
+__asm__(".text\n"
+        ".global safe_halt, safe_halt_hlt\n"
+        "safe_halt:\n"
+        "  sti\n"
+        "safe_halt_hlt:\n"
+        "  hlt\n"
+        "  cli\n"
+        "  ret\n");
+
+/* `sti` holds interrupts off until the instruction after the next (SDM vol. 2B, STI), so no
+ * interrupt can arrive with its return address at safe_halt's `hlt`. A host that drops that
+ * interrupt shadow when it leaves and re-enters the guest between `sti` and `hlt` lets one through
+ * there: QEMU's TCG emulation of AMD SVM stores the shadow in the VMCB at #VMEXIT but ignores it at
+ * VMRUN (target/i386/tcg/sysemu/svm_helper.c), which is what the emulated KVM host of the CI runs
+ * on. The handler would then return to the `hlt` with interrupts on and the CPU sleep with its
+ * work posted: a lost wake-up that is neither kvmlet's nor KVM's. Counted, and skipped here. */
+static volatile uint32_t shadow_breaks;
+
+static void step_over_hlt_in_shadow(struct interrupt_frame *frame)
+{
+    if (frame->rip != (uintptr_t)safe_halt_hlt) return;
+    __atomic_fetch_add(&shadow_breaks, 1, __ATOMIC_RELAXED);
+    frame->rip += 1; /* hlt is one byte, 0xf4 */
+}
+
+void ipi_interrupt(struct interrupt_frame *frame)
 {
     struct cpu *c = this_cpu();
+    step_over_hlt_in_shadow(frame);
     if (c) {
         c->irqs++;
         if (c->hlt_at) {
@@ -201,8 +232,9 @@ void ipi_interrupt(void)
 }
 IDT_ENTRY(ipi_entry, ipi_interrupt);
 
-void unexpected_interrupt(void)
+void unexpected_interrupt(struct interrupt_frame *frame)
 {
+    step_over_hlt_in_shadow(frame);
     __atomic_fetch_add(&unexpected_interrupts, 1, __ATOMIC_RELAXED);
     eoi(this_cpu());
 }
@@ -261,7 +293,7 @@ static void idle_once(uint32_t self)
         }
     }
     cpus[self].idle = HALTED;
-    __asm__ volatile("sti; hlt; cli" : : : "memory");
+    safe_halt();
     cpus[self].idle = RUNNING;
 }
 
@@ -673,6 +705,9 @@ __attribute__((noreturn)) static void report_and_reset(void)
     serial_puts(pv_eoi_available ? "offered; " : "not offered; ");
     serial_put_dec(pv_eois);
     serial_puts(" interrupts acknowledged through it\r\n");
+    serial_puts("ipi: interrupts taken in sti's shadow, at the hlt (a host fault, stepped over): ");
+    serial_put_dec(shadow_breaks);
+    serial_puts("\r\n");
     if (unexpected_interrupts) {
         serial_puts("ipi: unexpected interrupts ");
         serial_put_dec(unexpected_interrupts);
