@@ -6,7 +6,9 @@
 
 namespace kvmlet {
 
-// A whole regular file mapped read-only. Throws Error prefixed with `what` ("kernel: ...").
+// A whole regular file, read once into private memory that is then mapped read-only: later
+// changes to the file do not reach the bytes (a loader checks them, then copies them). Throws
+// Error prefixed with `what` ("kernel: ...").
 class MappedFile {
 public:
     MappedFile(std::filesystem::path const& path, std::string const& what);
