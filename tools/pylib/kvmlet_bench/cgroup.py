@@ -13,7 +13,10 @@ someone else, e.g. the text of shared libraries every process maps: RSS counts t
 two figures differ and both are reported.
 
 cgroup v1 (memory.max_usage_in_bytes) and v2 (memory.peak, Linux >= 5.19, with the memory
-controller delegated to the tool's cgroup) are supported.
+controller delegated to the tool's cgroup) are supported. When the tool runs as root in the root
+of a v2 hierarchy whose memory controller is not on for the children (tools/kvm-host's emulated
+host mounts a bare cgroup2 and runs the command there), it turns it on: the root cgroup may have
+processes and controllers for its children at once, and that is what a systemd host has anyway.
 """
 
 import errno
@@ -75,6 +78,7 @@ class MemoryCgroups:
     def __init__(self, prefix):
         self.prefix = f"{prefix}-{os.getpid()}"
         self.parent, self.peak_file, self.unusable = None, None, None
+        self.enabled = None   # what this class changed to make the cgroups usable, or None
         self._count = 0
         v1 = next((mnt for mnt, fstype, opts in _mounts() if fstype == "cgroup" and "memory" in opts), None)
         v2 = next((mnt for mnt, fstype, _ in _mounts() if fstype == "cgroup2"), None)
@@ -84,15 +88,26 @@ class MemoryCgroups:
         elif v2:
             own = _own_path(lambda controllers: not controllers)
             self.parent, self.peak_file = Path(v2 + own), "memory.peak"
-            try:
-                if "memory" not in (self.parent / "cgroup.subtree_control").read_text().split():
-                    self.unusable = f"memory controller not delegated to {self.parent}"
-            except OSError as e:
-                self.unusable = f"{self.parent}: {e.strerror}"
+            self.unusable = self._delegated_v2(own == "/")
         else:
             self.unusable = "no memory cgroup hierarchy mounted"
         if not self.unusable and not os.access(self.parent, os.W_OK):
             self.unusable = f"cannot create cgroups in {self.parent} (needs root)"
+
+    def _delegated_v2(self, at_root):
+        """None when the v2 memory controller is on for the children of self.parent (turned on
+        here when self.parent is the hierarchy's root), else why not."""
+        control = self.parent / "cgroup.subtree_control"
+        try:
+            if "memory" in control.read_text().split():
+                return None
+            if not at_root or "memory" not in (self.parent / "cgroup.controllers").read_text().split():
+                return f"memory controller not delegated to {self.parent}"
+            control.write_text("+memory")
+            self.enabled = f"the tool turned on the memory controller in {control}"
+            return None
+        except OSError as e:
+            return f"{control}: {e.strerror}"
 
     def create(self):
         """A new, empty cgroup; returns its directory (join by writing a PID to cgroup.procs)."""
