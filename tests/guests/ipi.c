@@ -57,6 +57,7 @@ enum {
     CPUID_KVM_FEATURES = 0x40000001,
     KVM_FEATURE_PV_EOI = 1 << 6,
     MSR_KVM_PV_EOI_EN = 0x4b564d04,
+    MSR_GS_BASE = (int)0xc0000101,
     KVM_MSR_ENABLED = 1,
     DFR_FLAT = (int)0xffffffff, /* xAPIC destination format: flat model (SDM 10.6.2.2) */
 };
@@ -99,6 +100,7 @@ enum { PHASES = sizeof phases / sizeof phases[0] };
 
 /* One CPU's state; written by it and by the one sender of the moment. */
 struct cpu {
+    struct cpu *self;           /* at %gs:0 on this CPU (this_cpu()) */
     volatile uint32_t online;
     volatile uint32_t irqs;     /* IPI handler runs */
     volatile uint32_t requests; /* work posted by senders */
@@ -179,10 +181,21 @@ static void eoi(struct cpu *c)
     apic_write(LAPIC_EOI, 0);
 }
 
+/* This CPU's struct cpu, read without an exit, as Linux reads its per-CPU data: an APIC ID read
+ * would be one, and KVM takes back its PV EOI mark at any exit (apic_sync_pv_eoi_from_guest()), so
+ * the handlers must reach eoi() before their first. */
 static struct cpu *this_cpu(void)
 {
-    uint32_t id = apic_id();
-    return id < IPI_MAX_CPUS ? &cpus[id] : 0;
+    struct cpu *c;
+    __asm__ volatile("mov %%gs:0, %0" : "=r"(c));
+    return c;
+}
+
+/* Points this CPU's GS base at its struct cpu, for this_cpu(). */
+static void set_cpu_pointer(uint32_t self)
+{
+    cpus[self].self = &cpus[self];
+    wrmsr(MSR_GS_BASE, (uint64_t)(uintptr_t)&cpus[self]);
 }
 
 /* Called by the idle loop (interrupts off, nothing in service) to follow the phase's pv_eoi. */
@@ -225,6 +238,7 @@ void ipi_interrupt(struct interrupt_frame *frame)
 {
     struct cpu *c = this_cpu();
     step_over_hlt_in_shadow(frame);
+    eoi(c);
     if (c) {
         c->irqs++;
         if (c->hlt_at) {
@@ -236,15 +250,14 @@ void ipi_interrupt(struct interrupt_frame *frame)
             if (ticks > TICKS_PER_MS) c->hlt_over_1ms++;
         }
     }
-    eoi(c);
 }
 IDT_ENTRY(ipi_entry, ipi_interrupt);
 
 void unexpected_interrupt(struct interrupt_frame *frame)
 {
     step_over_hlt_in_shadow(frame);
-    __atomic_fetch_add(&unexpected_interrupts, 1, __ATOMIC_RELAXED);
     eoi(this_cpu());
+    __atomic_fetch_add(&unexpected_interrupts, 1, __ATOMIC_RELAXED);
 }
 IDT_ENTRY(unexpected_entry, unexpected_interrupt);
 
@@ -760,6 +773,7 @@ static void sender_duty(uint32_t self)
 
 void ap_main(uint32_t self)
 {
+    set_cpu_pointer(self);
     apic_mode_enter();
     clock_start();
     idt_load();
@@ -791,6 +805,7 @@ static void set_up_bsp(void)
         serial_puts("ipi: FAIL the LAPIC timer does not count\r\n");
         guest_reset();
     }
+    set_cpu_pointer(0);
     idt_catch_exceptions(exception);
     for (uint32_t v = 0x20; v < 0x100; ++v) idt_set_gate((uint8_t)v, unexpected_entry);
     idt_set_gate(IPI_VECTOR, ipi_entry);
