@@ -10,6 +10,7 @@ enum {
     SVR_APIC_ENABLE = 1 << 8,
     SPURIOUS_VECTOR = 0xff,
     LVT_MASKED = 1 << 16,
+    LVT_TIMER_PERIODIC = 1 << 17,
     TIMER_VECTOR = 0x20, /* masked: never raised */
     TIMER_DIVIDE_BY_16 = 0x3,
     ICR_SEND_PENDING = 1 << 12,
@@ -62,7 +63,7 @@ int apic_irr_pending(uint8_t vector)
 void clock_start(void)
 {
     apic_write(LAPIC_SVR, SVR_APIC_ENABLE | SPURIOUS_VECTOR);
-    apic_write(LAPIC_LVT_TIMER, LVT_MASKED | TIMER_VECTOR);
+    apic_write(LAPIC_LVT_TIMER, LVT_MASKED | LVT_TIMER_PERIODIC | TIMER_VECTOR);
     apic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
     apic_write(LAPIC_TIMER_INITIAL, 0xffffffffu);
 }

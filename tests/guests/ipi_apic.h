@@ -54,8 +54,9 @@ void apic_send(uint32_t dest, uint32_t command);
 /* 1 if `vector` is pending in the IRR. */
 int apic_irr_pending(uint8_t vector);
 
-/* Enables the local APIC and starts its timer as a free-running clock (one-shot, masked, divide
- * by 16), as lapic.c's lapic_timer_start() does for the xAPIC only. */
+/* Enables the local APIC and starts its timer as a free-running clock (masked, divide by 16), as
+ * lapic.c's lapic_timer_start() does for the xAPIC only, but periodic: a one-shot count stops at 0
+ * after ~68 s, and every bounded wait begun after that would never end. */
 void clock_start(void);
 uint32_t clock_ticks(void); /* wraps after ~68 s */
 uint32_t ticks_to_us(uint64_t ticks);
