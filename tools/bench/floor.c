@@ -125,6 +125,8 @@ static uint8_t *create_memory(int vm, uint64_t size)
     void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (host == MAP_FAILED) fail(STATUS_SETUP, "mmap of %llu bytes of guest RAM: %s", (unsigned long long)size,
                                  strerror(errno));
+    /* The guest touches a few 4 KiB pages; a transparent huge page would zero and charge 2 MiB. */
+    madvise(host, size, MADV_NOHUGEPAGE);
     struct kvm_userspace_memory_region region = {
         .slot = 0, .guest_phys_addr = 0, .memory_size = size, .userspace_addr = (uintptr_t)host};
     ioctl_or_fail(vm, KVM_SET_USER_MEMORY_REGION, (unsigned long)&region, "KVM_SET_USER_MEMORY_REGION");
