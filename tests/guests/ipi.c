@@ -40,9 +40,9 @@ enum {
     TOTAL_BUDGET_MS = 3000, /* split over senders and phases; a phase stops at its share */
     MIN_PHASE_MS = 30,
     LATE_MS = 200,   /* an acknowledgement after this is counted as late: a figure, not a failure */
-    LOST_MS = 5000,  /* none by then: lost. Emulated hosts have shown up to ~0.5 s */
+    LOST_MS = 15000, /* none by then: lost. A loaded emulated host has stalled a vCPU for 4 s */
     RESEND_MS = 1000,
-    MAX_LOST = 2,    /* then every phase stops: each costs LOST_MS + RESEND_MS */
+    MAX_LOST = 1,    /* then every phase stops: each costs LOST_MS + RESEND_MS */
     BRING_UP_MS = 10000,
     INIT_TO_SIPI_MS = 10,
     SIPI_TO_SIPI_MS = 1,
