@@ -572,7 +572,7 @@ static void put_stats(const struct stats *st)
     out_dec(st->rounds);
     out_puts(" rounds, ");
     out_dec(st->sent);
-    out_puts(" ipis (");
+    out_puts(" ipis: ");
     out_dec(st->to_halted);
     out_puts(" to cpus in hlt, ");
     out_dec(st->to_window);
@@ -580,19 +580,15 @@ static void put_stats(const struct stats *st)
     if (st->to_polling || st->no_ipi) {
         out_puts(", ");
         out_dec(st->to_polling);
-        out_puts(" polling; ");
+        out_puts(" polling, ");
         out_dec(st->no_ipi);
-        out_puts(" woken by the flag alone");
+        out_puts(" told by the flag alone");
     }
-    out_puts("), ");
-    out_dec(st->acked);
-    out_puts(" acknowledged (");
-    out_dec(st->late);
-    out_puts(" after ");
-    out_dec(LATE_MS);
-    out_puts(" ms), ");
+    out_puts("; ");
     out_dec(st->lost);
-    out_puts(" lost; latency avg ");
+    out_puts(" lost, ");
+    out_dec(st->late);
+    out_puts(" late; avg ");
     out_dec(st->acked ? ticks_to_us(st->sum_ticks / st->acked) : 0);
     out_puts(" us, max ");
     out_dec(ticks_to_us(st->max_ticks));
@@ -702,13 +698,13 @@ static void check_atomics(void)
     out_dec(atomics_finished);
     out_puts(" cpus x ");
     out_dec(ATOMIC_ROUNDS);
-    out_puts(" lock or/and (byte) and lock cmpxchg (qword) pairs on one word in ");
+    out_puts(" lock or/and and cmpxchg pairs on one word, ");
     out_dec((clock_ticks() - start) / TICKS_PER_MS);
     out_puts(" ms: ");
     out_dec(atomics_lost);
-    out_puts(" lost updates, word now ");
+    out_puts(" lost updates, word ");
     out_hex(shared_word);
-    out_puts("; lock add counter ");
+    out_puts(", lock add ");
     out_dec(shared_counter);
     out_puts(" of ");
     out_dec(atomics_finished * ATOMIC_ROUNDS);
@@ -731,13 +727,13 @@ static void put_window_exits(void)
         sum_ticks += c->hlt_sum_ticks;
         if (c->hlt_max_ticks > max_ticks) max_ticks = c->hlt_max_ticks;
     }
-    out_puts("ipi: targets left the window ");
+    out_puts("ipi: window: left ");
     out_dec(exits);
     out_puts(" times, ");
     out_dec(pending);
     out_puts(" with the ipi in the IRR; sti; hlt then ran the handler ");
     out_dec(wakes);
-    out_puts(" times after that, avg ");
+    out_puts(" times, avg ");
     out_dec(wakes ? ticks_to_us(sum_ticks / wakes) : 0);
     out_puts(" us, max ");
     out_dec(ticks_to_us(max_ticks));
@@ -763,11 +759,13 @@ __attribute__((noreturn)) static void report_and_reset(void)
         add_stats(&totals, &phase_stats[p]);
     }
     for (uint32_t s = 0; s < IPI_MAX_CPUS; ++s) add_stats(&turns, &control[s]);
-    out_puts("ipi: control rounds (atomics start, hand-overs, wake-ups of the bsp): ");
+    out_puts("ipi: control (atomics start, hand-overs, bsp wake-ups): ");
     put_stats(&turns);
     out_puts("\r\n");
     add_stats(&totals, &turns);
-    out_puts("ipi: all senders: ");
+    out_puts("ipi: all (late: acknowledged after ");
+    out_dec(LATE_MS);
+    out_puts(" ms): ");
     put_stats(&totals);
     out_puts("\r\n");
     if (totals.lost) {
