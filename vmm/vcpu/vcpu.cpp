@@ -137,7 +137,7 @@ Vcpu::Next Vcpu::handle(VcpuExit const& exit) noexcept {
                 context_.stop.request(StopKind::halted, fmt::format("vCPU {}: hlt", index_));
                 return Next::stop;
             },
-            [&](Shutdown const&) { return crash("triple fault"); },
+            [&](Shutdown const&) { return crash(x86_64::describe_triple_fault()); },
             [&](SystemEvent const& e) {
                 if (e.type == KVM_SYSTEM_EVENT_RESET) context_.stop.request(StopKind::reset);
                 else if (e.type == KVM_SYSTEM_EVENT_SHUTDOWN) context_.stop.request(StopKind::power_off);

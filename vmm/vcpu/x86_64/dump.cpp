@@ -1,13 +1,32 @@
 #include "vmm/vcpu/x86_64/dump.hpp"
 
+#include <cpuid.h>
 #include <fmt/format.h>
 
 #include <array>
+#include <cstring>
+#include <string_view>
 
 namespace kvmlet::x86_64 {
 namespace {
 
 constexpr std::size_t max_instruction_length = 15;  // SDM Vol. 2, 2.3.11
+
+// CPUID leaf 0: the vendor string in EBX, EDX, ECX (AMD APM Vol. 3, E.3.1).
+constexpr unsigned cpuid_leaf_vendor = 0;
+constexpr std::string_view vendor_amd = "AuthenticAMD", vendor_hygon = "HygonGenuine";
+
+// Whether this host's KVM is kvm-amd (SVM), read from the host CPU.
+bool host_uses_svm() noexcept {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid(cpuid_leaf_vendor, &eax, &ebx, &ecx, &edx) == 0) return false;
+    std::array<char, 12> vendor{};
+    std::memcpy(vendor.data(), &ebx, 4);
+    std::memcpy(vendor.data() + 4, &edx, 4);
+    std::memcpy(vendor.data() + 8, &ecx, 4);
+    std::string_view const name(vendor.data(), vendor.size());
+    return name == vendor_amd || name == vendor_hygon;
+}
 
 std::string format_segment(char const* name, kvm_segment const& s) {
     return fmt::format("{:<3}={:04x} base={:016x} limit={:08x} type={:x} dpl={} l={} db={} present={}", name,
@@ -52,6 +71,13 @@ std::string dump_state(VcpuFd const& vcpu, GuestMemory const& memory) {
                        s.cr3, s.cr4, s.efer, s.apic_base);
     out += "code at RIP: " + instruction_bytes_at_rip(vcpu, memory, r.rip);
     return out;
+}
+
+std::string describe_triple_fault() {
+    if (!host_uses_svm()) return "triple fault";
+    // arch/x86/kvm/svm/svm.c, shutdown_interception(): clear_page(vmcb); kvm_vcpu_reset(vcpu, true).
+    return "triple fault (KVM on AMD resets the vCPU at a triple fault: the registers below are its reset "
+           "state, not the faulting one)";
 }
 
 std::string describe_internal_error(InternalError const& e) {
