@@ -8,7 +8,9 @@
 #
 # Runs `KVMLET run --kernel ELF KVMLET_RUN_OPTIONS...` with TEXT on stdin (printf %b escapes
 # such as \n are expanded; without --stdin, stdin is empty) read from a regular file (the
-# default) or a pipe, kills it after SECONDS (default 20), and fails unless it exited with N
+# default) or a pipe, stops it after SECONDS (default 20: first SIGUSR2, on which kvmlet writes
+# every vCPU's registers and run state to stderr and the report shows where a hung guest was, then
+# SIGKILL 5 s later), and fails unless it exited with N
 # (default 0), every --stdout/--stderr regex matches a line of that stream and no
 # --no-stdout/--no-stderr regex does. Regexes are Perl-style
 # (grep -P), so \r and \( work. With --stop-at, kvmlet gets SIGTERM (so exits 0) once a stdout
@@ -71,9 +73,9 @@ cmd=("$vmm" run --kernel "$guest" "${vmm_args[@]}")
 printf '%b' "$stdin_text" >"$workdir/stdin"
 start_ns=$(date +%s%N)
 if [[ $stdin_from == file ]]; then
-    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err" &
+    timeout --signal=USR2 --kill-after=5 "$timeout_s" "${cmd[@]}" <"$workdir/stdin" >"$out" 2>"$err" &
 else
-    timeout --kill-after=5 "$timeout_s" "${cmd[@]}" < <(cat "$workdir/stdin") >"$out" 2>"$err" &
+    timeout --signal=USR2 --kill-after=5 "$timeout_s" "${cmd[@]}" < <(cat "$workdir/stdin") >"$out" 2>"$err" &
 fi
 pid=$!
 if [[ -n $stop_at ]]; then
