@@ -166,11 +166,12 @@ static void logical_setup(uint32_t self)
 
 /* ---- output ---- */
 
-/* Lines are gathered here and written to COM1 with one `rep outsb` each: one exit per line instead
- * of two per byte (guest.c's serial_putc() polls the line status first), which matters where KVM is
- * emulated and an exit costs about a millisecond. kvmlet's 16550 takes any number of bytes at once
- * (its transmitter is always empty), so only the line's start waits for it. One CPU prints at a
- * time (the sender of the moment, or the BSP); exception() writes unbuffered. */
+/* Lines are gathered here and written to COM1 with one `rep outsb` each. KVM still exits once per
+ * byte (its emulator runs OUTS one element at a time), but not twice as guest.c's serial_putc() does
+ * by reading the line status before each byte: where KVM is emulated an exit costs about a
+ * millisecond. kvmlet's 16550 takes any number of bytes at once (its transmitter is always empty),
+ * so only the line's start waits for it. One CPU prints at a time (the sender of the moment, or the
+ * BSP); exception() writes unbuffered. */
 enum { OUT_LINE_MAX = 256, OUT_THR_POLLS = 100000 };
 static char out_line[OUT_LINE_MAX];
 static uint32_t out_len;
