@@ -25,7 +25,7 @@
  * Built twice (ipi_apic.h): ipi.elf uses the xAPIC, ipi_x2apic.elf switches every CPU to x2APIC
  * mode, as Linux does under KVM. Prints a line per sender as its turn ends and, at the end, one per
  * phase over all senders and a summary (few lines: where KVM is emulated, each byte on the serial
- * port costs two exits of about a millisecond), then "ipi: ok" if no IPI and no atomic update was
+ * port costs an exit of about a millisecond), then "ipi: ok" if no IPI and no atomic update was
  * lost (else "ipi: LOST <n>" or "ipi: FAIL ..."), and resets. */
 #include "guest.h"
 #include "idt.h"
