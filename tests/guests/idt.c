@@ -73,8 +73,11 @@ void idt_load(void)
     __asm__ volatile("lidt %0" : : "m"(idtr) : "memory");
 }
 
-void idt_catch_exceptions(void (*handler)(const struct exception_frame *))
+void idt_catch_exceptions(void (*handler)(const struct exception_frame *), uint8_t ist)
 {
     idt_exception_handler = handler;
-    for (uint32_t v = 0; v < EXCEPTION_VECTORS; ++v) idt_set_gate((uint8_t)v, exception_stubs[v]);
+    for (uint32_t v = 0; v < EXCEPTION_VECTORS; ++v) {
+        idt_set_gate((uint8_t)v, exception_stubs[v]);
+        idt[v].ist = ist;
+    }
 }

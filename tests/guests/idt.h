@@ -37,8 +37,11 @@ struct exception_frame {
     struct interrupt_frame cpu;
 };
 
-/* Gates for the 32 exception vectors to stubs that call `handler`, which must not return. */
-void idt_catch_exceptions(void (*handler)(const struct exception_frame *));
+/* Gates for the 32 exception vectors to stubs that call `handler`, which must not return. With
+ * `ist` 1..7 the CPU switches to the stack in that slot of its TSS's interrupt stack table first
+ * (SDM vol. 3A, 6.14.5), so that an exception caused by a bad RSP is reported too (the caller loads
+ * a TSS on every CPU); 0 keeps the current stack. */
+void idt_catch_exceptions(void (*handler)(const struct exception_frame *), uint8_t ist);
 
 /* Points `vector` at `entry` (an IDT_ENTRY stub). */
 void idt_set_gate(uint8_t vector, void (*entry)(void));

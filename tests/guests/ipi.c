@@ -312,9 +312,12 @@ void unexpected_interrupt(struct interrupt_frame *frame)
 }
 IDT_ENTRY(unexpected_entry, unexpected_interrupt);
 
-/* Any exception (or NMI) ends the test with where it happened, rather than with a triple fault. */
+/* Any exception (or NMI) ends the test with where it happened, rather than with a triple fault.
+ * It runs on the CPU's exception stack, so a bad RSP is reported too. */
 static void exception(const struct exception_frame *frame)
 {
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     serial_puts("ipi: FAIL exception ");
     serial_put_dec(frame->vector);
     serial_puts(", error code ");
@@ -325,8 +328,56 @@ static void exception(const struct exception_frame *frame)
     serial_put_hex(frame->cpu.rip);
     serial_puts(", rsp ");
     serial_put_hex(frame->cpu.rsp);
+    serial_puts(", rflags ");
+    serial_put_hex(frame->cpu.rflags);
+    serial_puts(", cr2 ");
+    serial_put_hex(cr2);
     serial_puts("\r\n");
     guest_reset();
+}
+
+/* The 64-bit TSS (SDM vol. 3A, 8.7), here only for its interrupt stack table. */
+struct tss64 {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3, io_map_base;
+} __attribute__((packed));
+_Static_assert(sizeof(struct tss64) == 104, "SDM vol. 3A, figure 8-11");
+
+enum {
+    EXCEPTION_IST = 1,
+    EXCEPTION_STACK_SIZE = 4096,
+    GDT_BOOT_ENTRIES = 4,  /* null, 32-bit code 0x08, 64-bit code 0x10, data 0x18 (ipi.h) */
+    GDT_TSS_AVAILABLE_64 = 0x89, /* P=1, type 9: available 64-bit TSS (SDM vol. 3A, 8.2.3) */
+};
+static struct tss64 tss[IPI_MAX_CPUS];
+static uint8_t exception_stacks[IPI_MAX_CPUS][EXCEPTION_STACK_SIZE] __attribute__((aligned(16)));
+/* The boot selectors, as kvmlet's GDT and the trampoline's have them, then a TSS descriptor (two
+ * entries) per CPU. */
+static uint64_t gdt[GDT_BOOT_ENTRIES + 2 * IPI_MAX_CPUS] __attribute__((aligned(16))) = {
+    0, 0x00cf9b000000ffff, 0x00af9b000000ffff, 0x00cf93000000ffff,
+};
+
+/* Loads the shared GDT and this CPU's TSS, whose IST slot is this CPU's exception stack. */
+static void set_up_exception_stack(uint32_t self)
+{
+    struct tss64 *t = &tss[self];
+    uint64_t base = (uint64_t)(uintptr_t)t, limit = sizeof *t - 1;
+    t->ist[EXCEPTION_IST - 1] = (uint64_t)(uintptr_t)(exception_stacks[self] + EXCEPTION_STACK_SIZE);
+    t->io_map_base = sizeof *t; /* no I/O permission bitmap */
+    uint32_t index = GDT_BOOT_ENTRIES + 2 * self;
+    gdt[index] = (limit & 0xffff) | (base & 0xffffff) << 16 | (uint64_t)GDT_TSS_AVAILABLE_64 << 40 |
+                 ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+    gdt[index + 1] = base >> 32;
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) gdtr = {sizeof gdt - 1, (uint64_t)(uintptr_t)gdt};
+    __asm__ volatile("lgdt %0" : : "m"(gdtr) : "memory");
+    __asm__ volatile("ltr %w0" : : "r"((uint16_t)(index * 8)) : "memory");
 }
 
 enum { POLLING_STRETCH_TICKS = 2 * TICKS_PER_MS }; /* 0 to 2 ms, about a sender's turn-around */
@@ -823,6 +874,7 @@ static void sender_duty(uint32_t self)
 void ap_main(uint32_t self)
 {
     set_cpu_pointer(self);
+    set_up_exception_stack(self);
     apic_mode_enter();
     clock_start();
     idt_load();
@@ -855,7 +907,8 @@ static void set_up_bsp(void)
         guest_reset();
     }
     set_cpu_pointer(0);
-    idt_catch_exceptions(exception);
+    set_up_exception_stack(0);
+    idt_catch_exceptions(exception, EXCEPTION_IST);
     for (uint32_t v = 0x20; v < 0x100; ++v) idt_set_gate((uint8_t)v, unexpected_entry);
     idt_set_gate(IPI_VECTOR, ipi_entry);
     idt_load();
