@@ -11,7 +11,13 @@
 #define CODE64_SELECTOR 0x10
 #define DATA_SELECTOR 0x18
 #define CR0_PE 0x1
+#define CR0_MP 0x2
+#define CR0_ET 0x10
+#define CR0_NE 0x20
 #define CR0_PG 0x80000000
+/* The BSP's CR0 as kvmlet sets it: caches on. INIT leaves CD and NW set (SDM vol. 3A, table 9-1);
+ * or-ing PE into that would run the AP with caching disabled. */
+#define CR0_PROTECTED (CR0_PE | CR0_MP | CR0_ET | CR0_NE)
 #define CR4_PAE 0x20
 #define MSR_EFER 0xc0000080
 #define EFER_LME 0x100
@@ -24,8 +30,7 @@ ipi_trampoline:                           /* CS = 0x1000 (base 0x10000), IP = 0,
     movw %cs, %ax
     movw %ax, %ds
     lgdtl (ap_gdtr - ipi_trampoline)
-    movl %cr0, %eax
-    orl $CR0_PE, %eax
+    movl $CR0_PROTECTED, %eax
     movl %eax, %cr0
     ljmpl $CODE32_SELECTOR, $ap_protected_mode
 trampoline_code_end:                      /* data from here on (check_guest_elf.sh) */
