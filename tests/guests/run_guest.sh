@@ -21,7 +21,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
 
-SKIP=77
 die() { echo "run_guest.sh: $*" >&2; exit 2; }
 
 vmm='' guest='' want_status=0 stdin_text='' stdin_from=file timeout_s=20 stop_at=''
@@ -49,20 +48,9 @@ done
 [[ -f $guest ]] || die "guest '$guest' is missing"
 [[ $stdin_from == file || $stdin_from == pipe ]] || die "--stdin-from takes file or pipe"
 
-if [[ ! -c /dev/kvm ]]; then
-    echo "SKIP: /dev/kvm does not exist"
-    exit $SKIP
-fi
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    echo "SKIP: cannot open /dev/kvm read-write"
-    exit $SKIP
-fi
-exec 3>&-
+require_kvm
 for path in "${required_paths[@]}"; do
-    if [[ ! -e $path ]]; then
-        echo "SKIP: this test needs $path (a host-specific behaviour)"
-        exit $SKIP
-    fi
+    [[ -e $path ]] || skip "this test needs $path (a host-specific behaviour)"
 done
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/kvmlet-guest.XXXXXX") || die "mktemp failed"

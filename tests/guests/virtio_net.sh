@@ -14,11 +14,9 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
-SKIP=77
 readonly mac=06:00:ac:10:00:02
 
 die() { echo "virtio_net.sh: $*" >&2; exit 2; }
-skip() { echo "SKIP: $*"; exit $SKIP; }
 
 kvmlet=${1:-} guest=${2:-}
 [[ -n $kvmlet && -n $guest ]] || die "usage: virtio_net.sh KVMLET GUEST_ELF [--timeout SECONDS]"
@@ -33,9 +31,7 @@ done
 [[ -x $kvmlet ]] || die "kvmlet binary '$kvmlet' is missing or not executable"
 [[ -f $guest ]] || die "guest '$guest' is missing"
 
-[[ -c /dev/kvm ]] || skip "/dev/kvm does not exist"
-{ exec 3<>/dev/kvm; } 2>/dev/null || skip "cannot open /dev/kvm read-write"
-exec 3>&-
+require_kvm
 [[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
 (($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
 PATH=$PATH:/usr/sbin:/sbin

@@ -37,12 +37,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
 root=$(cd "$here/../.." && pwd)
-SKIP=77
 readonly mac=06:00:ac:10:00:02 host_ip=10.0.2.1
 readonly cmdline="console=ttyS0 root=/dev/vda rw panic=-1"
 
 die() { echo "debian_boot.sh: $*" >&2; exit 2; }
-skip() { echo "SKIP: $*"; exit $SKIP; }
 
 vmm='' image=debian kernel=vmlinux cpus=2 timeout_s=300 keep=''
 while (($#)); do
@@ -66,9 +64,7 @@ if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) ||
     [[ ! -s $dir/$kernel || ! -f $dir/initrd.cpio ]]; then
     skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
 fi
-[[ -c /dev/kvm ]] || skip "/dev/kvm does not exist"
-{ exec 3<>/dev/kvm; } 2>/dev/null || skip "cannot open /dev/kvm read-write"
-exec 3>&-
+require_kvm
 [[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
 (($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
 PATH=$PATH:/usr/sbin:/sbin

@@ -25,12 +25,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
 root=$(cd "$here/../.." && pwd)
-SKIP=77
 readonly file_bytes=$((4 * 1024 * 1024))
 readonly cmdline="root=/dev/vda rw console=hvc0 reboot=k panic=-1"
 
 die() { echo "virtio_devices.sh: $*" >&2; exit 2; }
-skip() { echo "SKIP: $*"; exit $SKIP; }
 
 vmm='' image=minimal timeout_s=800 keep='' transport=pci cpus=1
 while (($#)); do
@@ -50,9 +48,7 @@ done
 if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) || [[ ! -f $dir/vmlinux ]]; then
     skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
 fi
-[[ -c /dev/kvm ]] || skip "/dev/kvm does not exist"
-{ exec 3<>/dev/kvm; } 2>/dev/null || skip "cannot open /dev/kvm read-write"
-exec 3>&-
+require_kvm
 PATH=$PATH:/usr/sbin:/sbin
 for tool in mkfs.ext4 dumpe2fs debugfs fsck.ext4; do
     command -v "$tool" >/dev/null || skip "$tool not found: install e2fsprogs (tools/setup does)"

@@ -37,12 +37,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
 root=$(cd "$here/../.." && pwd)
-SKIP=77
 readonly mac=06:00:ac:10:00:02 guest_ip=10.0.2.15 host_ip=10.0.2.1
 readonly cmdline="root=/dev/vda rw console=ttyS0 reboot=k panic=-1 ip=dhcp"
 
 die() { echo "virtio_net.sh: $*" >&2; exit 2; }
-skip() { echo "SKIP: $*"; exit $SKIP; }
 
 vmm='' image=minimal timeout_s=800 keep='' transport=pci offloads=on size_mib=10
 while (($#)); do
@@ -66,9 +64,7 @@ done
 if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) || [[ ! -f $dir/vmlinux ]]; then
     skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
 fi
-[[ -c /dev/kvm ]] || skip "/dev/kvm does not exist"
-{ exec 3<>/dev/kvm; } 2>/dev/null || skip "cannot open /dev/kvm read-write"
-exec 3>&-
+require_kvm
 [[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
 (($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
 PATH=$PATH:/usr/sbin:/sbin
