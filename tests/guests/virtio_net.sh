@@ -32,10 +32,7 @@ done
 [[ -f $guest ]] || die "guest '$guest' is missing"
 
 require_kvm
-[[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
-(($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
-PATH=$PATH:/usr/sbin:/sbin
-command -v ip >/dev/null || skip "ip not found (iproute2)"
+require_netns
 command -v python3 >/dev/null || skip "python3 not found"
 
 ns=kvmlet-test-$$ ns_made=0 peer_pid='' vm_pid=''

@@ -17,6 +17,29 @@ require_kvm() {
     exec 3>&-
 }
 
+# find_guest_image IMAGE FILE...: sets `dir` to guest image IMAGE's directory
+# (guest-images/build --print); skips when the image is not built or lacks one of the FILEs.
+# Not in $(...): a skip there would end only the subshell.
+find_guest_image() {
+    local image=$1 file root
+    shift
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) || dir=
+    for file in "$@"; do
+        [[ -n $dir && -s $dir/$file ]] ||
+            skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
+    done
+}
+
+# require_netns: skips unless this test can make a network namespace with a TAP in it (root,
+# /dev/net/tun, ip). Adds the sbin directories to PATH.
+require_netns() {
+    [[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
+    (($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
+    PATH=$PATH:/usr/sbin:/sbin
+    command -v ip >/dev/null || skip "ip not found (iproute2)"
+}
+
 # check_status STATUS TIMEOUT_S: the guest's runner (timeout(1)) exited 0, not on its timeout.
 check_status() {
     if (($1 == 124 || $1 == 137)); then

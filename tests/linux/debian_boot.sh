@@ -36,7 +36,6 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
-root=$(cd "$here/../.." && pwd)
 readonly mac=06:00:ac:10:00:02 host_ip=10.0.2.1
 readonly cmdline="console=ttyS0 root=/dev/vda rw panic=-1"
 
@@ -60,15 +59,9 @@ done
 [[ $kernel == vmlinux || $kernel == bzImage ]] || die "--kernel $kernel: vmlinux or bzImage"
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "--cpus $cpus: a positive number"
 
-if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) ||
-    [[ ! -s $dir/$kernel || ! -f $dir/initrd.cpio ]]; then
-    skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
-fi
+find_guest_image "$image" "$kernel" initrd.cpio
 require_kvm
-[[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
-(($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
-PATH=$PATH:/usr/sbin:/sbin
-command -v ip >/dev/null || skip "ip not found (iproute2)"
+require_netns
 for tool in mkfs.ext4 dumpe2fs fsck.ext4; do
     command -v "$tool" >/dev/null || skip "$tool not found: install e2fsprogs (tools/setup does)"
 done

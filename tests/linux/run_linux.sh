@@ -8,8 +8,8 @@
 # hosts that emulate guest kernel code (../shared/HOST.md), and the time is worth recording.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-SKIP=77
+# shellcheck source=tests/lib/report.sh
+source "$here/../lib/report.sh"
 
 vmm='' image='' kernel='' pass=()
 while (($#)); do
@@ -22,10 +22,7 @@ while (($#)); do
 done
 [[ -n $vmm && -n $image && -n $kernel ]] || { echo "usage: run_linux.sh --vmm K --image I --kernel F ..."; exit 2; }
 
-if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) || [[ ! -f $dir/$kernel ]]; then
-    echo "SKIP: guest image '$image' is not built: run guest-images/build $image (tools/test does)"
-    exit $SKIP
-fi
+find_guest_image "$image" "$kernel"
 
 # run_guest.sh's own options come first; kvmlet's options follow its `--`.
 guest_opts=() vmm_opts=()

@@ -24,7 +24,6 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
-root=$(cd "$here/../.." && pwd)
 readonly file_bytes=$((4 * 1024 * 1024))
 readonly cmdline="root=/dev/vda rw console=hvc0 reboot=k panic=-1"
 
@@ -45,9 +44,7 @@ done
 [[ -n $vmm ]] || die "--vmm is required"
 [[ -x $vmm ]] || die "kvmlet binary '$vmm' is missing or not executable"
 
-if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) || [[ ! -f $dir/vmlinux ]]; then
-    skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
-fi
+find_guest_image "$image" vmlinux
 require_kvm
 PATH=$PATH:/usr/sbin:/sbin
 for tool in mkfs.ext4 dumpe2fs debugfs fsck.ext4; do

@@ -36,7 +36,6 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
-root=$(cd "$here/../.." && pwd)
 readonly mac=06:00:ac:10:00:02 guest_ip=10.0.2.15 host_ip=10.0.2.1
 readonly cmdline="root=/dev/vda rw console=ttyS0 reboot=k panic=-1 ip=dhcp"
 
@@ -61,14 +60,9 @@ done
 [[ $offloads == on || $offloads == off ]] || die "--offloads $offloads: on or off"
 [[ $size_mib =~ ^[1-9][0-9]*$ ]] || die "--size-mib $size_mib: a positive number of MiB"
 
-if ! dir=$("$root/guest-images/build" --print "$image" 2>/dev/null) || [[ ! -f $dir/vmlinux ]]; then
-    skip "guest image '$image' is not built: run guest-images/build $image (tools/test does)"
-fi
+find_guest_image "$image" vmlinux
 require_kvm
-[[ -c /dev/net/tun ]] || skip "/dev/net/tun does not exist"
-(($(id -u) == 0)) || skip "network namespaces and TAP devices need root"
-PATH=$PATH:/usr/sbin:/sbin
-command -v ip >/dev/null || skip "ip not found (iproute2)"
+require_netns
 command -v dnsmasq >/dev/null || skip "dnsmasq not found: install dnsmasq-base (tools/setup does)"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 not found: install e2fsprogs (tools/setup does)"
