@@ -97,6 +97,17 @@ class RouteTest(unittest.TestCase):
             self.assertEqual(route, "emulated")
             self.assertIn("No such file", why)
 
+    def test_real_kvm_leaves_a_kvm_pvm_host_for_the_emulated_one(self):
+        with mock.patch.object(kh, "kvm_unusable", return_value=None):
+            with mock.patch.object(kh, "kvm_pvm_host", return_value=True):
+                self.assertEqual(kh.choose_route("auto")[0], "native")
+                route, why = kh.choose_route("auto", real_kvm=True)
+                self.assertEqual(route, "emulated")
+                self.assertIn("kvm-pvm", why)
+                self.assertEqual(kh.choose_route("native", real_kvm=True)[0], "native")
+            with mock.patch.object(kh, "kvm_pvm_host", return_value=False):
+                self.assertEqual(kh.choose_route("auto", real_kvm=True)[0], "native")
+
     def test_paths_the_emulated_host_covers(self):
         self.assertTrue(kh.covered("/run/user/0"))
         self.assertTrue(kh.covered("/dev"))
