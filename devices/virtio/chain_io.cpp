@@ -32,6 +32,11 @@ bool ChainReader::read(std::span<std::byte> out) noexcept {
     });
 }
 
+bool ChainReader::skip(std::uint64_t len) noexcept {
+    if (len > cursor_.remaining()) return false;
+    return cursor_.advance(static_cast<std::size_t>(len), [](GuestAddress, std::size_t, std::size_t) { return true; });
+}
+
 ChainWriter::ChainWriter(GuestMemory const& memory, DescriptorChain const& chain) noexcept
     : memory_(&memory), cursor_(std::span(chain.descriptors).subspan(first_writable(chain))) {}
 

@@ -49,6 +49,8 @@ public:
     [[nodiscard]] bool read(std::span<std::byte> out) noexcept;
     template <class T>
     [[nodiscard]] bool read_obj(T& value) noexcept { return read(std::as_writable_bytes(std::span{&value, 1})); }
+    // Moves past `len` bytes without reading them (resuming a chain served in parts).
+    [[nodiscard]] bool skip(std::uint64_t len) noexcept;
     std::uint64_t remaining() const noexcept { return cursor_.remaining(); }
 
 private:

@@ -112,8 +112,11 @@ void MmioTransport::write(IoAccess const& access, std::span<std::byte const> dat
         interrupt_status_.fetch_and(~value);
         return;
     }
-    std::lock_guard lock(mutex_);
-    write_register(access.offset, value);
+    {
+        std::lock_guard lock(mutex_);
+        write_register(access.offset, value);
+    }
+    after_register_write();
 }
 
 void MmioTransport::write_register(std::uint64_t offset, std::uint32_t value) noexcept {

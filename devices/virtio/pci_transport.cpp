@@ -209,10 +209,13 @@ void PciTransport::bar_write(std::uint32_t index, std::uint64_t offset, std::spa
         // A notification KVM's ioeventfd did not catch (another width, or no ioeventfd yet).
         return dispatch_notify(static_cast<std::uint32_t>((offset - notify_offset) / notify_off_multiplier));
     }
-    std::lock_guard lock(mutex_);
-    if (offset < common_offset + region_size) return write_common(offset - common_offset, data);
-    if (offset >= device_config_offset && offset < device_config_offset + region_size)
-        device().write_config(offset - device_config_offset, data);
+    {
+        std::lock_guard lock(mutex_);
+        if (offset < common_offset + region_size) write_common(offset - common_offset, data);
+        else if (offset >= device_config_offset && offset < device_config_offset + region_size)
+            device().write_config(offset - device_config_offset, data);
+    }
+    after_register_write();
 }
 
 void PciTransport::bar_moved(std::uint32_t index, std::optional<std::uint64_t> address) noexcept {
@@ -318,6 +321,11 @@ void PciTransport::reset_transport() noexcept {
     config_vector_ = pci::Msix::no_vector;
     std::fill(queue_vectors_.begin(), queue_vectors_.end(), pci::Msix::no_vector);
     isr_.store(0);
+}
+
+bool PciTransport::intx_asserted() const noexcept {
+    std::lock_guard lock(mutex_);
+    return isr_.load() != 0 && !intx_disabled_.load() && !msix_.enabled();
 }
 
 // Mutex held. MSI-X when enabled (no vector assigned: no interrupt, §4.1.5.1.2), else INTx.

@@ -50,6 +50,10 @@ public:
         return region + std::uint64_t{queue} * notify_off_multiplier;
     }
     bool intx_pending() const noexcept { return isr_.load() != 0; }
+    // Whether the INTx line should be up: an interrupt pending, INTx not disabled in the command
+    // register, and MSI-X off (with MSI-X enabled the device never uses INTx: PCI, virtio 1.2
+    // §4.1.4.5). The VMM re-asserts the line after the guest's EOI only while this holds.
+    bool intx_asserted() const noexcept;
 
     // PciDevice
     void config_read(std::uint32_t offset, std::span<std::byte> data) noexcept override;

@@ -41,6 +41,8 @@ struct UsedElement {
 static_assert(sizeof(UsedElement) == 8);
 
 log::RateLimit bad_chain_log{10, std::chrono::seconds(5)};
+// A guest looping reset, bad avail index, DRIVER_OK would otherwise write a line per loop.
+log::RateLimit runaway_log{3, std::chrono::seconds(60)};
 
 bool area_ok(GuestMemory const& memory, GuestAddress start, std::uint64_t len, std::uint64_t alignment) {
     return start.value % alignment == 0 && memory.contains(start, len);
@@ -116,8 +118,9 @@ bool SplitQueue::ring_empty() noexcept {
     }
     auto pending = static_cast<std::uint16_t>(*avail_idx - next_avail_);
     if (pending > size_) {
-        log::warn("virtqueue: avail index {} is {} entries ahead of the device (queue size {}): queue broken",
-                  *avail_idx, pending, size_);
+        if (runaway_log.allow())
+            log::warn("virtqueue: avail index {} is {} entries ahead of the device (queue size {}): queue broken",
+                      *avail_idx, pending, size_);
         broken_ = true;
         return true;
     }

@@ -9,6 +9,8 @@ namespace {
 constexpr std::uint64_t transport_features = bit(feature::version_1);
 
 log::RateLimit status_log{10, std::chrono::seconds(5)};
+// A guest looping reset, bad queue, DRIVER_OK would otherwise write a line per loop (~15 exits).
+log::RateLimit activation_log{3, std::chrono::seconds(60)};
 
 }  // namespace
 
@@ -27,9 +29,15 @@ bool Transport::active() const noexcept {
     return active_;
 }
 
-void Transport::notify(std::uint32_t queue) noexcept {
+Work Transport::notify(std::uint32_t queue) noexcept {
     std::lock_guard lock(mutex_);
-    if (active_ && queue < queues_.size()) device_->process_queue(queue);
+    if (!active_ || queue >= queues_.size()) return Work::done;
+    return device_->process_queue(queue);
+}
+
+void Transport::after_register_write() noexcept {
+    if (!kick_queues_.exchange(false)) return;
+    for (std::uint32_t q = 0; q < queues_.size(); ++q) dispatch_notify(q);
 }
 
 void Transport::dispatch_notify(std::uint32_t queue) noexcept {
@@ -92,14 +100,16 @@ void Transport::activate() noexcept {
         auto queue = queues_[i].ready ? SplitQueue::activate(memory_, queues_[i], max_sizes[i], event_idx, indirect)
                                       : Result<SplitQueue>(unexpected("not ready"));
         if (!queue) {
-            log::warn("{}: device type {} queue {}: {}", name_, static_cast<std::uint32_t>(device_->type()), i,
-                      queue.error());
+            if (activation_log.allow())
+                log::warn("{}: device type {} queue {}: {}", name_, static_cast<std::uint32_t>(device_->type()),
+                          i, queue.error());
             return needs_reset();
         }
         queues.push_back(std::move(queue).value());
     }
     if (!device_->activate(memory_, std::move(queues), driver_features_, *this)) return needs_reset();
     active_ = true;
+    kick_queues_.store(true);
 }
 
 void Transport::reset() noexcept {

@@ -6,6 +6,7 @@
 // Threads: vCPU threads write registers; the device's executor (the event loop or a disk's
 // worker) calls notify(). One mutex serialises everything that reaches the device, so devices are
 // single-threaded code. Members marked "mutex held" expect the caller to hold it.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,8 +29,8 @@ public:
     ~Transport() override = default;
 
     void set_notify_handler(NotifyHandler handler) { notify_handler_ = std::move(handler); }
-    // The driver notified `queue`: let the device process it (if active).
-    void notify(std::uint32_t queue) noexcept;
+    // The driver notified `queue`: let the device process it (if active). `more`: call again.
+    Work notify(std::uint32_t queue) noexcept;
 
     // Runs f() with the device lock held: for calls into the device from the VMM's side (console
     // input, timers, backends).
@@ -63,6 +64,10 @@ protected:
     QueueConfig* configurable_queue(std::uint32_t index) noexcept;
     QueueConfig const* queue_config(std::uint32_t index) const noexcept;
     void dispatch_notify(std::uint32_t queue) noexcept;  // any thread, no lock needed
+    // After a register write, with the mutex released: a device that has just been activated
+    // gets a notification for each queue (through the notify handler, so on its executor), for
+    // the buffers the driver made available before DRIVER_OK.
+    void after_register_write() noexcept;
 
     // Interrupt: set DEVICE_NEEDS_RESET, then tell the driver through config_changed().
     void needs_reset() noexcept override;
@@ -84,6 +89,7 @@ private:
     std::uint64_t driver_features_ = 0;
     std::vector<QueueConfig> queues_;
     bool active_ = false;
+    std::atomic<bool> kick_queues_{false};  // set at activation, taken by after_register_write()
 };
 
 }  // namespace kvmlet::virtio

@@ -25,6 +25,12 @@ public:
     virtual void needs_reset() noexcept = 0;
 };
 
+// What a call into a device left undone. Every call does a bounded amount of work (chains and
+// bytes, then it stops: STYLE.md §5.3), so no guest can keep a thread from the rest of its work:
+// `more` means it stopped at that bound with work still waiting, and its executor calls it again
+// after serving whatever else is ready (other queues, signals, timers, console input).
+enum class Work { done, more };
+
 class Device {
 public:
     virtual ~Device() = default;
@@ -45,8 +51,9 @@ public:
     // then sets DEVICE_NEEDS_RESET).
     virtual bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
                           Interrupt& interrupt) noexcept = 0;
-    // The driver notified `queue` (only called while active).
-    virtual void process_queue(std::size_t queue) noexcept = 0;
+    // The driver notified `queue` (only called while active). Also called once per queue right
+    // after activation, for what the driver queued before DRIVER_OK.
+    virtual Work process_queue(std::size_t queue) noexcept = 0;
     // Status 0 written: drop the queues and return to the initial state.
     virtual void reset() noexcept = 0;
 };

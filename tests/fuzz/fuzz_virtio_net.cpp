@@ -124,8 +124,8 @@ void network_reads(Rig& rig) {
 
 void run_op(Rig& rig, ByteReader& in, std::uint8_t op) {
     switch (op % 8) {
-        case 0: return rig.device->process_queue(net::receive_queue);
-        case 1: return rig.device->process_queue(net::transmit_queue);
+        case 0: (void)rig.device->process_queue(net::receive_queue); return;
+        case 1: (void)rig.device->process_queue(net::transmit_queue); return;
         case 2:
             if (std::exchange(rig.watch.readable, false)) rig.device->endpoint_readable();
             return;

@@ -233,7 +233,7 @@ void Machine::create_virtio_devices() {
         rng_ = std::make_shared<virtio::RngDevice>(*config_.rng, [this](virtio::RngDevice::Clock::duration delay) {
             rng_retry_.expires_after(delay);
             rng_retry_.async_wait([this](boost::system::error_code ec) {
-                if (!ec) rng_slot_->transport().notify(0);
+                if (!ec) rng_slot_->kick(0);
             });
         });
         rng_slot_ = &add_virtio(rng_, Executor::event_loop);

@@ -4,7 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include <boost/asio/post.hpp>
 
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/pci_transport.hpp"
@@ -39,6 +42,11 @@ VirtioSlot::VirtioSlot(VirtioSlotContext const& context, Executor executor, std:
         if (executor_ == Executor::event_loop)
             waits_.push_back(std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(notify_.back()->fd())));
     }
+    again_posted_.assign(queues, false);
+}
+
+void VirtioSlot::kick(std::uint32_t queue) noexcept {
+    if (queue < notify_.size()) notify_[queue]->signal();
 }
 
 std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
@@ -118,9 +126,20 @@ void VirtioSlot::wait_for_notify(std::uint32_t queue) {
                               [this, queue](boost::system::error_code ec) {
                                   if (ec) return;
                                   notify_[queue]->consume();
-                                  transport_->notify(queue);
+                                  serve(queue);
                                   wait_for_notify(queue);
                               });
+}
+
+// One bounded call into the device; when it left work, another call goes to the back of the
+// event loop's queue, behind every handler that is ready now (signals, other devices, input).
+void VirtioSlot::serve(std::uint32_t queue) {
+    if (transport_->notify(queue) == virtio::Work::done || again_posted_[queue]) return;
+    again_posted_[queue] = true;
+    boost::asio::post(io_, [this, queue] {
+        again_posted_[queue] = false;
+        serve(queue);
+    });
 }
 
 // The guest EOId the INTx line: assert it again while the ISR still has something to say.
@@ -128,7 +147,7 @@ void VirtioSlot::wait_for_resample() {
     resample_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
         if (ec) return;
         intx_->resample().consume();
-        if (static_cast<virtio::PciTransport&>(*transport_).intx_pending()) intx_->trigger();
+        if (static_cast<virtio::PciTransport&>(*transport_).intx_asserted()) intx_->trigger();
         wait_for_resample();
     });
 }
@@ -141,17 +160,19 @@ void VirtioSlot::serve_on_worker() noexcept {
     std::vector<pollfd> fds;
     for (auto const& n : notify_) fds.push_back({n->fd(), POLLIN, 0});
     fds.push_back({stop_worker_.fd(), POLLIN, 0});
+    // Queues whose last call stopped at its bound: served again after a look at the stop request.
+    std::vector<bool> more(notify_.size(), false);
     while (true) {
-        if (::poll(fds.data(), fds.size(), -1) < 0) {
+        bool const any_more = std::find(more.begin(), more.end(), true) != more.end();
+        if (::poll(fds.data(), fds.size(), any_more ? 0 : -1) < 0) {
             if (errno == EINTR) continue;
             log::error("virtio worker: poll: {}", std::strerror(errno));
             return;
         }
         if (fds.back().revents) return;
         for (std::uint32_t q = 0; q < notify_.size(); ++q) {
-            if (!fds[q].revents) continue;
-            notify_[q]->consume();
-            transport_->notify(q);
+            if (fds[q].revents) notify_[q]->consume();
+            if (fds[q].revents || more[q]) more[q] = transport_->notify(q) == virtio::Work::more;
         }
     }
 }

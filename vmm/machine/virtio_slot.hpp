@@ -54,6 +54,9 @@ public:
     void stop() noexcept;
 
     virtio::Transport& transport() noexcept { return *transport_; }
+    // Has `queue` served on the slot's executor, as if the driver had notified it (a device's
+    // timer, a backend that became ready). Any thread.
+    void kick(std::uint32_t queue) noexcept;
 
     struct MmioPlacement {
         GuestAddress base;
@@ -72,6 +75,7 @@ private:
     VirtioSlot(VirtioSlotContext const& context, Executor executor, std::uint32_t queues);
     void move_notify_region(std::optional<std::uint64_t> base) noexcept;
     void wait_for_notify(std::uint32_t queue);
+    void serve(std::uint32_t queue);
     void wait_for_resample();
     void serve_on_worker() noexcept;
 
@@ -80,6 +84,7 @@ private:
     Executor executor_;
     std::vector<std::unique_ptr<EventFd>> notify_;
     std::vector<std::unique_ptr<boost::asio::posix::stream_descriptor>> waits_;
+    std::vector<bool> again_posted_;  // event loop: a call for more work of that queue is posted
     EventFd stop_worker_;
     std::thread worker_;
     std::shared_ptr<virtio::Transport> transport_;

@@ -66,16 +66,27 @@ void BlockDevice::reset() noexcept {
     acked_features_ = 0;
 }
 
-void BlockDevice::process_queue(std::size_t queue) noexcept {
-    if (queue != 0 || !queue_) return;
-    // Bound: pop() serves each entry the driver made available once; it stops when the ring is
-    // empty or broken.
-    while (auto chain = queue_->pop()) queue_->add_used(chain->head, handle(*chain));
+Work BlockDevice::process_queue(std::size_t queue) noexcept {
+    if (queue != 0 || !queue_) return Work::done;
+    // Bound per call: chains_per_call requests, and no new one once bytes_per_call were moved (a
+    // request itself is at most 4 GiB: the queue's limit on a chain).
+    Work work = Work::more;
+    std::uint64_t moved = 0;
+    for (std::uint32_t n = 0; n < chains_per_call && moved < bytes_per_call; ++n) {
+        auto chain = queue_->pop();
+        if (!chain) {
+            work = Work::done;
+            break;
+        }
+        for (auto const& d : chain->descriptors) moved += d.len;
+        queue_->add_used(chain->head, handle(*chain));
+    }
     if (queue_->broken()) {
         if (!std::exchange(reported_broken_, true)) interrupt_->needs_reset();
-        return;
+        return Work::done;
     }
     if (queue_->needs_interrupt()) interrupt_->used_buffers(0);
+    return work;
 }
 
 // Returns the used length: the bytes written into the chain's writable buffers.

@@ -46,6 +46,9 @@ public:
     static constexpr std::uint64_t max_transfer = std::uint64_t{seg_max} * size_max;
     static constexpr std::uint32_t max_range_sectors = 1u << 21;  // 1 GiB per discard/zeroes range
     static constexpr std::uint32_t max_range_segments = 8;
+    // Per call of process_queue (then `more`, and the worker serves its stop request first).
+    static constexpr std::uint32_t chains_per_call = queue_size;
+    static constexpr std::uint64_t bytes_per_call = 64ull << 20;
 
     explicit BlockDevice(Disk disk);
     BlockDevice(BlockDevice const&) = delete;
@@ -57,7 +60,7 @@ public:
     void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
     bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
                   Interrupt& interrupt) noexcept override;
-    void process_queue(std::size_t queue) noexcept override;
+    Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
     Disk const& disk() const noexcept { return disk_; }

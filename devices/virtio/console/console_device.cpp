@@ -29,43 +29,64 @@ bool ConsoleDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> 
     interrupt_ = &interrupt;
     queues_ = std::move(queues);
     reset_requested_ = false;
-    transmit();  // output the driver queued before DRIVER_OK
     return true;
 }
 
 void ConsoleDevice::reset() noexcept {
     queues_.clear();
+    tx_held_.reset();
+    tx_held_done_ = 0;
     memory_ = nullptr;
     interrupt_ = nullptr;
 }
 
-void ConsoleDevice::process_queue(std::size_t queue) noexcept {
+Work ConsoleDevice::process_queue(std::size_t queue) noexcept {
     // New receive buffers need no action: input is offered again by the caller of enqueue_input.
-    if (queue == transmit_queue) transmit();
+    return queue == transmit_queue ? transmit() : Work::done;
 }
 
-void ConsoleDevice::transmit() noexcept {
-    if (queues_.empty()) return;
+// At most transmit_bytes_per_call bytes and chains_per_call chains; a chain cut short is held and
+// continued on the next call.
+Work ConsoleDevice::transmit() noexcept {
+    if (queues_.empty()) return Work::done;
     SplitQueue& tx = queues_[transmit_queue];
     std::array<std::byte, transmit_chunk> chunk;
-    while (auto chain = tx.pop()) {
+    std::uint64_t budget = transmit_bytes_per_call;
+    Work work = Work::more;
+    for (std::uint32_t chains = 0; chains < chains_per_call && budget > 0; ++chains) {
+        auto chain = tx_held_ ? std::exchange(tx_held_, std::nullopt) : tx.pop();
+        if (!chain) {
+            work = Work::done;
+            break;
+        }
+        std::uint64_t done = std::exchange(tx_held_done_, 0);
         ChainReader reader(*memory_, *chain);
-        while (reader.remaining() > 0) {
-            auto n = static_cast<std::size_t>(std::min<std::uint64_t>(reader.remaining(), chunk.size()));
-            if (!reader.read(std::span(chunk).first(n))) break;  // a buffer outside RAM: drop the rest
+        bool ok = reader.skip(done);
+        while (ok && reader.remaining() > 0 && budget > 0) {
+            auto n = static_cast<std::size_t>(std::min({reader.remaining(), budget, std::uint64_t{chunk.size()}}));
+            ok = reader.read(std::span(chunk).first(n));  // false: a buffer outside RAM, drop the rest
+            if (!ok) break;
             output_.write(std::span(chunk).first(n));
             bytes_out_ += n;
+            budget -= n;
+            done += n;
+        }
+        if (ok && reader.remaining() > 0) {
+            tx_held_ = std::move(chain);  // out of budget in the middle of it
+            tx_held_done_ = done;
+            break;
         }
         tx.add_used(chain->head, 0);
     }
     signal(transmit_queue);
+    return tx.broken() ? Work::done : work;
 }
 
 std::size_t ConsoleDevice::enqueue_input(std::span<std::byte const> bytes) noexcept {
     if (queues_.empty()) return 0;
     SplitQueue& rx = queues_[receive_queue];
     std::size_t taken = 0;
-    while (taken < bytes.size()) {
+    for (std::uint32_t chains = 0; taken < bytes.size() && chains < chains_per_call; ++chains) {
         auto chain = rx.pop();
         if (!chain) break;
         ChainWriter writer(*memory_, *chain);

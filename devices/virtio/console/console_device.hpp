@@ -26,18 +26,23 @@ public:
     void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
     bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
                   Interrupt& interrupt) noexcept override;
-    void process_queue(std::size_t queue) noexcept override;
+    Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
+
+    // Per call at most this much output, and this many chains of input or output (then `more`).
+    static constexpr std::uint64_t transmit_bytes_per_call = 1 << 20;
+    static constexpr std::uint32_t chains_per_call = queue_size;
 
     // Puts host input into the guest's receive buffers; returns how many bytes it took (0 while
     // the driver is not ready or has no buffers: the caller keeps the rest and offers it again).
+    // Uses at most chains_per_call chains.
     std::size_t enqueue_input(std::span<std::byte const> bytes) noexcept;
 
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
     std::uint64_t bytes_in() const noexcept { return bytes_in_; }
 
 private:
-    void transmit() noexcept;
+    Work transmit() noexcept;
     void signal(std::size_t queue) noexcept;
 
     ByteSink& output_;
@@ -45,6 +50,9 @@ private:
     GuestMemory const* memory_ = nullptr;
     Interrupt* interrupt_ = nullptr;
     std::vector<SplitQueue> queues_;
+    // A transmit chain larger than one call's budget: the bytes of it already written.
+    std::optional<DescriptorChain> tx_held_;
+    std::uint64_t tx_held_done_ = 0;
     bool reset_requested_ = false;  // DEVICE_NEEDS_RESET asked for once per activation
     std::uint64_t bytes_out_ = 0;
     std::uint64_t bytes_in_ = 0;

@@ -99,8 +99,8 @@ void NetDevice::reset() noexcept {
     acked_features_ = 0;
 }
 
-void NetDevice::process_queue(std::size_t queue) noexcept {
-    if (!active()) return;
+Work NetDevice::process_queue(std::size_t queue) noexcept {
+    if (!active()) return Work::done;
     if (queue == net::receive_queue) {
         receive();  // new buffers: read what waits in the endpoint
         signal(net::receive_queue);
@@ -108,6 +108,7 @@ void NetDevice::process_queue(std::size_t queue) noexcept {
         transmit();
         signal(net::transmit_queue);
     }
+    return Work::done;
 }
 
 void NetDevice::endpoint_readable() noexcept {

@@ -117,7 +117,8 @@ public:
     void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
     bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
                   Interrupt& interrupt) noexcept override;
-    void process_queue(std::size_t queue) noexcept override;
+    // Always `done`: the device bounds its own calls and comes back through its watch.
+    Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
     // The watch's callbacks (see EndpointWatch).

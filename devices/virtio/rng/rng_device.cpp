@@ -91,12 +91,17 @@ std::uint32_t RngDevice::fill(DescriptorChain const& chain, std::uint64_t budget
     return static_cast<std::uint32_t>(written);
 }
 
-void RngDevice::process_queue(std::size_t) noexcept {
-    if (queues_.empty()) return;
+Work RngDevice::process_queue(std::size_t) noexcept {
+    if (queues_.empty()) return Work::done;
     SplitQueue& q = queues_[0];
-    while (true) {
+    Work work = Work::more;
+    std::uint64_t served = 0;
+    for (std::uint32_t chains = 0; chains < chains_per_call && served < bytes_per_call; ++chains) {
         auto chain = held_ ? std::exchange(held_, std::nullopt) : q.pop();
-        if (!chain) break;
+        if (!chain) {
+            work = Work::done;
+            break;
+        }
         std::uint64_t wanted = std::min(writable_length(*chain), max_bytes_per_request);
         std::uint64_t budget = std::min(available_tokens(), max_bytes_per_request);
         if (budget == 0 && wanted > 0) {
@@ -104,17 +109,22 @@ void RngDevice::process_queue(std::size_t) noexcept {
             auto rate = static_cast<double>(*config_.bytes_per_second);
             auto wait = std::chrono::duration<double>(static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
             retry_(std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay));
+            work = Work::done;  // the retry comes back
             break;
         }
         std::uint32_t n = fill(*chain, budget);
         if (config_.bytes_per_second) tokens_ -= n;
         bytes_served_ += n;
+        served += n;
         q.add_used(chain->head, n);
     }
     if (q.broken()) {
         if (!reset_requested_) interrupt_->needs_reset();
         reset_requested_ = true;
-    } else if (q.needs_interrupt()) interrupt_->used_buffers(0);
+        return Work::done;
+    }
+    if (q.needs_interrupt()) interrupt_->used_buffers(0);
+    return work;
 }
 
 }  // namespace kvmlet::virtio

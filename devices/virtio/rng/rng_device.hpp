@@ -21,6 +21,9 @@ struct RngConfig {
 class RngDevice final : public Device {
 public:
     static constexpr std::uint16_t queue_size = 256;
+    // Per call at most this many requests and bytes (then `more`).
+    static constexpr std::uint32_t chains_per_call = queue_size;
+    static constexpr std::uint64_t bytes_per_call = 1 << 20;
     using Clock = std::chrono::steady_clock;
     // Called (with the device lock held) when the device wants process_queue(0) again after
     // `delay`, because the rate limit held requests back.
@@ -36,7 +39,7 @@ public:
     void read_config(std::uint64_t, std::span<std::byte> data) const noexcept override;
     bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
                   Interrupt& interrupt) noexcept override;
-    void process_queue(std::size_t queue) noexcept override;
+    Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
     std::uint64_t bytes_served() const noexcept { return bytes_served_; }

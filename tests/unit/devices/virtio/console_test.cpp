@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <functional>
 #include <string>
 
 #include "devices/virtio/console/console_device.hpp"
@@ -62,6 +63,63 @@ TEST_CASE("virtio-console writes what the guest transmits to its sink, across bu
     CHECK(used->len == 0);
     CHECK(rig.interrupt.used == std::vector<std::size_t>{virtio::ConsoleDevice::transmit_queue});
     CHECK(rig.console.bytes_out() == 13);
+}
+
+TEST_CASE("virtio-console writes at most a budget per call and finishes a larger chain on the next") {
+    ConsoleRig rig;
+    rig.activate();
+    constexpr std::size_t len = 1536 * 1024;
+    std::string data(len, '\0');
+    for (std::size_t i = 0; i < len; ++i) data[i] = static_cast<char>('a' + i % 26);
+    auto a = rig.tx.alloc_with(bytes_of(std::string_view(data).substr(0, len / 2)));
+    auto b = rig.tx.alloc_with(bytes_of(std::string_view(data).substr(len / 2)));
+    rig.tx.add_chain({{a, len / 2, false}, {b, len / 2, false}});
+    CHECK(rig.console.process_queue(virtio::ConsoleDevice::transmit_queue) == virtio::Work::more);
+    CHECK(rig.sink.out.size() == virtio::ConsoleDevice::transmit_bytes_per_call);
+    CHECK_FALSE(rig.tx.next_used());  // still being written
+    CHECK(rig.console.process_queue(virtio::ConsoleDevice::transmit_queue) == virtio::Work::done);
+    CHECK(rig.sink.out == data);
+    auto used = rig.tx.next_used();
+    REQUIRE(used);
+    CHECK(rig.console.bytes_out() == len);
+}
+
+TEST_CASE("virtio-console ends a call while the driver keeps re-posting transmit chains") {
+    // A second vCPU that makes each used chain available again at once.
+    GuestMemory memory = flat_ram(4 * MiB);
+    FakeDriver rx{memory, 16, 0x10000, 0x100000};
+    FakeDriver tx{memory, 16, 0x20000, 0x200000};
+    RecordingInterrupt interrupt;
+    std::uint16_t head = 0;
+    std::uint32_t writes = 0;
+    struct RepostingSink final : ByteSink {
+        std::function<void()> on_write;
+        void write(std::span<std::byte const>) noexcept override { on_write(); }
+    } sink;
+    sink.on_write = [&] {
+        ++writes;
+        tx.publish(head);
+    };
+    virtio::ConsoleDevice console{sink};
+    std::vector<virtio::SplitQueue> queues;
+    queues.push_back(virtio::SplitQueue::activate(memory, rx.config(), 256, false, false).value());
+    queues.push_back(virtio::SplitQueue::activate(memory, tx.config(), 256, false, false).value());
+    REQUIRE(console.activate(memory, std::move(queues), 0, interrupt));
+    auto buf = tx.alloc_with(bytes_of("x"));
+    head = tx.add_chain({{buf, 1, false}});
+    CHECK(console.process_queue(virtio::ConsoleDevice::transmit_queue) == virtio::Work::more);
+    CHECK(writes == virtio::ConsoleDevice::chains_per_call);
+}
+
+TEST_CASE("virtio-console input uses a bounded number of chains per call") {
+    // Zero-length receive buffers, re-posted as fast as they are used: input is never taken, and
+    // the call still ends.
+    ConsoleRig rig;
+    rig.activate();
+    auto buf = rig.rx.alloc(4);
+    auto head = rig.rx.add_chain({{buf, 0, true}});
+    for (int i = 0; i < 15; ++i) rig.rx.publish(head);
+    CHECK(rig.console.enqueue_input(bytes_of("abc")) == 0);
 }
 
 TEST_CASE("virtio-console input fills receive buffers and says how much it took") {

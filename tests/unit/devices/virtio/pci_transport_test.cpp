@@ -108,7 +108,7 @@ public:
         interrupt = &irq;
         return true;
     }
-    void process_queue(std::size_t) noexcept override {}
+    virtio::Work process_queue(std::size_t) noexcept override { return virtio::Work::done; }
     void reset() noexcept override { interrupt = nullptr; }
 
     std::array<std::uint16_t, 1> max_sizes{16};
@@ -505,6 +505,8 @@ TEST_CASE("Notify writes reach the notify handler for queues that exist", "[pci]
     std::vector<std::uint32_t> notified;
     r.transport->set_notify_handler([&](std::uint32_t q) { notified.push_back(q); });
     r.bring_up();
+    CHECK(notified == std::vector<std::uint32_t>{0, 1});  // activation: each queue once
+    notified.clear();
     r.notify(1);
     r.notify(0);
     std::uint64_t const base = r.region(cfg::notify);
@@ -653,6 +655,25 @@ TEST_CASE("Clearing Interrupt Disable while the ISR is set asserts INTx, as a le
     REQUIRE(r.transport->intx_pending());
     r.cfg_write(pcireg::command, 2, command);
     CHECK(r.intx.count == 1);
+}
+
+TEST_CASE("INTx is re-asserted after an EOI only while it is enabled and MSI-X is off", "[pci]") {
+    // The VMM asks intx_asserted() when the guest EOIs the level-triggered line.
+    Rig r;
+    r.bring_up();
+    r.transmit("x");
+    CHECK(r.transport->intx_asserted());
+    auto const command = r.cfg_read(pcireg::command, 2);
+    r.cfg_write(pcireg::command, 2, command | pcireg::interrupt_disable);
+    CHECK(r.transport->intx_pending());  // the ISR still says so
+    CHECK_FALSE(r.transport->intx_asserted());
+    r.cfg_write(pcireg::command, 2, command);
+    CHECK(r.transport->intx_asserted());
+
+    Rig m;
+    m.bring_up(f_version_1, true);
+    m.transmit("y");
+    CHECK_FALSE(m.transport->intx_asserted());
 }
 
 TEST_CASE("Device status 0 resets the device, the queues, the selectors and the vectors", "[pci]") {

@@ -72,6 +72,37 @@ TEST_CASE("virtio-rng with the real source writes something other than zeros") {
     CHECK(std::any_of(bytes.begin(), bytes.end(), [](std::byte b) { return b != std::byte{0}; }));
 }
 
+TEST_CASE("virtio-rng serves a bounded number of requests per call while the driver keeps re-posting") {
+    // A second vCPU that makes every used chain available again at once: the call must end.
+    GuestMemory memory = flat_ram(4 * MiB);
+    FakeDriver driver{memory, 16};
+    CountingInterrupt interrupt;
+    std::uint16_t head = 0;
+    std::uint32_t fills = 0;
+    virtio::RngDevice rng({}, [](Clock::duration) {}, [&](std::span<std::byte>) {
+        ++fills;
+        driver.publish(head);  // the same chain, again
+        return true;
+    });
+    std::vector<virtio::SplitQueue> queues;
+    queues.push_back(virtio::SplitQueue::activate(memory, driver.config(), 256, false, false).value());
+    REQUIRE(rng.activate(memory, std::move(queues), 0, interrupt));
+    auto buf = driver.alloc(64);
+    head = driver.add_chain({{buf, 64, true}});
+    CHECK(rng.process_queue(0) == virtio::Work::more);
+    CHECK(fills == virtio::RngDevice::chains_per_call);
+    CHECK(rng.process_queue(0) == virtio::Work::more);
+    CHECK(fills == 2 * virtio::RngDevice::chains_per_call);
+}
+
+TEST_CASE("virtio-rng says done once the ring is empty") {
+    RngRig rig(std::nullopt);
+    rig.activate();
+    auto buf = rig.driver.alloc(64);
+    rig.driver.add_chain({{buf, 64, true}});
+    CHECK(rig.rng.process_queue(0) == virtio::Work::done);
+}
+
 TEST_CASE("virtio-rng stops at its rate limit, asks to be called again, and resumes") {
     RngRig rig(100);  // bytes per second: a burst of 100
     rig.activate();
