@@ -14,6 +14,7 @@
 #include "vmm/event/process_signals.hpp"
 #include "vmm/event/terminal.hpp"
 #include "vmm/kvm/kvm_system.hpp"
+#include "vmm/machine/input_files.hpp"
 #include "vmm/machine/machine.hpp"
 #include "vmm/machine/timeline_report.hpp"
 #include "vmm/base/timeline.hpp"
@@ -40,12 +41,22 @@ void finish_timeline(MachineConfig const& config, StopReason const& reason) {
     if (config.timeline) write_timeline(*config.timeline, timeline, reason);
 }
 
+// The guest went on after stdout failed (`kvmlet run ... | head` with SIGPIPE ignored): say how
+// much of its console output nobody got, once per machine.
+void report_dropped_output(Machine const& machine) {
+    FdSink const& out = machine.console_out();
+    if (out.dropped_bytes() > 0)
+        log::info("console: {} bytes of guest output dropped ({})", out.dropped_bytes(),
+                  std::strerror(out.last_error()));
+}
+
 // Builds and runs machines until one stops for good (a reset restarts with --on-reboot restart).
 StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm, ProcessSignals& signals) {
     for (;;) {
         Machine machine(config, kvm);
         // A stop signal that came while the machine was built ends kvmlet before the guest runs.
         StopReason reason = signals.stop_signal() ? signals.stop_reason() : machine.run(signals);
+        report_dropped_output(machine);
         if (reason.kind != StopKind::reset || config.on_reboot != RebootAction::restart) return reason;
         // A stop signal that came while the machine stopped for its reset wins over the restart.
         if (signals.stop_signal()) return signals.stop_reason();
@@ -54,6 +65,7 @@ StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm, Proce
 }
 
 ExitStatus run(MachineConfig config) {
+    check_input_files(config);  // before /dev/kvm: a wrong file is the user's error on any host
     ProcessSignals signals;
     KvmSystem kvm;
     if (!config.host_compat) {
@@ -103,6 +115,7 @@ int main_inner(int argc, char** argv) {
 int main(int argc, char** argv) {
     using namespace kvmlet;
     try {
+        ignore_broken_pipes();
         return main_inner(argc, argv);
     } catch (UsageError const& e) {
         log::error("{}", e.what());

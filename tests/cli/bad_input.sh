@@ -61,7 +61,7 @@ check "kernel missing" 1 "kernel: .*/nonexistent: No such file" -- run --kernel 
 check "kernel is text" 1 "kernel: not an ELF or bzImage" -- run --kernel "$tmp/text"
 check "kernel truncated" 1 "kernel: .*truncated" -- run --kernel "$tmp/truncated.elf"
 check "kernel empty" 1 "kernel: .* is empty" -- run --kernel "$tmp/empty"
-check "kernel is a directory" 1 "kernel: .* is not a regular file" -- run --kernel "$tmp"
+check "kernel is a directory" 1 "kernel: .*: not a regular file \\(a directory\\)" -- run --kernel "$tmp"
 check "initrd missing" 1 "initrd: .*No such file" -- run --kernel "$good" --initrd "$tmp/nonexistent"
 truncate -s 8M "$tmp/big.initrd"
 check "initrd larger than RAM" 1 "initrd: .*does not fit" -- run --kernel "$good" --memory 4M --initrd "$tmp/big.initrd"

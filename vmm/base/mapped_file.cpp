@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "vmm/base/error.hpp"
+#include "vmm/base/input_file.hpp"
 #include "vmm/base/unique_fd.hpp"
 
 namespace kvmlet {
@@ -31,11 +32,9 @@ void read_all(int fd, std::byte* data, std::size_t size, std::string const& cont
 
 MappedFile::MappedFile(std::filesystem::path const& path, std::string const& what) {
     std::string const context = fmt::format("{}: {}", what, path.string());
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) throw system_error(context);
+    UniqueFd const fd = open_input_file(path, O_RDONLY, InputKinds::regular_file, context);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw system_error(context);
-    if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{} is not a regular file", context));
     if (st.st_size == 0) throw Error(fmt::format("{} is empty", context));
     size_ = static_cast<std::size_t>(st.st_size);
     void* data = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

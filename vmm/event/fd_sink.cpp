@@ -21,9 +21,16 @@ void FdSink::write(std::span<std::byte const> bytes) noexcept {
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
-            return;  // closed or broken output: the guest keeps running, its output is lost
+            // Closed or broken output: the guest keeps running, its output is lost.
+            drop(bytes.size(), n < 0 ? errno : EIO);
+            return;
         }
     }
+}
+
+void FdSink::drop(std::size_t bytes, int err) noexcept {
+    dropped_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    last_error_.store(err, std::memory_order_relaxed);
 }
 
 }  // namespace kvmlet

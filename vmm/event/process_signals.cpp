@@ -95,4 +95,11 @@ bool ProcessSignals::take_dump_request() noexcept {
     return ::read(g_dump_fd, &count, sizeof count) == sizeof count && count > 0;
 }
 
+void ignore_broken_pipes() {
+    struct sigaction action {};
+    action.sa_handler = SIG_IGN;
+    sigemptyset(&action.sa_mask);
+    if (::sigaction(SIGPIPE, &action, nullptr) != 0) throw system_error("sigaction(SIGPIPE)");
+}
+
 }  // namespace kvmlet

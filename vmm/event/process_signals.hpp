@@ -29,4 +29,9 @@ public:
     bool take_dump_request() noexcept;
 };
 
+// Ignores SIGPIPE for the whole process, for good: a write to a pipe whose reader has gone
+// (`kvmlet run ... | head`) then fails with EPIPE, which the console and the log drop, instead of
+// killing kvmlet mid-run (status 141, the terminal left raw). Call first thing in main().
+void ignore_broken_pipes();
+
 }  // namespace kvmlet

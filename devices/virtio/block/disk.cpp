@@ -17,6 +17,7 @@
 
 #include "devices/virtio/block/block_spec.hpp"
 #include "vmm/base/error.hpp"
+#include "vmm/base/input_file.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet {
@@ -38,17 +39,25 @@ void check_id(DiskConfig const& config) {
     }
 }
 
-UniqueFd open_image(DiskConfig const& config) {
-    int flags = (config.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-    if (config.cache == CacheMode::none) flags |= O_DIRECT;
-    UniqueFd fd{::open(config.path.c_str(), flags)};
-    if (fd.valid()) return fd;
-    if (errno == EINVAL && config.cache == CacheMode::none)
+// O_DIRECT is set on the open file (open_input_file takes only the access mode); where the file
+// system cannot do direct I/O, fcntl(F_SETFL) fails with EINVAL as open(2) would.
+void bypass_page_cache(int fd, std::string const& path) {
+    int const status = ::fcntl(fd, F_GETFL);
+    if (status >= 0 && ::fcntl(fd, F_SETFL, status | O_DIRECT) == 0) return;
+    if (errno == EINVAL)
         throw Error(
             fmt::format("disk {}: cache=none: the file system does not support O_DIRECT "
                         "(use cache=writeback)",
-                        config.path));
-    throw system_error(fmt::format("disk {}", config.path));
+                        path));
+    throw system_error(fmt::format("disk {}: O_DIRECT", path));
+}
+
+UniqueFd open_image(DiskConfig const& config) {
+    int const access = config.read_only ? O_RDONLY : O_RDWR;
+    UniqueFd fd = open_input_file(config.path, access, InputKinds::regular_file_or_block_device,
+                                  fmt::format("disk {}", config.path));
+    if (config.cache == CacheMode::none) bypass_page_cache(fd.get(), config.path);
+    return fd;
 }
 
 // Two VMs writing one image corrupt it; two reading it are fine (flock(2), not POSIX locks, so
@@ -66,7 +75,7 @@ std::uint64_t image_size(int fd, std::string const& path) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) throw system_error(fmt::format("disk {}: fstat", path));
     if (S_ISREG(st.st_mode)) return static_cast<std::uint64_t>(st.st_size);
-    if (!S_ISBLK(st.st_mode)) throw Error(fmt::format("disk {}: not a regular file or block device", path));
+    // A block device: open_image accepts nothing else.
     std::uint64_t size = 0;
     if (::ioctl(fd, BLKGETSIZE64, &size) != 0) throw system_error(fmt::format("disk {}: BLKGETSIZE64", path));
     return size;

@@ -100,8 +100,9 @@ TEST_CASE("Setup errors name the image: missing file, directory, bad id") {
     TempImage image(image_size);
     CHECK_THROWS_WITH(Disk({.path = image.path() + ".missing"}),
                       "disk " + image.path() + ".missing: No such file or directory");
-    CHECK_THROWS_WITH(Disk({.path = "/dev/null"}), "disk /dev/null: not a regular file or block device");
-    CHECK_THROWS_WITH(Disk({.path = "/"}), "disk /: Is a directory");
+    CHECK_THROWS_WITH(Disk({.path = "/dev/null"}),
+                      "disk /dev/null: not a regular file or block device (a character device)");
+    CHECK_THROWS_WITH(Disk({.path = "/"}), "disk /: not a regular file or block device (a directory)");
     CHECK_THROWS_AS(Disk({.path = image.path(), .id = "123456789012345678901"}), UsageError);
     CHECK_THROWS_AS(Disk({.path = image.path(), .id = "tab\there"}), UsageError);
     CHECK_NOTHROW(Disk({.path = image.path(), .id = "12345678901234567890"}));

@@ -1,9 +1,12 @@
 #include "vmm/event/process_signals.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 
 namespace kvmlet {
 namespace {
@@ -61,6 +64,19 @@ TEST_CASE("process signals are installed once and put the old handlers back") {
     CHECK(current(SIGUSR2).sa_handler == SIG_DFL);
     ProcessSignals again;  // and can be installed again
     CHECK(again.stop_signal() == 0);
+}
+
+TEST_CASE("with broken pipes ignored a write to a pipe nobody reads fails with EPIPE, for good") {
+    ignore_broken_pipes();
+    { ProcessSignals signals; }  // which must not put SIGPIPE's default back
+    CHECK(current(SIGPIPE).sa_handler == SIG_IGN);
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    ::close(fds[0]);
+    char const byte = 'x';
+    CHECK(::write(fds[1], &byte, 1) == -1);
+    CHECK(errno == EPIPE);
+    ::close(fds[1]);
 }
 
 }  // namespace kvmlet
