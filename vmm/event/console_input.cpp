@@ -14,6 +14,7 @@ namespace kvmlet {
 namespace {
 // How soon to offer held-back input again when the guest has not drained the FIFO.
 constexpr auto retry_interval = std::chrono::milliseconds(2);
+log::RateLimit dropped_log{1, std::chrono::seconds(10)};
 }  // namespace
 
 ConsoleInput::ConsoleInput(boost::asio::io_context& io, int fd, Deliver deliver, std::function<void()> quit)
@@ -26,6 +27,7 @@ ConsoleInput::ConsoleInput(boost::asio::io_context& io, int fd, Deliver deliver,
     // (stdout) and outlive kvmlet. A read only follows readiness, so it does not block.
     // Regular files cannot be polled (epoll says EPERM); they are always readable, so they are read
     // directly, paced by the guest's progress. Everything else goes through the event loop.
+    terminal_ = ::isatty(fd_.get()) == 1;
     struct stat st {};
     if (::fstat(fd_.get(), &st) == 0 && S_ISREG(st.st_mode)) return;
     boost::system::error_code ec;
@@ -39,6 +41,8 @@ void ConsoleInput::start() {
 }
 
 void ConsoleInput::wait_readable() {
+    if (eof_ || reading_ || !may_read()) return;
+    reading_ = true;
     if (!stream_) {
         boost::asio::post(io_, [this] { read_some(); });
         return;
@@ -48,33 +52,54 @@ void ConsoleInput::wait_readable() {
             stream_.reset();  // not pollable after all (e.g. /dev/null): read it directly
             return read_some();
         }
-        if (!ec) read_some();
+        if (ec) return;
+        read_some();
     });
 }
 
 void ConsoleInput::read_some() {
+    reading_ = false;
     std::array<std::byte, 4096> buffer;
-    ssize_t n = ::read(fd_.get(), buffer.data(), buffer.size());
+    // A pipe or file is read only as far as there is room: the rest waits where it is.
+    std::size_t const room = pending_limit - std::min(pending_.size(), pending_limit);
+    std::size_t const want = terminal_ ? buffer.size() : std::min(buffer.size(), room);
+    ssize_t n = ::read(fd_.get(), buffer.data(), want);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return wait_readable();
     if (n <= 0) {
         eof_ = true;  // end of input: the guest keeps running, as with QEMU
         return;
     }
     auto out = filter_.feed(std::span{buffer.data(), static_cast<std::size_t>(n)});
-    pending_.insert(pending_.end(), out.to_guest.begin(), out.to_guest.end());
+    hold(out.to_guest);
     if (out.quit) {
         quit_();
         return;
     }
     deliver_pending();
+    wait_readable();
+}
+
+// Keeps what fits under pending_limit (only a terminal is read past it) and counts the rest.
+void ConsoleInput::hold(std::span<std::byte const> bytes) {
+    std::size_t const room = pending_limit - std::min(pending_.size(), pending_limit);
+    std::size_t const kept = std::min(room, bytes.size());
+    pending_.insert(pending_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(kept));
+    if (kept == bytes.size()) return;
+    dropped_ += bytes.size() - kept;
+    if (dropped_log.allow())
+        log::warn("console: the guest takes no input; {} bytes typed since were dropped (Ctrl-A x still quits)",
+                  dropped_);
 }
 
 void ConsoleInput::deliver_pending() {
     std::size_t taken = deliver_(pending_);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(taken));
-    if (pending_.empty()) return wait_readable();
+    wait_readable();  // room again, perhaps
+    if (pending_.empty() || retry_armed_) return;
+    retry_armed_ = true;
     retry_.expires_after(retry_interval);
     retry_.async_wait([this](boost::system::error_code ec) {
+        retry_armed_ = false;
         if (!ec) deliver_pending();
     });
 }
