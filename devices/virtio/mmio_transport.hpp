@@ -37,7 +37,7 @@ private:
     std::uint32_t device_features_sel_ = 0;
     std::uint32_t driver_features_sel_ = 0;
     std::uint32_t queue_sel_ = 0;
-    std::uint32_t config_generation_ = 0;
+    std::atomic<std::uint32_t> config_generation_{0};  // bumped by config_changed() on the executor
     std::atomic<std::uint32_t> interrupt_status_{0};
 };
 

@@ -117,7 +117,8 @@ PciTransport::PciTransport(GuestMemory const& memory, std::shared_ptr<Device> de
       Transport(memory, std::move(device), "virtio-pci"),
       msix_(static_cast<std::uint16_t>(queue_count() + 1), msi),
       intx_(intx),
-      queue_vectors_(queue_count(), pci::Msix::no_vector) {
+      queue_vectors_(queue_count()) {
+    for (auto& v : queue_vectors_) v.store(pci::Msix::no_vector);
     add_capabilities();
 }
 
@@ -232,15 +233,15 @@ void PciTransport::read_common(std::uint64_t offset, std::span<std::byte> data) 
     put(common::device_feature, device_features_word(device_feature_select_));
     put(common::driver_feature_select, driver_feature_select_);
     put(common::driver_feature, driver_features_word(driver_feature_select_));
-    put(common::config_msix_vector, config_vector_);
+    put(common::config_msix_vector, config_vector_.load());
     put(common::num_queues, static_cast<std::uint16_t>(queue_count()));
     put(common::device_status, static_cast<std::uint8_t>(status_locked()));
-    put(common::config_generation, config_generation_);
+    put(common::config_generation, config_generation_.load());
     put(common::queue_select, queue_select_);
     if (QueueConfig const* q = queue_config(queue_select_)) {
         std::uint16_t const max = device().queue_max_sizes()[queue_select_];
         put(common::queue_size, q->size ? q->size : max);
-        put(common::queue_msix_vector, queue_vectors_[queue_select_]);
+        put(common::queue_msix_vector, queue_vectors_[queue_select_].load());
         put(common::queue_enable, static_cast<std::uint16_t>(q->ready));
         put(common::queue_notify_off, queue_select_);
         put(common::queue_desc, q->desc.value);
@@ -319,16 +320,15 @@ void PciTransport::reset_transport() noexcept {
     device_feature_select_ = driver_feature_select_ = 0;
     queue_select_ = 0;
     config_vector_ = pci::Msix::no_vector;
-    std::fill(queue_vectors_.begin(), queue_vectors_.end(), pci::Msix::no_vector);
+    for (auto& v : queue_vectors_) v.store(pci::Msix::no_vector);
     isr_.store(0);
 }
 
 bool PciTransport::intx_asserted() const noexcept {
-    std::lock_guard lock(mutex_);
     return isr_.load() != 0 && !intx_disabled_.load() && !msix_.enabled();
 }
 
-// Mutex held. MSI-X when enabled (no vector assigned: no interrupt, §4.1.5.1.2), else INTx.
+// On the device's executor (device mutex held). MSI-X when enabled (no vector assigned: no interrupt, §4.1.5.1.2), else INTx.
 void PciTransport::raise(std::uint16_t vector, std::uint8_t isr_bit) noexcept {
     if (msix_.trigger(vector)) return;
     isr_.fetch_or(isr_bit);
@@ -336,7 +336,7 @@ void PciTransport::raise(std::uint16_t vector, std::uint8_t isr_bit) noexcept {
 }
 
 void PciTransport::used_buffers(std::size_t queue) noexcept {
-    raise(queue < queue_vectors_.size() ? queue_vectors_[queue] : pci::Msix::no_vector, isr_queue);
+    raise(queue < queue_vectors_.size() ? queue_vectors_[queue].load() : pci::Msix::no_vector, isr_queue);
 }
 
 void PciTransport::config_changed() noexcept {

@@ -6,8 +6,8 @@
 // status register and a level-triggered line).
 //
 // Locks: the bus calls config_*() under its configuration lock, bar_*() on vCPU threads; the
-// transport's mutex (transport.hpp) serialises everything that reaches the device; MSI-X has its
-// own lock, taken after the transport's.
+// transport's two mutexes (transport.hpp) cover the registers and the device; MSI-X has its own
+// lock, taken after either.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -89,9 +89,10 @@ private:
     std::uint32_t device_feature_select_ = 0;
     std::uint32_t driver_feature_select_ = 0;
     std::uint16_t queue_select_ = 0;
-    std::uint16_t config_vector_ = pci::Msix::no_vector;
-    std::vector<std::uint16_t> queue_vectors_;
-    std::uint8_t config_generation_ = 0;
+    // Written with the mutex held, read by interrupts on the device's executor.
+    std::atomic<std::uint16_t> config_vector_{pci::Msix::no_vector};
+    std::vector<std::atomic<std::uint16_t>> queue_vectors_;
+    std::atomic<std::uint8_t> config_generation_{0};
 };
 
 }  // namespace kvmlet::virtio

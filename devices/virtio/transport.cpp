@@ -19,10 +19,7 @@ Transport::Transport(GuestMemory const& memory, std::shared_ptr<Device> device, 
       notify_handler_([this](std::uint32_t queue) { notify(queue); }),
       queues_(device_->queue_max_sizes().size()) {}
 
-std::uint32_t Transport::status() const noexcept {
-    std::lock_guard lock(mutex_);
-    return status_;
-}
+std::uint32_t Transport::status() const noexcept { return status_.load(); }
 
 bool Transport::active() const noexcept {
     std::lock_guard lock(mutex_);
@@ -30,7 +27,7 @@ bool Transport::active() const noexcept {
 }
 
 Work Transport::notify(std::uint32_t queue) noexcept {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(device_mutex_);
     if (!active_ || queue >= queues_.size()) return Work::done;
     return device_->process_queue(queue);
 }
@@ -72,13 +69,14 @@ QueueConfig const* Transport::queue_config(std::uint32_t index) const noexcept {
 void Transport::write_status(std::uint32_t value) noexcept {
     if (value == 0) return reset();
     // §2.1.1: the driver only adds bits; anything else is a confused driver.
-    if ((value & status_) != status_) {
-        if (status_log.allow()) log::warn("{}: status {:#x} clears bits of {:#x}", name_, value, status_);
+    std::uint32_t const current = status_.load();
+    if ((value & current) != current) {
+        if (status_log.allow()) log::warn("{}: status {:#x} clears bits of {:#x}", name_, value, current);
         return;
     }
-    std::uint32_t added = value & ~status_;
+    std::uint32_t added = value & ~current;
     if (added & status::features_ok && !features_acceptable()) added &= ~status::features_ok;
-    status_ |= added;
+    status_.fetch_or(added);
     if (!(added & status::driver_ok) || active_) return;
     // §3.1.1: DRIVER_OK without FEATURES_OK is a driver error; say so rather than sit silent.
     if (status_ & status::features_ok) activate();
@@ -107,22 +105,29 @@ void Transport::activate() noexcept {
         }
         queues.push_back(std::move(queue).value());
     }
-    if (!device_->activate(memory_, std::move(queues), driver_features_, *this)) return needs_reset();
+    std::unique_lock device_lock(device_mutex_);
+    if (!device_->activate(memory_, std::move(queues), driver_features_, *this)) {
+        device_lock.unlock();
+        return needs_reset();
+    }
     active_ = true;
     kick_queues_.store(true);
 }
 
 void Transport::reset() noexcept {
-    if (active_) device_->reset();
-    active_ = false;
-    status_ = 0;
+    {
+        std::lock_guard device_lock(device_mutex_);  // waits for a call in progress (a disk's I/O)
+        if (active_) device_->reset();
+        active_ = false;
+    }
+    status_.store(0);
     driver_features_ = 0;
     for (auto& q : queues_) q = QueueConfig{};
     reset_transport();
 }
 
 void Transport::needs_reset() noexcept {
-    status_ |= status::device_needs_reset;
+    status_.fetch_or(status::device_needs_reset);
     config_changed();
 }
 

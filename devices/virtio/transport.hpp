@@ -3,9 +3,14 @@
 // the queue configurations the driver writes, and activation at DRIVER_OK. The transports add
 // their register layout and their way of interrupting the driver.
 //
-// Threads: vCPU threads write registers; the device's executor (the event loop or a disk's
-// worker) calls notify(). One mutex serialises everything that reaches the device, so devices are
-// single-threaded code. Members marked "mutex held" expect the caller to hold it.
+// Threads: vCPU threads read and write registers under the register mutex (`mutex_`); the
+// device's executor (the event loop or a disk's worker) calls notify(), which takes only the
+// device mutex. Everything that reaches the device runs under the device mutex, so devices are
+// single-threaded code; activation and reset take both (register mutex first), so a vCPU waits
+// for a device's I/O in flight only when it activates or resets it, never to read a register.
+// A device's read_config() must therefore not depend on what process_queue() changes, and its
+// interrupts (Interrupt, on the executor) touch only atomics and the MSI-X state (own lock).
+// Members marked "mutex held" expect the caller to hold the register mutex.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -32,11 +37,11 @@ public:
     // The driver notified `queue`: let the device process it (if active). `more`: call again.
     Work notify(std::uint32_t queue) noexcept;
 
-    // Runs f() with the device lock held: for calls into the device from the VMM's side (console
+    // Runs f() with the device mutex held: for calls into the device from the VMM's side (console
     // input, timers, backends).
     template <class F>
     auto locked(F&& f) {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(device_mutex_);
         return f();
     }
 
@@ -75,7 +80,8 @@ protected:
     virtual void reset_transport() noexcept {}
 
     char const* name_;
-    mutable std::mutex mutex_;
+    mutable std::mutex mutex_;  // registers
+    std::mutex device_mutex_;   // the device: after mutex_ when both are taken
 
 private:
     bool features_acceptable() const noexcept;
@@ -85,10 +91,10 @@ private:
     GuestMemory const& memory_;
     std::shared_ptr<Device> device_;
     NotifyHandler notify_handler_;
-    std::uint32_t status_ = 0;
+    std::atomic<std::uint32_t> status_{0};  // DEVICE_NEEDS_RESET may come from the executor
     std::uint64_t driver_features_ = 0;
     std::vector<QueueConfig> queues_;
-    bool active_ = false;
+    bool active_ = false;  // written under both mutexes
     std::atomic<bool> kick_queues_{false};  // set at activation, taken by after_register_write()
 };
 

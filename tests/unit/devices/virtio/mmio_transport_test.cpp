@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "tests/unit/support/fake_driver.hpp"
@@ -74,6 +77,7 @@ public:
         return accept_activation;
     }
     virtio::Work process_queue(std::size_t queue) noexcept override {
+        if (on_process) on_process();
         processed.push_back(queue);
         auto& q = queues.at(queue);
         while (auto chain = q.pop()) q.add_used(chain->head, 0);
@@ -100,6 +104,7 @@ public:
     std::vector<virtio::SplitQueue> queues;
     virtio::Interrupt* interrupt = nullptr;
     std::vector<std::size_t> processed;
+    std::function<void()> on_process;  // e.g. a disk's slow I/O
 };
 
 // A driver at the register level: every access is an IoAccess with a span, as a vCPU exit makes.
@@ -693,6 +698,59 @@ TEST_CASE("Reading and writing every register offset never crashes") {
     }
     m.bring_up();  // the register file still works afterwards
     CHECK(m.read32(reg::magic) == 0x7472'6976);
+}
+
+TEST_CASE("A vCPU reads the registers while the device is busy in a slow call, without waiting for it") {
+    // The disk's worker sits in a slow fdatasync (simulated: process_queue blocks until released);
+    // register reads and writes on another thread must not wait for it.
+    Mmio m;
+    m.bring_up();
+    std::promise<void> entered, release;
+    auto released = release.get_future().share();
+    m.device->on_process = [&] {
+        entered.set_value();
+        released.wait();
+    };
+    auto worker = std::async(std::launch::async, [&] { return m.transport.notify(0); });
+    entered.get_future().wait();
+    auto vcpu = std::async(std::launch::async, [&] {
+        std::uint32_t status = m.read32(reg::status);
+        std::uint32_t config = m.read32(reg::config);
+        m.write32(reg::queue_sel, 1);
+        return std::pair{status, config};
+    });
+    bool const answered = vcpu.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    release.set_value();
+    worker.wait();
+    REQUIRE(answered);
+    auto [status, config] = vcpu.get();
+    CHECK(status == (acknowledge | driver | features_ok | driver_ok));
+    CHECK(config == 0xc3c2c1c0);
+}
+
+TEST_CASE("A reset waits for the device's call in progress, then resets it") {
+    Mmio m;
+    m.bring_up();
+    std::promise<void> entered, release;
+    auto released = release.get_future().share();
+    std::atomic<bool> call_done{false};
+    m.device->on_process = [&] {
+        entered.set_value();
+        released.wait();
+        call_done = true;
+    };
+    auto worker = std::async(std::launch::async, [&] { return m.transport.notify(0); });
+    entered.get_future().wait();
+    auto vcpu = std::async(std::launch::async, [&] { m.write32(reg::status, 0); });
+    // Order, not time: the reset cannot have run while the call is still blocked.
+    vcpu.wait_for(std::chrono::milliseconds(100));
+    CHECK(m.device->resets == 0);
+    release.set_value();
+    vcpu.wait();
+    worker.wait();
+    CHECK(call_done);
+    CHECK(m.device->resets == 1);
+    CHECK_FALSE(m.transport.active());
 }
 
 }  // namespace kvmlet::test
