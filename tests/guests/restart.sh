@@ -41,6 +41,11 @@ fi
 echo "ok: $boots boots, then SIGTERM ended kvmlet with status 0"
 
 for round in $(seq "$rounds"); do
+    # Emptied here, not only by the redirection below: that one happens in the background child,
+    # which may not have run yet when the loop below first looks (it then saw the last round's
+    # greeting, and SIGTERM came before kvmlet's handlers: status 143, seen once in a CI-like run).
+    : >"$tmp/out"
+    : >"$tmp/err"
     "$kvmlet" run --kernel "$guest" --on-reboot restart </dev/null >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     # Past start-up (kvmlet's handlers are in place once a guest has printed), then 0-49 ms more.
