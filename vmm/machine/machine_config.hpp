@@ -11,15 +11,14 @@
 #include "devices/virtio/rng/rng_device.hpp"
 
 #include "vmm/base/guest_address.hpp"
+#include "vmm/vcpu/cpu_template.hpp"
+#include "vmm/vcpu/host_compat_mode.hpp"
 
 namespace kvmlet {
 
-enum class CpuTemplate { host, minimal };
 enum class RebootAction { exit, restart };
 // How the boot vCPU enters the kernel: automatic picks PVH when an ELF kernel has the PVH note.
 enum class BootProtocol { automatic, linux64, pvh };
-// See vmm/vcpu/host_compat.hpp. In MachineConfig, nullopt means: detect the host.
-enum class HostCompat { none, pvm };
 // Which device stdin and stdout are wired to: the 16550 on COM1 (ttyS0), virtio-console port 0
 // (hvc0; COM1 stays and its output still reaches stdout), or nothing at all.
 enum class ConsoleKind { serial, virtio, none };
@@ -44,7 +43,7 @@ struct MachineConfig {
     std::uint64_t memory_bytes = 128 * MiB;   // multiple of 4 KiB, >= min_memory
     CpuTemplate cpu_template = CpuTemplate::host;
     RebootAction on_reboot = RebootAction::exit;
-    std::optional<HostCompat> host_compat;  // nullopt: auto-detect
+    std::optional<HostCompat> host_compat;  // nullopt: auto-detect (vmm/vcpu/host_compat.hpp)
     BootProtocol boot_protocol = BootProtocol::automatic;
     std::vector<DiskConfig> disks;  // virtio-blk, in this order (vda, vdb, ...)
     std::vector<NetInterfaceConfig> nets;  // virtio-net, in this order (eth0, eth1, ...)

@@ -18,8 +18,8 @@
 
 #include "vmm/kvm/vcpu_exit.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
-#include "vmm/machine/machine_config.hpp"
 #include "vmm/memory/guest_memory.hpp"
+#include "vmm/vcpu/host_compat_mode.hpp"
 
 namespace kvmlet {
 

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "vmm/machine/machine_config.hpp"
+#include "vmm/vcpu/cpu_template.hpp"
 
 namespace kvmlet::x86_64 {
 
