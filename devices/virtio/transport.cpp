@@ -106,7 +106,7 @@ void Transport::activate() noexcept {
         queues.push_back(std::move(queue).value());
     }
     std::unique_lock device_lock(device_mutex_);
-    if (!device_->activate(memory_, std::move(queues), driver_features_, *this)) {
+    if (!device_->activate(Activation{memory_, std::move(queues), driver_features_, *this, *host_})) {
         device_lock.unlock();
         return needs_reset();
     }
@@ -124,6 +124,22 @@ void Transport::reset() noexcept {
     driver_features_ = 0;
     for (auto& q : queues_) q = QueueConfig{};
     reset_transport();
+}
+
+void Transport::DetachedHost::watch(int, Readiness, Callback) noexcept {
+    log::warn("{}: the device asked for an fd watch, but no device host is attached", transport_.name_);
+}
+
+void Transport::DetachedHost::after(std::chrono::nanoseconds, Callback) noexcept {
+    log::warn("{}: the device asked for a timer, but no device host is attached", transport_.name_);
+}
+
+void Transport::DetachedHost::post(Callback) noexcept {
+    log::warn("{}: the device posted work, but no device host is attached", transport_.name_);
+}
+
+void Transport::DetachedHost::kick(std::size_t) noexcept {
+    log::warn("{}: the device asked for a queue to be served, but no device host is attached", transport_.name_);
 }
 
 void Transport::needs_reset() noexcept {

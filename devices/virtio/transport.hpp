@@ -34,6 +34,9 @@ public:
     ~Transport() override = default;
 
     void set_notify_handler(NotifyHandler handler) { notify_handler_ = std::move(handler); }
+    // What the device gets as its host at activation (the VMM's slot). Without one (unit tests of
+    // the transport) the device's requests are dropped with a warning.
+    void set_device_host(DeviceHost& host) noexcept { host_ = &host; }
     // The driver notified `queue`: let the device process it (if active). `more`: call again.
     Work notify(std::uint32_t queue) noexcept;
 
@@ -88,8 +91,22 @@ private:
     void activate() noexcept;
     void reset() noexcept;
 
+    class DetachedHost final : public DeviceHost {
+    public:
+        explicit DetachedHost(Transport& transport) noexcept : transport_(transport) {}
+        void watch(int, Readiness, Callback) noexcept override;
+        void after(std::chrono::nanoseconds, Callback) noexcept override;
+        void post(Callback) noexcept override;
+        void kick(std::size_t queue) noexcept override;
+
+    private:
+        Transport& transport_;
+    };
+
     GuestMemory const& memory_;
     std::shared_ptr<Device> device_;
+    DetachedHost detached_host_{*this};
+    DeviceHost* host_ = &detached_host_;
     NotifyHandler notify_handler_;
     std::atomic<std::uint32_t> status_{0};  // DEVICE_NEEDS_RESET may come from the executor
     std::uint64_t driver_features_ = 0;

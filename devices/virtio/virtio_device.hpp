@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "devices/virtio/device_host.hpp"
 #include "devices/virtio/queue.hpp"
 #include "devices/virtio/virtio_spec.hpp"
 #include "vmm/memory/guest_memory.hpp"
@@ -24,6 +25,18 @@ public:
     // A queue broke: set DEVICE_NEEDS_RESET and tell the driver (§2.1.2).
     virtual void needs_reset() noexcept = 0;
 };
+
+// What a device gets at DRIVER_OK (kept in an ActiveState, active_state.hpp).
+struct Activation {
+    GuestMemory const& memory;
+    std::vector<SplitQueue> queues;  // one per queue_max_sizes() entry, already validated
+    std::uint64_t features;          // what the driver accepted
+    Interrupt& interrupt;
+    DeviceHost& host;  // the device's wake-ups: fds, timers, work
+};
+
+// Copies `data.size()` bytes of a configuration space from `offset`; zeros past its end.
+void read_config_space(std::span<std::byte const> space, std::uint64_t offset, std::span<std::byte> data) noexcept;
 
 // What a call into a device left undone. Every call does a bounded amount of work (chains and
 // bytes, then it stops: STYLE.md §5.3), so no guest can keep a thread from the rest of its work:
@@ -46,16 +59,17 @@ public:
     virtual void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept = 0;
     virtual void write_config(std::uint64_t offset, std::span<std::byte const> data) noexcept { (void)offset, (void)data; }
 
-    // DRIVER_OK with these queues (one per queue_max_sizes() entry, already validated) and the
-    // features the driver accepted. Returns false when the device cannot start (the transport
-    // then sets DEVICE_NEEDS_RESET).
-    virtual bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
-                          Interrupt& interrupt) noexcept = 0;
+    // DRIVER_OK. Returns false when the device cannot start (the transport then sets
+    // DEVICE_NEEDS_RESET).
+    virtual bool activate(Activation activation) noexcept = 0;
     // The driver notified `queue` (only called while active). Also called once per queue right
     // after activation, for what the driver queued before DRIVER_OK.
     virtual Work process_queue(std::size_t queue) noexcept = 0;
     // Status 0 written: drop the queues and return to the initial state.
     virtual void reset() noexcept = 0;
+    // Whether process_queue may block (file I/O): the device then gets a worker thread of its
+    // own; otherwise it runs on the VMM thread's event loop and must never block.
+    virtual bool blocking() const noexcept { return false; }
 };
 
 }  // namespace kvmlet::virtio

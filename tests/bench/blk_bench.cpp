@@ -146,6 +146,14 @@ private:
     std::uint16_t last_used_ = 0;
 };
 
+// A disk asks its host for nothing.
+struct NullHost final : virtio::DeviceHost {
+    void watch(int, Readiness, Callback) noexcept override {}
+    void after(std::chrono::nanoseconds, Callback) noexcept override {}
+    void post(Callback) noexcept override {}
+    void kick(std::size_t) noexcept override {}
+};
+
 struct NullInterrupt final : virtio::Interrupt {
     void used_buffers(std::size_t) noexcept override { ++interrupts; }
     void config_changed() noexcept override {}
@@ -202,6 +210,7 @@ struct DeviceRig {
     GuestMemory memory;
     BenchDriver driver{memory};
     NullInterrupt irq;
+    NullHost host;
     virtio::BlockDevice device;
 
     explicit DeviceRig(std::string const& path)
@@ -211,7 +220,7 @@ struct DeviceRig {
         auto q = virtio::SplitQueue::activate(memory, driver.config(), queue_size, true, false);
         if (!q) throw Error("blk bench: " + q.error());
         queues.push_back(std::move(q).value());
-        if (!device.activate(memory, std::move(queues), device.features(), irq))
+        if (!device.activate({memory, std::move(queues), device.features(), irq, host}))
             throw Error("blk bench: activate");
     }
 };

@@ -145,9 +145,13 @@ struct NullInterrupt final : virtio::Interrupt {
 };
 
 // Stands in for the event loop: the bench calls the device back itself, batch by batch.
-struct BenchWatch final : virtio::EndpointWatch {
-    void watch_readable() noexcept override {}
-    void watch_writable() noexcept override { ++writable; }
+struct BenchWatch final : virtio::DeviceHost {
+    void watch(int, Readiness readiness, Callback) noexcept override {
+        if (readiness == Readiness::writable) ++writable;
+    }
+    void after(std::chrono::nanoseconds, Callback) noexcept override {}
+    void post(Callback) noexcept override {}
+    void kick(std::size_t) noexcept override {}
     std::uint64_t writable = 0;
 };
 
@@ -197,15 +201,15 @@ struct DeviceRig {
         auto [mine, theirs] = socket_pair();
         peer = std::move(theirs);
         device = std::make_unique<virtio::NetDevice>(virtio::NetConfig{.mac = {{2, 0, 0, 0, 0, 1}}},
-                                                     std::make_unique<net::SocketEndpoint>(std::move(mine)), watch);
+                                                     std::make_unique<net::SocketEndpoint>(std::move(mine)));
         std::vector<virtio::SplitQueue> queues;
         for (auto* ring : {&rx, &tx}) {
             auto q = virtio::SplitQueue::activate(memory, ring->config(), queue_size, true, true);
             if (!q) throw Error("net bench: " + q.error());
             queues.push_back(std::move(q).value());
         }
-        if (!device->activate(memory, std::move(queues), device->features() | virtio::bit(virtio::feature::version_1),
-                              irq))
+        if (!device->activate({memory, std::move(queues),
+                               device->features() | virtio::bit(virtio::feature::version_1), irq, watch}))
             throw Error("net bench: activate");
         rx.build(buffer_size, true);
         rx.submit(rx_cushion);

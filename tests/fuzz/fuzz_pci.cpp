@@ -121,7 +121,7 @@ private:
 struct Machine {
     Machine()
         : rng(std::make_shared<virtio::RngDevice>(
-              virtio::RngConfig{}, [](virtio::RngDevice::Clock::duration) {},
+              virtio::RngConfig{},
               [](std::span<std::byte> out) {
                   std::memset(out.data(), 0x5a, out.size());
                   return true;
@@ -227,30 +227,27 @@ void Machine::bring_up(std::uint8_t size_log2, std::uint8_t flags) {
 }
 
 // The bus decodes exactly the BARs whose function has Memory Space on and that lie in a window.
+// Runs after every operation, so each BAR's place is worked out once per call.
 void Machine::check_routes() {
     struct Bar {
-        pci::PciDevice const* device;
-        std::uint32_t index;
+        std::uint64_t start = 0;
+        std::uint64_t size = 0;
+        bool decoded = false;
     };
-    std::array<Bar, 4> const bars{Bar{transport.get(), 0}, Bar{probe.get(), 0}, Bar{probe.get(), 2},
-                                  Bar{probe.get(), 4}};
-    auto decoded = [](Bar const& b) {
-        auto const& config = b.device->config();
-        return (config.command() & pci::command::memory_space) &&
-               inside_window(config.bar_address(b.index), config.bar(b.index).size);
+    auto place = [](pci::PciDevice const& device, std::uint32_t index) {
+        auto const& config = device.config();
+        Bar b{config.bar_address(index), config.bar(index).size, false};
+        b.decoded = (config.command() & pci::command::memory_space) && inside_window(b.start, b.size);
+        return b;
     };
+    std::array<Bar, 4> const bars{place(*transport, 0), place(*probe, 0), place(*probe, 2), place(*probe, 4)};
     auto covered = [&](std::uint64_t address) {
-        for (auto const& b : bars) {
-            std::uint64_t const start = b.device->config().bar_address(b.index);
-            if (decoded(b) && address >= start && address - start < b.device->config().bar(b.index).size)
-                return true;
-        }
-        return false;
+        return std::any_of(bars.begin(), bars.end(), [&](Bar const& b) {
+            return b.decoded && address >= b.start && address - b.start < b.size;
+        });
     };
     for (auto const& b : bars) {
-        auto const& config = b.device->config();
-        std::uint64_t const start = config.bar_address(b.index), size = config.bar(b.index).size;
-        for (std::uint64_t address : {start, start + size - 1}) {
+        for (std::uint64_t address : {b.start, b.start + b.size - 1}) {
             std::array<std::byte, 1> probe_byte{};
             KVMLET_FUZZ_CHECK(bus->bar_read(address, probe_byte) == covered(address));
         }

@@ -12,11 +12,10 @@
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/long_mode.hpp"
-#include "devices/virtio/block/block_device.hpp"
-#include "devices/virtio/net/tap.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/timeline.hpp"
 #include "vmm/base/mapped_file.hpp"
+#include "vmm/machine/virtio_devices.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/x86_64/cpuid.hpp"
 #include "vmm/vcpu/x86_64/setup.hpp"
@@ -72,7 +71,6 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
       stop_([this] { io_.stop(); }),
       vm_(kvm.create_vm()),
       console_out_(STDOUT_FILENO),
-      rng_retry_(io_),
       halt_watch_(io_),
       halt_watch_interval_(halt_watch_first) {
     Timeline& timeline = process_timeline();
@@ -179,65 +177,27 @@ void Machine::create_pci_bus() {
     mmio_.insert(window, windows.mmio64_start, windows.mmio64_end - windows.mmio64_start);
 }
 
-VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device, Executor executor) {
+VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device) {
     VirtioSlotContext const context{vm_, *memory_, io_};
     if (config_.transport == VirtioTransport::pci) {
-        virtio_.push_back(VirtioSlot::on_pci(context, *pci_, *gsi_routes_, std::move(device), executor));
+        virtio_.push_back(VirtioSlot::on_pci(context, *pci_, *gsi_routes_, std::move(device)));
         return *virtio_.back();
     }
     auto index = static_cast<std::uint32_t>(virtio_.size());
-    virtio_.push_back(VirtioSlot::on_mmio(context, mmio_, index, std::move(device), executor));
+    virtio_.push_back(VirtioSlot::on_mmio(context, mmio_, index, std::move(device)));
     // With ACPI the DSDT describes the device; without, the command line does.
     if (!config_.acpi) virtio_cmdline_ = join_cmdline({virtio_cmdline_, virtio_.back()->kernel_cmdline()});
     return *virtio_.back();
 }
 
-namespace {
-
-virtio::net::MacAddress interface_mac(NetInterfaceConfig const& net) {
-    if (net.mac) {
-        auto mac = virtio::net::MacAddress::parse(*net.mac);
-        if (!mac) throw Error(fmt::format("net: MAC '{}': expected six hex bytes such as 06:00:ac:10:00:02, not multicast", *net.mac));
-        return *mac;
-    }
-    virtio::net::MacAddress mac;
-    if (::getentropy(mac.bytes.data(), mac.bytes.size()) != 0) throw system_error("net: getentropy");
-    mac.bytes[0] = static_cast<std::uint8_t>((mac.bytes[0] & 0xfc) | 0x02);  // unicast, locally administered
-    return mac;
-}
-
-}  // namespace
-
-void Machine::create_net(NetInterfaceConfig const& net) {
-    virtio::NetConfig device_config{.mac = interface_mac(net)};
-    device_config.offloads = net.offloads;
-    auto tap = std::make_unique<virtio::net::Tap>(net.tap ? virtio::net::Tap::open(*net.tap) : virtio::net::Tap::create());
-    log::debug("net: eth{} on TAP {}, MAC {}", net_backends_.size(), tap->name(), device_config.mac.to_string());
-    auto backend = std::make_unique<NetBackend>(io_, tap->fd());
-    auto device = std::make_shared<virtio::NetDevice>(device_config, std::move(tap), *backend);
-    VirtioSlot& slot = add_virtio(device, Executor::event_loop);
-    backend->attach(slot.transport(), *device);
-    net_backends_.push_back(std::move(backend));
-}
-
-// In the order x86_64/layout.hpp promises: disks, network interfaces, console, rng.
 void Machine::create_virtio_devices() {
-    for (auto const& disk : config_.disks)
-        add_virtio(std::make_shared<virtio::BlockDevice>(Disk(disk)), Executor::worker_thread);
-    for (auto const& net : config_.nets) create_net(net);
-    if (config_.console == ConsoleKind::virtio) {
-        virtio_console_ = std::make_shared<virtio::ConsoleDevice>(console_out_);
-        virtio_console_slot_ = &add_virtio(virtio_console_, Executor::event_loop);
+    VirtioDevices made = make_virtio_devices(config_, console_out_);
+    for (auto& device : made.devices) {
+        bool const console = device == made.console;
+        VirtioSlot& slot = add_virtio(std::move(device));
+        if (console) virtio_console_slot_ = &slot;
     }
-    if (config_.rng) {
-        rng_ = std::make_shared<virtio::RngDevice>(*config_.rng, [this](virtio::RngDevice::Clock::duration delay) {
-            rng_retry_.expires_after(delay);
-            rng_retry_.async_wait([this](boost::system::error_code ec) {
-                if (!ec) rng_slot_->kick(0);
-            });
-        });
-        rng_slot_ = &add_virtio(rng_, Executor::event_loop);
-    }
+    virtio_console_ = std::move(made.console);
 }
 
 std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {

@@ -14,7 +14,6 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
 #include "devices/virtio/console/console_device.hpp"
-#include "devices/virtio/rng/rng_device.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/event/console_input.hpp"
@@ -24,7 +23,6 @@
 #include "vmm/kvm/vm_fd.hpp"
 #include "devices/pci/pci_bus.hpp"
 #include "vmm/machine/gsi_routes.hpp"
-#include "vmm/machine/net_backend.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 #include "vmm/machine/machine_config.hpp"
 #include "vmm/machine/virtio_slot.hpp"
@@ -54,9 +52,8 @@ private:
     std::optional<GuestAddress> write_acpi_tables();
     void create_devices();
     void create_virtio_devices();
-    void create_net(NetInterfaceConfig const& net);
     void create_pci_bus();
-    VirtioSlot& add_virtio(std::shared_ptr<virtio::Device> device, Executor executor);
+    VirtioSlot& add_virtio(std::shared_ptr<virtio::Device> device);
     std::size_t deliver_console_input(std::span<std::byte const> bytes);
     void create_vcpus(KvmSystem const& kvm);
     void start_vcpus();
@@ -85,16 +82,12 @@ private:
     std::shared_ptr<pci::PciBus> pci_;
     std::unique_ptr<GsiRoutes> gsi_routes_;
 
-    std::vector<std::unique_ptr<NetBackend>> net_backends_;
-
     // Declared after memory_ and the buses: destroyed (workers stopped) before them.
     std::vector<std::unique_ptr<VirtioSlot>> virtio_;
     std::string virtio_cmdline_;
+    // Where console input goes with --console virtio.
     std::shared_ptr<virtio::ConsoleDevice> virtio_console_;
     VirtioSlot* virtio_console_slot_ = nullptr;
-    std::shared_ptr<virtio::RngDevice> rng_;
-    VirtioSlot* rng_slot_ = nullptr;
-    boost::asio::steady_timer rng_retry_;
 
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
     std::vector<std::thread> threads_;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/pci_transport.hpp"
@@ -29,6 +30,16 @@ constexpr std::uint32_t pci_notify_width = 2;
 
 log::RateLimit ioeventfd_log{5, std::chrono::seconds(10)};
 
+// boost::asio::post allocates; out of memory the request is lost, and said.
+template <class F>
+void post_safely(boost::asio::io_context& io, F&& f) noexcept {
+    try {
+        boost::asio::post(io, std::forward<F>(f));
+    } catch (std::exception const& e) {
+        log::error("virtio: cannot queue work on the event loop: {}", e.what());
+    }
+}
+
 }  // namespace
 
 std::uint32_t VirtioSlot::mmio_capacity() noexcept {
@@ -49,10 +60,14 @@ void VirtioSlot::kick(std::uint32_t queue) noexcept {
     if (queue < notify_.size()) notify_[queue]->signal();
 }
 
+VirtioSlot::Executor VirtioSlot::executor_for(virtio::Device const& device) noexcept {
+    return device.blocking() ? Executor::worker_thread : Executor::event_loop;
+}
+
 std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
-                                                std::shared_ptr<virtio::Device> device, Executor executor) {
+                                                std::shared_ptr<virtio::Device> device) {
     auto const queues = static_cast<std::uint32_t>(device->queue_max_sizes().size());
-    std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor, queues));
+    std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor_for(*device), queues));
     GuestAddress const base{x86_64::virtio_mmio_start.value + index * x86_64::virtio_mmio_stride};
     std::uint32_t const gsi = mmio_pin(index);
     slot->mmio_ = MmioPlacement{base, virtio::MmioTransport::window_size, gsi};
@@ -62,16 +77,21 @@ std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context
     for (std::uint32_t q = 0; q < queues; ++q)
         context.vm.register_ioeventfd(slot->notify_[q]->fd(), base.value + virtio::MmioTransport::queue_notify_offset,
                                       4, false, q);
-    slot->transport_ = std::move(transport);
-    // A notification KVM did not catch (none should slip through) takes the same path.
-    slot->transport_->set_notify_handler([s = slot.get()](std::uint32_t queue) { s->notify_[queue]->signal(); });
+    slot->attach(std::move(transport));
     return slot;
 }
 
+// A notification KVM did not catch (none should slip through) takes the same path as one it did.
+void VirtioSlot::attach(std::shared_ptr<virtio::Transport> transport) {
+    transport->set_notify_handler([this](std::uint32_t queue) { notify_[queue]->signal(); });
+    transport->set_device_host(host_);
+    transport_ = std::move(transport);
+}
+
 std::unique_ptr<VirtioSlot> VirtioSlot::on_pci(VirtioSlotContext const& context, pci::PciBus& bus, GsiRoutes& routes,
-                                               std::shared_ptr<virtio::Device> device, Executor executor) {
+                                               std::shared_ptr<virtio::Device> device) {
     auto const queues = static_cast<std::uint32_t>(device->queue_max_sizes().size());
-    std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor, queues));
+    std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor_for(*device), queues));
     std::uint8_t const pci_slot = bus.next_free_slot();
     // One MSI-X vector per queue plus one for configuration changes (what PciTransport offers);
     // INTx on the pin the DSDT's _PRT names for this slot.
@@ -82,9 +102,8 @@ std::unique_ptr<VirtioSlot> VirtioSlot::on_pci(VirtioSlotContext const& context,
         std::make_unique<boost::asio::posix::stream_descriptor>(context.io, ::dup(slot->intx_->resample().fd()));
     auto transport =
         std::make_shared<virtio::PciTransport>(context.memory, std::move(device), *slot->msi_, *slot->intx_);
-    transport->set_notify_handler([s = slot.get()](std::uint32_t queue) { s->notify_[queue]->signal(); });
     transport->set_notify_region_handler([s = slot.get()](std::optional<std::uint64_t> base) { s->move_notify_region(base); });
-    slot->transport_ = transport;
+    slot->attach(transport);
     slot->pci_slot_ = bus.add(std::move(transport));
     return slot;
 }
@@ -175,6 +194,39 @@ void VirtioSlot::serve_on_worker() noexcept {
             if (fds[q].revents || more[q]) more[q] = transport_->notify(q) == virtio::Work::more;
         }
     }
+}
+
+// The device asked from any thread with its lock held: the work starts on the event loop.
+void VirtioSlot::Host::watch(int fd, Readiness readiness, Callback ready) noexcept {
+    post_safely(slot_.io_, [this, fd, readiness, ready = std::move(ready)]() mutable {
+        auto& descriptor = watched_[fd];
+        if (!descriptor)
+            descriptor = std::make_unique<boost::asio::posix::stream_descriptor>(slot_.io_, ::dup(fd));
+        auto const type = readiness == Readiness::readable ? boost::asio::posix::stream_descriptor::wait_read
+                                                           : boost::asio::posix::stream_descriptor::wait_write;
+        descriptor->async_wait(type, [this, ready = std::move(ready)](boost::system::error_code ec) {
+            if (!ec) run_locked(ready);
+        });
+    });
+}
+
+void VirtioSlot::Host::after(std::chrono::nanoseconds delay, Callback due) noexcept {
+    post_safely(slot_.io_, [this, delay, due = std::move(due)]() mutable {
+        auto timer = std::make_shared<boost::asio::steady_timer>(slot_.io_, delay);
+        timer->async_wait([this, timer, due = std::move(due)](boost::system::error_code ec) {
+            if (!ec) run_locked(due);
+        });
+    });
+}
+
+void VirtioSlot::Host::post(Callback work) noexcept {
+    post_safely(slot_.io_, [this, work = std::move(work)] { run_locked(work); });
+}
+
+void VirtioSlot::Host::kick(std::size_t queue) noexcept { slot_.kick(static_cast<std::uint32_t>(queue)); }
+
+void VirtioSlot::Host::run_locked(Callback const& callback) noexcept {
+    slot_.transport_->locked([&] { callback(); });
 }
 
 void VirtioSlot::stop() noexcept {

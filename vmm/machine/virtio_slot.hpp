@@ -7,9 +7,13 @@
 //   notification region, moved whenever the guest moves the BAR.
 // Either way a queue notification costs the vCPU no exit to userspace, and it is served by the
 // slot's executor: the VMM thread's event loop for devices that never block, or a worker thread
-// of its own for a device that does blocking I/O (disks).
+// of its own for a device that does blocking I/O (Device::blocking(): disks). The slot is also
+// the device's host (device_host.hpp): the fds it watches, its timers and posted work run on the
+// event loop under the device lock.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <map>
 
 #include <memory>
 #include <mutex>
@@ -28,8 +32,6 @@
 
 namespace kvmlet {
 
-enum class Executor { event_loop, worker_thread };
-
 struct VirtioSlotContext {
     VmFd const& vm;
     GuestMemory const& memory;
@@ -41,10 +43,10 @@ public:
     // Window `index` of the virtio-mmio area (x86_64/layout.hpp). Throws Error when there is no
     // IOAPIC pin left for it.
     static std::unique_ptr<VirtioSlot> on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
-                                               std::shared_ptr<virtio::Device> device, Executor executor);
+                                               std::shared_ptr<virtio::Device> device);
     // The next free slot of `bus`. Throws Error when the bus is full.
     static std::unique_ptr<VirtioSlot> on_pci(VirtioSlotContext const& context, pci::PciBus& bus, GsiRoutes& routes,
-                                              std::shared_ptr<virtio::Device> device, Executor executor);
+                                              std::shared_ptr<virtio::Device> device);
     VirtioSlot(VirtioSlot const&) = delete;
     VirtioSlot& operator=(VirtioSlot const&) = delete;
     ~VirtioSlot();
@@ -72,7 +74,27 @@ public:
     static std::uint32_t mmio_capacity() noexcept;
 
 private:
+    enum class Executor { event_loop, worker_thread };
+
+    // DeviceHost for the slot's device: everything runs on the event loop, under the device lock.
+    class Host final : public virtio::DeviceHost {
+    public:
+        explicit Host(VirtioSlot& slot) noexcept : slot_(slot) {}
+        void watch(int fd, Readiness readiness, Callback ready) noexcept override;
+        void after(std::chrono::nanoseconds delay, Callback due) noexcept override;
+        void post(Callback work) noexcept override;
+        void kick(std::size_t queue) noexcept override;
+
+    private:
+        void run_locked(Callback const& callback) noexcept;
+        VirtioSlot& slot_;
+        // One descriptor (a duplicate) per watched fd; used only on the event loop's thread.
+        std::map<int, std::unique_ptr<boost::asio::posix::stream_descriptor>> watched_;
+    };
+
+    static Executor executor_for(virtio::Device const& device) noexcept;
     VirtioSlot(VirtioSlotContext const& context, Executor executor, std::uint32_t queues);
+    void attach(std::shared_ptr<virtio::Transport> transport);
     void move_notify_region(std::optional<std::uint64_t> base) noexcept;
     void wait_for_notify(std::uint32_t queue);
     void serve(std::uint32_t queue);
@@ -88,6 +110,7 @@ private:
     EventFd stop_worker_;
     std::thread worker_;
     std::shared_ptr<virtio::Transport> transport_;
+    Host host_{*this};
 
     // MMIO
     std::optional<MmioPlacement> mmio_;

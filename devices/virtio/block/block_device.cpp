@@ -40,53 +40,36 @@ std::uint64_t BlockDevice::features() const noexcept {
 }
 
 void BlockDevice::read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept {
-    std::fill(data.begin(), data.end(), std::byte{0});
-    auto const bytes = std::as_bytes(std::span{&config_, 1});
-    if (offset >= bytes.size()) return;
-    std::size_t const n = std::min<std::size_t>(data.size(), bytes.size() - static_cast<std::size_t>(offset));
-    std::memcpy(data.data(), bytes.data() + offset, n);
+    read_config_space(std::as_bytes(std::span{&config_, 1}), offset, data);
 }
 
-bool BlockDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues,
-                           std::uint64_t acked_features, Interrupt& interrupt) noexcept {
-    if (queues.size() != 1) return false;
-    memory_ = &memory;
-    interrupt_ = &interrupt;
-    queue_.emplace(std::move(queues.front()));
-    acked_features_ = acked_features;
-    writethrough_ = !(acked_features & bit(blk::feature::flush));
-    reported_broken_ = false;
+bool BlockDevice::activate(Activation activation) noexcept {
+    if (activation.queues.size() != 1) return false;
+    active_.emplace(std::move(activation));
+    writethrough_ = !active_->has(blk::feature::flush);
     return true;
 }
 
-void BlockDevice::reset() noexcept {
-    queue_.reset();
-    memory_ = nullptr;
-    interrupt_ = nullptr;
-    acked_features_ = 0;
-}
+void BlockDevice::reset() noexcept { active_.reset(); }
 
 Work BlockDevice::process_queue(std::size_t queue) noexcept {
-    if (queue != 0 || !queue_) return Work::done;
+    if (queue != 0 || !active_) return Work::done;
+    SplitQueue& q = active_->queue(0);
     // Bound per call: chains_per_call requests, and no new one once bytes_per_call were moved (a
     // request itself is at most 4 GiB: the queue's limit on a chain).
     Work work = Work::more;
     std::uint64_t moved = 0;
     for (std::uint32_t n = 0; n < chains_per_call && moved < bytes_per_call; ++n) {
-        auto chain = queue_->pop();
+        auto chain = q.pop();
         if (!chain) {
             work = Work::done;
             break;
         }
         for (auto const& d : chain->descriptors) moved += d.len;
-        queue_->add_used(chain->head, handle(*chain));
+        q.add_used(chain->head, handle(*chain));
     }
-    if (queue_->broken()) {
-        if (!std::exchange(reported_broken_, true)) interrupt_->needs_reset();
-        return Work::done;
-    }
-    if (queue_->needs_interrupt()) interrupt_->used_buffers(0);
-    return work;
+    active_->signal(0);
+    return q.broken() ? Work::done : work;
 }
 
 // Returns the used length: the bytes written into the chain's writable buffers.
@@ -95,12 +78,12 @@ std::uint32_t BlockDevice::handle(DescriptorChain const& chain) noexcept {
     auto const layout = blk::ChainLayout::of(chain);
     if (!layout.status) return no_status("no writable status byte");
     blk::RequestHeader header{};
-    ChainReader reader(*memory_, chain);
+    ChainReader reader(active_->memory(), chain);
     Outcome const outcome =
         reader.read_obj(header)
             ? execute(header, chain, layout, reader)
             : fail(blk::status::ioerr, "request header shorter than 16 bytes or outside RAM");
-    if (!memory_->write(*layout.status, outcome.status)) return no_status("status byte outside RAM");
+    if (!active_->memory().write(*layout.status, outcome.status)) return no_status("status byte outside RAM");
     count(outcome);
     return outcome.written + 1;
 }
@@ -143,7 +126,7 @@ BlockDevice::Outcome BlockDevice::read(std::uint64_t sector, DescriptorChain con
     if (!in_capacity(sector, len >> blk::sector_shift))
         return fail(blk::status::ioerr, "read past the end of the disk");
     iovecs_.clear();
-    if (!blk::collect_iovecs(*memory_, chain, true, 0, len, iovecs_))
+    if (!blk::collect_iovecs(active_->memory(), chain, true, 0, len, iovecs_))
         return fail(blk::status::ioerr, "read buffer outside RAM");
     if (auto r = disk_.read(sector << blk::sector_shift, iovecs_); !r)
         return fail(blk::status::ioerr, r.error().c_str());
@@ -162,7 +145,7 @@ BlockDevice::Outcome BlockDevice::write(std::uint64_t sector, DescriptorChain co
     if (!in_capacity(sector, len >> blk::sector_shift))
         return fail(blk::status::ioerr, "write past the end of the disk");
     iovecs_.clear();
-    if (!blk::collect_iovecs(*memory_, chain, false, sizeof(blk::RequestHeader), len, iovecs_))
+    if (!blk::collect_iovecs(active_->memory(), chain, false, sizeof(blk::RequestHeader), len, iovecs_))
         return fail(blk::status::ioerr, "write buffer outside RAM");
     auto outcome = after_write(disk_.write(sector << blk::sector_shift, iovecs_));
     if (outcome.status == blk::status::ok) {
@@ -193,7 +176,7 @@ BlockDevice::Outcome BlockDevice::get_id(DescriptorChain const& chain,
     auto const& text = disk_.config().id;
     std::memcpy(id.data(), text.data(), std::min(text.size(), id.size()));
     std::size_t const n = static_cast<std::size_t>(std::min<std::uint64_t>(id.size(), layout.writable - 1));
-    ChainWriter writer(*memory_, chain);
+    ChainWriter writer(active_->memory(), chain);
     if (!writer.write(std::span{id}.first(n))) return fail(blk::status::ioerr, "GET_ID buffer outside RAM");
     return {blk::status::ok, writer.written()};
 }
@@ -201,7 +184,7 @@ BlockDevice::Outcome BlockDevice::get_id(DescriptorChain const& chain,
 BlockDevice::Outcome BlockDevice::ranges(std::uint32_t type, ChainReader& reader) noexcept {
     std::uint32_t const feature_bit =
         type == blk::request_type::discard ? blk::feature::discard : blk::feature::write_zeroes;
-    if (!(acked_features_ & bit(feature_bit)))
+    if (!active_->has(feature_bit))
         return fail(blk::status::unsupp, "discard or write zeroes not negotiated");
     if (disk_.read_only()) return read_only_write();
     std::uint64_t const bytes = reader.remaining();

@@ -17,6 +17,7 @@
 #include "devices/virtio/block/disk.hpp"
 #include "devices/virtio/block/request.hpp"
 #include "devices/virtio/chain_io.hpp"
+#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
 
@@ -58,10 +59,10 @@ public:
     std::uint64_t features() const noexcept override;
     std::span<std::uint16_t const> queue_max_sizes() const noexcept override { return max_sizes_; }
     void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
-    bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
-                  Interrupt& interrupt) noexcept override;
+    bool activate(Activation activation) noexcept override;
     Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
+    bool blocking() const noexcept override { return true; }  // file I/O: a worker thread of its own
 
     Disk const& disk() const noexcept { return disk_; }
     BlockCounters const& counters() const noexcept { return counters_; }
@@ -94,12 +95,8 @@ private:
     std::array<std::uint16_t, 1> max_sizes_{queue_size};
     std::vector<iovec> iovecs_;  // scratch for one request; reserved once
 
-    GuestMemory const* memory_ = nullptr;
-    Interrupt* interrupt_ = nullptr;
-    std::optional<SplitQueue> queue_;
-    std::uint64_t acked_features_ = 0;
+    std::optional<ActiveState> active_;
     bool writethrough_ = false;  // FLUSH offered but not negotiated: every write must be stable (§5.2.6.2)
-    bool reported_broken_ = false;
     bool warned_read_only_ = false;
 
     BlockCounters counters_;

@@ -23,21 +23,15 @@ void ConsoleDevice::read_config(std::uint64_t offset, std::span<std::byte> data)
     std::fill(data.begin(), data.end(), std::byte{0});
 }
 
-bool ConsoleDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t,
-                             Interrupt& interrupt) noexcept {
-    memory_ = &memory;
-    interrupt_ = &interrupt;
-    queues_ = std::move(queues);
-    reset_requested_ = false;
+bool ConsoleDevice::activate(Activation activation) noexcept {
+    active_.emplace(std::move(activation));
     return true;
 }
 
 void ConsoleDevice::reset() noexcept {
-    queues_.clear();
+    active_.reset();
     tx_held_.reset();
     tx_held_done_ = 0;
-    memory_ = nullptr;
-    interrupt_ = nullptr;
 }
 
 Work ConsoleDevice::process_queue(std::size_t queue) noexcept {
@@ -48,8 +42,8 @@ Work ConsoleDevice::process_queue(std::size_t queue) noexcept {
 // At most transmit_bytes_per_call bytes and chains_per_call chains; a chain cut short is held and
 // continued on the next call.
 Work ConsoleDevice::transmit() noexcept {
-    if (queues_.empty()) return Work::done;
-    SplitQueue& tx = queues_[transmit_queue];
+    if (!active_) return Work::done;
+    SplitQueue& tx = active_->queue(transmit_queue);
     std::array<std::byte, transmit_chunk> chunk;
     std::uint64_t budget = transmit_bytes_per_call;
     Work work = Work::more;
@@ -60,7 +54,7 @@ Work ConsoleDevice::transmit() noexcept {
             break;
         }
         std::uint64_t done = std::exchange(tx_held_done_, 0);
-        ChainReader reader(*memory_, *chain);
+        ChainReader reader(active_->memory(), *chain);
         bool ok = reader.skip(done);
         while (ok && reader.remaining() > 0 && budget > 0) {
             auto n = static_cast<std::size_t>(std::min({reader.remaining(), budget, std::uint64_t{chunk.size()}}));
@@ -78,34 +72,26 @@ Work ConsoleDevice::transmit() noexcept {
         }
         tx.add_used(chain->head, 0);
     }
-    signal(transmit_queue);
+    active_->signal(transmit_queue);
     return tx.broken() ? Work::done : work;
 }
 
 std::size_t ConsoleDevice::enqueue_input(std::span<std::byte const> bytes) noexcept {
-    if (queues_.empty()) return 0;
-    SplitQueue& rx = queues_[receive_queue];
+    if (!active_) return 0;
+    SplitQueue& rx = active_->queue(receive_queue);
     std::size_t taken = 0;
     for (std::uint32_t chains = 0; taken < bytes.size() && chains < chains_per_call; ++chains) {
         auto chain = rx.pop();
         if (!chain) break;
-        ChainWriter writer(*memory_, *chain);
+        ChainWriter writer(active_->memory(), *chain);
         auto n = static_cast<std::size_t>(std::min<std::uint64_t>(writer.remaining(), bytes.size() - taken));
         bool written = writer.write(bytes.subspan(taken, n));  // false: a buffer outside RAM
         if (written) taken += n;
         rx.add_used(chain->head, written ? writer.written() : 0);
     }
     bytes_in_ += taken;
-    signal(receive_queue);
+    active_->signal(receive_queue);
     return taken;
-}
-
-void ConsoleDevice::signal(std::size_t queue) noexcept {
-    SplitQueue& q = queues_[queue];
-    if (q.broken()) {
-        if (!reset_requested_) interrupt_->needs_reset();
-        reset_requested_ = true;
-    } else if (q.needs_interrupt()) interrupt_->used_buffers(queue);
 }
 
 }  // namespace kvmlet::virtio

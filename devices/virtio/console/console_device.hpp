@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "devices/legacy/byte_sink.hpp"
+#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/virtio_device.hpp"
 
 namespace kvmlet::virtio {
@@ -24,8 +25,7 @@ public:
     std::uint64_t features() const noexcept override;
     std::span<std::uint16_t const> queue_max_sizes() const noexcept override { return max_sizes_; }
     void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
-    bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
-                  Interrupt& interrupt) noexcept override;
+    bool activate(Activation activation) noexcept override;
     Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
@@ -43,17 +43,13 @@ public:
 
 private:
     Work transmit() noexcept;
-    void signal(std::size_t queue) noexcept;
 
     ByteSink& output_;
     std::array<std::uint16_t, 2> max_sizes_{queue_size, queue_size};
-    GuestMemory const* memory_ = nullptr;
-    Interrupt* interrupt_ = nullptr;
-    std::vector<SplitQueue> queues_;
+    std::optional<ActiveState> active_;
     // A transmit chain larger than one call's budget: the bytes of it already written.
     std::optional<DescriptorChain> tx_held_;
     std::uint64_t tx_held_done_ = 0;
-    bool reset_requested_ = false;  // DEVICE_NEEDS_RESET asked for once per activation
     std::uint64_t bytes_out_ = 0;
     std::uint64_t bytes_in_ = 0;
 };

@@ -34,8 +34,8 @@ NetConfig checked(NetConfig config) {
 
 }  // namespace
 
-NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint, EndpointWatch& watch)
-    : config_(checked(config)), endpoint_(std::move(endpoint)), watch_(watch),
+NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint)
+    : config_(checked(config)), endpoint_(std::move(endpoint)),
       config_space_(make_config_space(config_)) {
     if (!endpoint_) throw Error("net: no endpoint");
     iov_.reserve(max_iovecs);
@@ -55,11 +55,7 @@ std::uint64_t NetDevice::features() const noexcept {
 }
 
 void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept {
-    std::fill(data.begin(), data.end(), std::byte{0});
-    auto const bytes = std::as_bytes(std::span{&config_space_, 1});
-    if (offset >= bytes.size()) return;
-    std::size_t const n = std::min<std::size_t>(data.size(), bytes.size() - static_cast<std::size_t>(offset));
-    std::memcpy(data.data(), bytes.data() + offset, n);
+    read_config_space(std::as_bytes(std::span{&config_space_, 1}), offset, data);
 }
 
 // What the endpoint may hand the guest: §5.1.3.1 makes GUEST_TSO4/6 depend on GUEST_CSUM.
@@ -71,42 +67,34 @@ net::Offloads NetDevice::guest_offloads(std::uint64_t acked_features) const noex
             .tso6 = csum && has(net::feature::guest_tso6)};
 }
 
-bool NetDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
-                         Interrupt& interrupt) noexcept {
-    if (queues.size() != max_sizes_.size()) return false;
-    if (auto set = endpoint_->set_offloads(guest_offloads(acked_features)); !set) {
+bool NetDevice::activate(Activation activation) noexcept {
+    if (activation.queues.size() != max_sizes_.size()) return false;
+    if (auto set = endpoint_->set_offloads(guest_offloads(activation.features)); !set) {
         log::warn("virtio-net {}: cannot start: {}", endpoint_->name(), set.error());
         return false;
     }
-    memory_ = &memory;
-    interrupt_ = &interrupt;
-    queues_ = std::move(queues);
-    acked_features_ = acked_features;
-    reset_requested_ = false;
+    active_.emplace(std::move(activation));
     watch_readable();  // packets may have come before DRIVER_OK, and buffers with them
     return true;
 }
 
 void NetDevice::reset() noexcept {
-    queues_.clear();
+    active_.reset();
     tx_held_.reset();
     tx_waiting_ = false;
     rx_spare_.reset();
     delivery_.active = false;
     delivery_.chains.clear();
-    memory_ = nullptr;
-    interrupt_ = nullptr;
-    acked_features_ = 0;
 }
 
 Work NetDevice::process_queue(std::size_t queue) noexcept {
     if (!active()) return Work::done;
     if (queue == net::receive_queue) {
         receive();  // new buffers: read what waits in the endpoint
-        signal(net::receive_queue);
+        active_->signal(net::receive_queue);
     } else if (queue == net::transmit_queue) {
         transmit();
-        signal(net::transmit_queue);
+        active_->signal(net::transmit_queue);
     }
     return Work::done;
 }
@@ -115,7 +103,7 @@ void NetDevice::endpoint_readable() noexcept {
     read_watch_pending_ = false;
     if (!active()) return;
     receive();
-    signal(net::receive_queue);
+    active_->signal(net::receive_queue);
 }
 
 void NetDevice::endpoint_writable() noexcept {
@@ -123,24 +111,17 @@ void NetDevice::endpoint_writable() noexcept {
     if (!active()) return;
     tx_waiting_ = false;
     transmit();
-    signal(net::transmit_queue);
-}
-
-void NetDevice::signal(std::size_t queue) noexcept {
-    SplitQueue& q = queues_[queue];
-    if (q.broken()) {
-        if (!std::exchange(reset_requested_, true)) interrupt_->needs_reset();
-        return;
-    }
-    if (q.needs_interrupt()) interrupt_->used_buffers(queue);
+    active_->signal(net::transmit_queue);
 }
 
 void NetDevice::watch_readable() noexcept {
-    if (!std::exchange(read_watch_pending_, true)) watch_.watch_readable();
+    if (!std::exchange(read_watch_pending_, true))
+        active_->host().watch(endpoint_->fd(), DeviceHost::Readiness::readable, [this] { endpoint_readable(); });
 }
 
 void NetDevice::watch_writable() noexcept {
-    if (!std::exchange(write_watch_pending_, true)) watch_.watch_writable();
+    if (!std::exchange(write_watch_pending_, true))
+        active_->host().watch(endpoint_->fd(), DeviceHost::Readiness::writable, [this] { endpoint_writable(); });
 }
 
 void NetDevice::warn(char const* what) noexcept {

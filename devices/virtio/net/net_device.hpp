@@ -36,30 +36,19 @@
 #include "devices/virtio/net/endpoint.hpp"
 #include "devices/virtio/net/mac_address.hpp"
 #include "devices/virtio/net/net_spec.hpp"
+#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet::virtio {
 
-// How a NetDevice asks its owner (the machine's event loop) to call it back when the endpoint is
-// ready. The contract:
-//  1. watch_readable() (watch_writable()) asks for exactly one later call of
-//     NetDevice::endpoint_readable() (endpoint_writable()), once endpoint().fd() is readable
-//     (writable). The device never has two requests of one kind outstanding, and counts on every
-//     one being answered, also across its reset(): the owner must not drop a pending wait.
-//  2. The device calls these with the transport's lock held, on whichever thread called into it
-//     (the VMM thread; a vCPU thread for activate() at DRIVER_OK). They only record the wish
-//     (e.g. post an async_wait to the event loop) and never call into the device themselves.
-//  3. The owner makes the callback from its event loop under the transport's lock.
-//  4. The device asks for readable only while it has receive buffers (and once at activation,
-//     for packets that came before DRIVER_OK); with none it waits for a notification of queue 0.
-//  5. A callback that finds nothing to do (device reset, no packet after all) is harmless.
-class EndpointWatch {
-public:
-    virtual ~EndpointWatch() = default;
-    virtual void watch_readable() noexcept = 0;
-    virtual void watch_writable() noexcept = 0;
-};
+// How a NetDevice hears that its endpoint is ready: it asks its device host (device_host.hpp) to
+// watch endpoint().fd(), readable or writable, and the host calls endpoint_readable() or
+// endpoint_writable() back on the event loop under the device lock. The device never has two
+// watches of one kind outstanding, and counts on every one being answered, also across its
+// reset(): the host must not drop a pending watch. It asks for readable only while it has
+// receive buffers (and once at activation, for packets that came before DRIVER_OK); with none it
+// waits for a notification of queue 0. A callback that finds nothing to do is harmless.
 
 struct NetConfig {
     net::MacAddress mac;
@@ -107,7 +96,7 @@ public:
     static constexpr std::size_t max_copied_packet = 2048;
 
     // Throws Error for an MTU below 68 (RFC 791), or a multicast or all-zero MAC.
-    NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint, EndpointWatch& watch);
+    NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint);
     NetDevice(NetDevice const&) = delete;
     NetDevice& operator=(NetDevice const&) = delete;
 
@@ -115,13 +104,12 @@ public:
     std::uint64_t features() const noexcept override;
     std::span<std::uint16_t const> queue_max_sizes() const noexcept override { return max_sizes_; }
     void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept override;
-    bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
-                  Interrupt& interrupt) noexcept override;
+    bool activate(Activation activation) noexcept override;
     // Always `done`: the device bounds its own calls and comes back through its watch.
     Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
-    // The watch's callbacks (see EndpointWatch).
+    // What the device host calls once the endpoint's fd is ready (the device asked for it).
     void endpoint_readable() noexcept;
     void endpoint_writable() noexcept;
 
@@ -149,10 +137,9 @@ private:
         std::size_t length = 0;
     };
 
-    bool active() const noexcept { return !queues_.empty(); }
-    bool acked(std::uint32_t feature_bit) const noexcept { return (acked_features_ & bit(feature_bit)) != 0; }
+    bool active() const noexcept { return active_.has_value(); }
+    bool acked(std::uint32_t feature_bit) const noexcept { return active_ && active_->has(feature_bit); }
     net::Offloads guest_offloads(std::uint64_t acked_features) const noexcept;
-    void signal(std::size_t queue) noexcept;
     void watch_readable() noexcept;
     void watch_writable() noexcept;
     void warn(char const* what) noexcept;
@@ -180,15 +167,10 @@ private:
 
     NetConfig config_;
     std::unique_ptr<net::Endpoint> endpoint_;
-    EndpointWatch& watch_;
     net::Config config_space_{};
     std::array<std::uint16_t, 2> max_sizes_{queue_size, queue_size};
 
-    GuestMemory const* memory_ = nullptr;
-    Interrupt* interrupt_ = nullptr;
-    std::vector<SplitQueue> queues_;  // empty while not active
-    std::uint64_t acked_features_ = 0;
-    bool reset_requested_ = false;  // DEVICE_NEEDS_RESET asked for once per activation
+    std::optional<ActiveState> active_;
 
     bool read_watch_pending_ = false;  // survive reset(): the owner still answers them
     bool write_watch_pending_ = false;

@@ -68,13 +68,13 @@ bool NetDevice::receive_failed(ssize_t result) noexcept {
 // The next receive chain with at least `min_capacity` writable bytes, mapped into iov_. Chains
 // outside RAM or too small go back unused.
 std::optional<NetDevice::RxChain> NetDevice::next_rx_chain(std::uint64_t min_capacity) noexcept {
-    SplitQueue& rx = queues_[net::receive_queue];
+    SplitQueue& rx = active_->queue(net::receive_queue);
     // Bound: every pass takes one chain; a queue holds at most queue_size at once.
     for (std::uint32_t pass = 0; pass <= queue_size; ++pass) {
         auto chain = rx_spare_ ? std::exchange(rx_spare_, std::nullopt) : rx.pop();
         if (!chain) return std::nullopt;
         iov_.clear();
-        auto capacity = net::map_buffers(*memory_, *chain, true, 0, iov_);
+        auto capacity = net::map_buffers(active_->memory(), *chain, true, 0, iov_);
         if (capacity && *capacity >= min_capacity) return RxChain{std::move(*chain), *capacity};
         counters_.rx_bad_buffers.add();
         warn("receive chain outside RAM, or too small for the headers");
@@ -162,10 +162,10 @@ void NetDevice::finish_delivery() noexcept {
         net::Header header{};
         std::memcpy(&header, packet_.data(), sizeof header);
         header.num_buffers = static_cast<std::uint16_t>(delivery_.chains.size());
-        ChainWriter writer(*memory_, delivery_.first);
+        ChainWriter writer(active_->memory(), delivery_.first);
         (void)writer.write_obj(header);  // the first chain was mapped whole: it is in RAM
     }
-    SplitQueue& rx = queues_[net::receive_queue];
+    SplitQueue& rx = active_->queue(net::receive_queue);
     for (auto const& c : delivery_.chains) rx.add_used(c.head, c.len);
     counters_.rx_packets.add();
     counters_.rx_bytes.add(delivery_.length - sizeof(net::Header));
@@ -175,7 +175,7 @@ void NetDevice::finish_delivery() noexcept {
 void NetDevice::drop_delivery() noexcept {
     counters_.rx_too_big.add();
     warn("received packet dropped: it needs more buffers than the receive queue holds");
-    SplitQueue& rx = queues_[net::receive_queue];
+    SplitQueue& rx = active_->queue(net::receive_queue);
     for (auto const& c : delivery_.chains) rx.add_used(c.head, 0);
     delivery_.active = false;
     delivery_.chains.clear();

@@ -10,7 +10,7 @@ namespace kvmlet::virtio {
 
 void NetDevice::transmit() noexcept {
     if (tx_waiting_) return;  // the endpoint is full: endpoint_writable() resumes, in order
-    SplitQueue& tx = queues_[net::transmit_queue];
+    SplitQueue& tx = active_->queue(net::transmit_queue);
     for (std::uint32_t n = 0; n < max_packets_per_call; ++n) {
         auto chain = tx_held_ ? std::exchange(tx_held_, std::nullopt) : tx.pop();
         if (!chain) return;
@@ -28,7 +28,7 @@ void NetDevice::transmit() noexcept {
 
 // Sends one chain's packet or drops it; false only when the endpoint cannot take it now.
 bool NetDevice::send_packet(DescriptorChain const& chain) noexcept {
-    ChainReader reader(*memory_, chain);
+    ChainReader reader(active_->memory(), chain);
     net::Header header{};
     if (reader.remaining() < sizeof header + net::ethernet_header)
         return drop_tx(counters_.tx_too_short, "transmit chain shorter than the header and an Ethernet header");
@@ -65,7 +65,7 @@ bool NetDevice::gather(DescriptorChain const& chain, net::Header const& header, 
     }
     // Safety: the kernel only reads through this iovec; the header lives until the send.
     iov_.push_back(iovec{const_cast<net::Header*>(&header), sizeof header});
-    return net::map_buffers(*memory_, chain, false, sizeof header, iov_).has_value();
+    return net::map_buffers(active_->memory(), chain, false, sizeof header, iov_).has_value();
 }
 
 bool NetDevice::drop_tx(NetCounters::Counter& counter, char const* what) noexcept {

@@ -35,8 +35,8 @@ log::RateLimit source_failure_log{1, std::chrono::seconds(10)};
 
 }  // namespace
 
-RngDevice::RngDevice(RngConfig config, RetryLater retry, Source source, std::function<Clock::time_point()> now)
-    : config_(config), retry_(std::move(retry)), source_(source ? std::move(source) : Source(fill_from_getrandom)),
+RngDevice::RngDevice(RngConfig config, Source source, std::function<Clock::time_point()> now)
+    : config_(config), source_(source ? std::move(source) : Source(fill_from_getrandom)),
       now_(now ? std::move(now) : [] { return Clock::now(); }) {}
 
 std::uint64_t RngDevice::features() const noexcept {
@@ -47,22 +47,16 @@ void RngDevice::read_config(std::uint64_t, std::span<std::byte> data) const noex
     std::fill(data.begin(), data.end(), std::byte{0});  // §5.4.4: no configuration
 }
 
-bool RngDevice::activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t,
-                         Interrupt& interrupt) noexcept {
-    memory_ = &memory;
-    interrupt_ = &interrupt;
-    queues_ = std::move(queues);
+bool RngDevice::activate(Activation activation) noexcept {
+    active_.emplace(std::move(activation));
     if (config_.bytes_per_second) tokens_ = static_cast<double>(*config_.bytes_per_second);
     last_refill_ = now_();
-    reset_requested_ = false;
     return true;
 }
 
 void RngDevice::reset() noexcept {
-    queues_.clear();
+    active_.reset();
     held_.reset();
-    memory_ = nullptr;
-    interrupt_ = nullptr;
 }
 
 std::uint64_t RngDevice::available_tokens() noexcept {
@@ -80,7 +74,7 @@ std::uint32_t RngDevice::fill(DescriptorChain const& chain, std::uint64_t budget
     for (auto const& d : chain.descriptors) {
         if (!d.device_writable || written >= budget) continue;
         auto len = std::min<std::uint64_t>(d.len, budget - written);
-        auto bytes = memory_->slice(d.addr, len);
+        auto bytes = active_->memory().slice(d.addr, len);
         if (!bytes) break;  // outside RAM: return what was filled so far
         if (!source_(*bytes)) {
             if (source_failure_log.allow()) log::warn("virtio-rng: the random source failed");
@@ -92,8 +86,8 @@ std::uint32_t RngDevice::fill(DescriptorChain const& chain, std::uint64_t budget
 }
 
 Work RngDevice::process_queue(std::size_t) noexcept {
-    if (queues_.empty()) return Work::done;
-    SplitQueue& q = queues_[0];
+    if (!active_) return Work::done;
+    SplitQueue& q = active_->queue(0);
     Work work = Work::more;
     std::uint64_t served = 0;
     for (std::uint32_t chains = 0; chains < chains_per_call && served < bytes_per_call; ++chains) {
@@ -108,7 +102,11 @@ Work RngDevice::process_queue(std::size_t) noexcept {
             held_ = std::move(chain);
             auto rate = static_cast<double>(*config_.bytes_per_second);
             auto wait = std::chrono::duration<double>(static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
-            retry_(std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay));
+            active_->host().after(
+                std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay),
+                [this] {
+                    if (active_) active_->host().kick(0);
+                });
             work = Work::done;  // the retry comes back
             break;
         }
@@ -118,13 +116,8 @@ Work RngDevice::process_queue(std::size_t) noexcept {
         served += n;
         q.add_used(chain->head, n);
     }
-    if (q.broken()) {
-        if (!reset_requested_) interrupt_->needs_reset();
-        reset_requested_ = true;
-        return Work::done;
-    }
-    if (q.needs_interrupt()) interrupt_->used_buffers(0);
-    return work;
+    active_->signal(0);
+    return q.broken() ? Work::done : work;
 }
 
 }  // namespace kvmlet::virtio

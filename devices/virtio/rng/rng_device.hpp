@@ -1,8 +1,8 @@
 #pragma once
 // virtio-rng (virtio 1.2 §5.4): fills the guest's buffers from getrandom(2), optionally limited
 // to a number of bytes per second (a token bucket holding at most one second's worth). When the
-// budget runs out the device leaves the remaining requests in the ring and asks its owner to
-// notify it again once tokens are back.
+// budget runs out the device leaves the remaining requests in the ring and asks its host for a
+// timer that serves the queue again once tokens are back.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/virtio_device.hpp"
 
 namespace kvmlet::virtio {
@@ -25,20 +26,16 @@ public:
     static constexpr std::uint32_t chains_per_call = queue_size;
     static constexpr std::uint64_t bytes_per_call = 1 << 20;
     using Clock = std::chrono::steady_clock;
-    // Called (with the device lock held) when the device wants process_queue(0) again after
-    // `delay`, because the rate limit held requests back.
-    using RetryLater = std::function<void(Clock::duration delay)>;
     // Fills a buffer with random bytes; returns false on failure. getrandom(2) by default.
     using Source = std::function<bool(std::span<std::byte>)>;
 
-    RngDevice(RngConfig config, RetryLater retry, Source source = {}, std::function<Clock::time_point()> now = {});
+    explicit RngDevice(RngConfig config, Source source = {}, std::function<Clock::time_point()> now = {});
 
     DeviceType type() const noexcept override { return DeviceType::rng; }
     std::uint64_t features() const noexcept override;
     std::span<std::uint16_t const> queue_max_sizes() const noexcept override { return max_sizes_; }
     void read_config(std::uint64_t, std::span<std::byte> data) const noexcept override;
-    bool activate(GuestMemory const& memory, std::vector<SplitQueue> queues, std::uint64_t acked_features,
-                  Interrupt& interrupt) noexcept override;
+    bool activate(Activation activation) noexcept override;
     Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
@@ -49,17 +46,13 @@ private:
     std::uint32_t fill(DescriptorChain const& chain, std::uint64_t budget) noexcept;
 
     RngConfig config_;
-    RetryLater retry_;
     Source source_;
     std::function<Clock::time_point()> now_;
     std::array<std::uint16_t, 1> max_sizes_{queue_size};
-    GuestMemory const* memory_ = nullptr;
-    Interrupt* interrupt_ = nullptr;
-    std::vector<SplitQueue> queues_;
+    std::optional<ActiveState> active_;
     std::optional<DescriptorChain> held_;  // popped, waiting for tokens
     double tokens_ = 0;
     Clock::time_point last_refill_{};
-    bool reset_requested_ = false;  // DEVICE_NEEDS_RESET asked for once per activation
     std::uint64_t bytes_served_ = 0;
 };
 

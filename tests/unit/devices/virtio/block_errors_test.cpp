@@ -158,7 +158,7 @@ TEST_CASE("Discard and write zeroes on a read-only disk or without the feature a
         auto queue = virtio::SplitQueue::activate(rig.memory, rig.driver.config(), 256, false, true);
         REQUIRE(queue);
         queues.push_back(std::move(queue).value());
-        REQUIRE(rig.device.activate(rig.memory, std::move(queues), ~std::uint64_t{0}, rig.irq));
+        REQUIRE(rig.device.activate({rig.memory, std::move(queues), ~std::uint64_t{0}, rig.irq, rig.host}));
         auto status = rig.status();
         rig.run({rig.header(type, 0),
                  {rig.driver.alloc_with(std::as_bytes(std::span{&segment, 1})), 16, false},
@@ -287,7 +287,7 @@ TEST_CASE("A broken queue asks for a reset once, and a reset device serves again
     auto queue = virtio::SplitQueue::activate(rig.memory, fresh.config(), 256, false, true);
     REQUIRE(queue);
     queues.push_back(std::move(queue).value());
-    REQUIRE(rig.device.activate(rig.memory, std::move(queues), rig.device.features(), rig.irq));
+    REQUIRE(rig.device.activate({rig.memory, std::move(queues), rig.device.features(), rig.irq, rig.host}));
     auto data = fresh.alloc(512);
     auto status = fresh.alloc(1);
     blk::RequestHeader h{blk::request_type::in, 0, 0};

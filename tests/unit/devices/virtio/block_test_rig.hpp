@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "devices/virtio/block/block_device.hpp"
+#include "tests/unit/support/fake_device_host.hpp"
 #include "tests/unit/support/fake_driver.hpp"
 #include "tests/unit/support/guest_memory_fixtures.hpp"
 
@@ -109,7 +110,7 @@ struct BlockRig {
         auto queue = virtio::SplitQueue::activate(memory, driver.config(), 256, false, true);
         REQUIRE(queue);
         queues.push_back(std::move(queue).value());
-        REQUIRE(device.activate(memory, std::move(queues), device.features() & ~without, irq));
+        REQUIRE(device.activate({memory, std::move(queues), device.features() & ~without, irq, host}));
     }
 
     Buffer header(std::uint32_t type, std::uint64_t sector) {
@@ -147,6 +148,7 @@ struct BlockRig {
     GuestMemory memory = flat_ram(ram_size);
     FakeDriver driver{memory, 256};
     RecordingInterrupt irq;
+    RecordingDeviceHost host;
     virtio::BlockDevice device;
 };
 

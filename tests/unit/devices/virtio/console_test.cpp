@@ -3,6 +3,7 @@
 #include <string>
 
 #include "devices/virtio/console/console_device.hpp"
+#include "tests/unit/support/fake_device_host.hpp"
 #include "tests/unit/support/fake_driver.hpp"
 #include "tests/unit/support/guest_memory_fixtures.hpp"
 
@@ -35,13 +36,14 @@ struct ConsoleRig {
     FakeDriver tx{memory, 16, 0x20000, 0x200000};
     RecordingSink sink;
     RecordingInterrupt interrupt;
+    RecordingDeviceHost host;
     virtio::ConsoleDevice console{sink};
 
     void activate() {
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(virtio::SplitQueue::activate(memory, rx.config(), 256, false, false).value());
         queues.push_back(virtio::SplitQueue::activate(memory, tx.config(), 256, false, false).value());
-        REQUIRE(console.activate(memory, std::move(queues), 0, interrupt));
+        REQUIRE(console.activate({memory, std::move(queues), 0, interrupt, host}));
     }
     std::string guest_string(std::uint64_t at, std::size_t len) {
         std::string s(len, '\0');
@@ -104,7 +106,8 @@ TEST_CASE("virtio-console ends a call while the driver keeps re-posting transmit
     std::vector<virtio::SplitQueue> queues;
     queues.push_back(virtio::SplitQueue::activate(memory, rx.config(), 256, false, false).value());
     queues.push_back(virtio::SplitQueue::activate(memory, tx.config(), 256, false, false).value());
-    REQUIRE(console.activate(memory, std::move(queues), 0, interrupt));
+    RecordingDeviceHost host;
+    REQUIRE(console.activate({memory, std::move(queues), 0, interrupt, host}));
     auto buf = tx.alloc_with(bytes_of("x"));
     head = tx.add_chain({{buf, 1, false}});
     CHECK(console.process_queue(virtio::ConsoleDevice::transmit_queue) == virtio::Work::more);

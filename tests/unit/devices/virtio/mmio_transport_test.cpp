@@ -68,12 +68,11 @@ public:
         config_writes.push_back({offset, std::vector<std::byte>(data.begin(), data.end())});
     }
 
-    bool activate(GuestMemory const&, std::vector<virtio::SplitQueue> q, std::uint64_t acked,
-                  virtio::Interrupt& irq) noexcept override {
+    bool activate(virtio::Activation a) noexcept override {
         ++activations;
-        acked_features = acked;
-        queues = std::move(q);
-        interrupt = &irq;
+        acked_features = a.features;
+        queues = std::move(a.queues);
+        interrupt = &a.interrupt;
         return accept_activation;
     }
     virtio::Work process_queue(std::size_t queue) noexcept override {

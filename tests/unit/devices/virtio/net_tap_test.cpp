@@ -135,13 +135,13 @@ struct TapRig {
     NetInterrupt irq;
     RecordingWatch watch;
     virtio::NetDevice device{{.mac = {{0x06, 0, 0xac, 0x10, 0, 2}}},
-                             std::make_unique<virtio::net::Tap>(virtio::net::Tap::create()), watch};
+                             std::make_unique<virtio::net::Tap>(virtio::net::Tap::create())};
 
     TapRig() {
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(virtio::SplitQueue::activate(memory, rx.config(), 256, false, true).value());
         queues.push_back(virtio::SplitQueue::activate(memory, tx.config(), 256, false, true).value());
-        netns_expect(device.activate(memory, std::move(queues), all_net_features(device), irq), "activate");
+        netns_expect(device.activate({memory, std::move(queues), all_net_features(device), irq, watch}), "activate");
     }
 };
 

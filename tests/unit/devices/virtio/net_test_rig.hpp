@@ -1,7 +1,7 @@
 #pragma once
 // Shared by the virtio-net tests: a NetDevice over one end of a socket pair (the test holds the
 // other end, the "peer", and plays the network), two FakeDrivers for its queues in real guest
-// memory, a recording Interrupt and a recording EndpointWatch.
+// memory, a recording Interrupt and a recording DeviceHost.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/socket_endpoint.hpp"
+#include "tests/unit/support/fake_device_host.hpp"
 #include "tests/unit/support/fake_driver.hpp"
 #include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -33,12 +34,7 @@ struct NetInterrupt final : virtio::Interrupt {
     int resets = 0;
 };
 
-struct RecordingWatch final : virtio::EndpointWatch {
-    void watch_readable() noexcept override { ++readable; }
-    void watch_writable() noexcept override { ++writable; }
-    int readable = 0;
-    int writable = 0;
-};
+using RecordingWatch = RecordingDeviceHost;  // the device's watches of its endpoint
 
 // A packet as the endpoint carries it: header, then frame.
 inline std::vector<std::byte> packet_bytes(net::Header const& header, std::span<std::byte const> frame) {
@@ -65,7 +61,7 @@ struct NetRig {
     static constexpr std::uint64_t outside_ram = 16 * MiB;
 
     explicit NetRig(virtio::NetConfig config = {.mac = {{0x06, 0, 0xac, 0x10, 0, 2}}}, int type = SOCK_SEQPACKET)
-        : device(config, make_endpoint(type), watch) {}
+        : device(config, make_endpoint(type)) {}
 
     GuestMemory memory = flat_ram(ram_size);
     FakeDriver rx{memory, 256, 0x10000, 0x100000};
@@ -92,7 +88,7 @@ struct NetRig {
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(virtio::SplitQueue::activate(memory, rx.config(), 256, event_idx, true).value());
         queues.push_back(virtio::SplitQueue::activate(memory, tx.config(), 256, event_idx, true).value());
-        REQUIRE(device.activate(memory, std::move(queues), acked, irq));
+        REQUIRE(device.activate({memory, std::move(queues), acked, irq, watch}));
     }
 
     // The peer plays the network.

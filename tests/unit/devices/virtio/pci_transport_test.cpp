@@ -103,9 +103,8 @@ public:
     void write_config(std::uint64_t offset, std::span<std::byte const> data) noexcept override {
         config_writes.push_back({offset, std::vector<std::byte>(data.begin(), data.end())});
     }
-    bool activate(GuestMemory const&, std::vector<virtio::SplitQueue>, std::uint64_t,
-                  virtio::Interrupt& irq) noexcept override {
-        interrupt = &irq;
+    bool activate(virtio::Activation a) noexcept override {
+        interrupt = &a.interrupt;
         return true;
     }
     virtio::Work process_queue(std::size_t) noexcept override { return virtio::Work::done; }

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "devices/virtio/rng/rng_device.hpp"
+#include "tests/unit/support/fake_device_host.hpp"
 #include "tests/unit/support/fake_driver.hpp"
 #include "tests/unit/support/guest_memory_fixtures.hpp"
 
@@ -24,12 +25,12 @@ struct RngRig {
     FakeDriver driver{memory, 16};
     CountingInterrupt interrupt;
     Clock::time_point now{};
-    std::vector<Clock::duration> retries;
+    RecordingDeviceHost host;  // its timers are the rate limit's retries
     virtio::RngDevice rng;
 
     virtio::RngDevice make(std::optional<std::uint64_t> rate) {
         return virtio::RngDevice(
-            {.bytes_per_second = rate}, [this](Clock::duration d) { retries.push_back(d); },
+            {.bytes_per_second = rate},
             [](std::span<std::byte> out) {
                 for (auto& b : out) b = std::byte{0x5a};
                 return true;
@@ -39,7 +40,7 @@ struct RngRig {
     void activate() {
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(virtio::SplitQueue::activate(memory, driver.config(), 256, false, false).value());
-        REQUIRE(rng.activate(memory, std::move(queues), 0, interrupt));
+        REQUIRE(rng.activate({memory, std::move(queues), 0, interrupt, host}));
     }
 };
 
@@ -61,10 +62,11 @@ TEST_CASE("virtio-rng with the real source writes something other than zeros") {
     GuestMemory memory = flat_ram(4 * MiB);
     FakeDriver driver{memory, 16};
     CountingInterrupt interrupt;
-    virtio::RngDevice rng({}, [](Clock::duration) {});
+    RecordingDeviceHost host;
+    virtio::RngDevice rng({});
     std::vector<virtio::SplitQueue> queues;
     queues.push_back(virtio::SplitQueue::activate(memory, driver.config(), 256, false, false).value());
-    REQUIRE(rng.activate(memory, std::move(queues), 0, interrupt));
+    REQUIRE(rng.activate({memory, std::move(queues), 0, interrupt, host}));
     auto buf = driver.alloc(64);
     driver.add_chain({{buf, 64, true}});
     rng.process_queue(0);
@@ -79,14 +81,15 @@ TEST_CASE("virtio-rng serves a bounded number of requests per call while the dri
     CountingInterrupt interrupt;
     std::uint16_t head = 0;
     std::uint32_t fills = 0;
-    virtio::RngDevice rng({}, [](Clock::duration) {}, [&](std::span<std::byte>) {
+    RecordingDeviceHost host;
+    virtio::RngDevice rng({}, [&](std::span<std::byte>) {
         ++fills;
         driver.publish(head);  // the same chain, again
         return true;
     });
     std::vector<virtio::SplitQueue> queues;
     queues.push_back(virtio::SplitQueue::activate(memory, driver.config(), 256, false, false).value());
-    REQUIRE(rng.activate(memory, std::move(queues), 0, interrupt));
+    REQUIRE(rng.activate({memory, std::move(queues), 0, interrupt, host}));
     auto buf = driver.alloc(64);
     head = driver.add_chain({{buf, 64, true}});
     CHECK(rng.process_queue(0) == virtio::Work::more);
@@ -118,10 +121,12 @@ TEST_CASE("virtio-rng stops at its rate limit, asks to be called again, and resu
     CHECK(first->len == 64);
     CHECK(second->len == 36);  // what was left of the burst
     CHECK_FALSE(rig.driver.next_used());
-    REQUIRE(rig.retries.size() == 1);
-    CHECK(rig.retries[0] >= std::chrono::milliseconds(1));
+    REQUIRE(rig.host.timers.size() == 1);
+    CHECK(rig.host.timers[0].delay >= std::chrono::milliseconds(1));
 
     rig.now += std::chrono::milliseconds(500);  // 50 bytes back
+    rig.host.timers[0].due();  // the timer serves the queue again, through the host
+    CHECK(rig.host.kicks == std::vector<std::size_t>{0});
     rig.rng.process_queue(0);
     auto third = rig.driver.next_used();
     REQUIRE(third);
