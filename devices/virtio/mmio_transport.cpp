@@ -2,47 +2,18 @@
 
 #include <cstring>
 
+#include "devices/virtio/mmio_spec.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet::virtio {
 namespace {
 
-// §4.2.2 MMIO Device Register Layout.
-namespace reg {
-constexpr std::uint64_t magic_value = 0x000;
-constexpr std::uint64_t version = 0x004;
-constexpr std::uint64_t device_id = 0x008;
-constexpr std::uint64_t vendor_id = 0x00c;
-constexpr std::uint64_t device_features = 0x010;
-constexpr std::uint64_t device_features_sel = 0x014;
-constexpr std::uint64_t driver_features = 0x020;
-constexpr std::uint64_t driver_features_sel = 0x024;
-constexpr std::uint64_t queue_sel = 0x030;
-constexpr std::uint64_t queue_num_max = 0x034;
-constexpr std::uint64_t queue_num = 0x038;
-constexpr std::uint64_t queue_ready = 0x044;
-constexpr std::uint64_t queue_notify = 0x050;
-constexpr std::uint64_t interrupt_status = 0x060;
-constexpr std::uint64_t interrupt_ack = 0x064;
-constexpr std::uint64_t status = 0x070;
-constexpr std::uint64_t queue_desc_low = 0x080;
-constexpr std::uint64_t queue_desc_high = 0x084;
-constexpr std::uint64_t queue_driver_low = 0x090;
-constexpr std::uint64_t queue_driver_high = 0x094;
-constexpr std::uint64_t queue_device_low = 0x0a0;
-constexpr std::uint64_t queue_device_high = 0x0a4;
-constexpr std::uint64_t shm_len_low = 0x0b0;
-constexpr std::uint64_t shm_len_high = 0x0b4;
-constexpr std::uint64_t config_generation = 0x0fc;
-constexpr std::uint64_t config = 0x100;
-}  // namespace reg
-
-constexpr std::uint32_t magic = 0x7472'6976;  // "virt"
-constexpr std::uint32_t mmio_version = 2;     // modern
+namespace reg = mmio::reg;
+using mmio::interrupt_config_change;
+using mmio::interrupt_used_buffer;
+using mmio::magic;
+constexpr std::uint32_t mmio_version = mmio::version_modern;
 constexpr std::uint32_t vendor = 0x4c4d'564b;  // "KVML"
-// §4.2.2: InterruptStatus bits.
-constexpr std::uint32_t interrupt_used_buffer = 1;
-constexpr std::uint32_t interrupt_config_change = 2;
 log::RateLimit bad_access_log{10, std::chrono::seconds(5)};
 
 void set_half(GuestAddress& address, bool high, std::uint32_t value) {

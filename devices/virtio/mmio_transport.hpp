@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "devices/irq_line.hpp"
+#include "devices/virtio/mmio_spec.hpp"
 #include "devices/virtio/transport.hpp"
 #include "vmm/bus/bus_device.hpp"
 
@@ -16,7 +17,7 @@ namespace kvmlet::virtio {
 class MmioTransport final : public BusDevice, public Transport {
 public:
     static constexpr std::uint64_t window_size = 0x1000;
-    static constexpr std::uint64_t queue_notify_offset = 0x50;
+    static constexpr std::uint64_t queue_notify_offset = mmio::reg::queue_notify;
 
     MmioTransport(GuestMemory const& memory, std::shared_ptr<Device> device, IrqLine& irq);
 

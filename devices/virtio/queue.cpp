@@ -3,42 +3,15 @@
 #include <atomic>
 #include <bit>
 
+#include "devices/virtio/split_ring_spec.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet::virtio {
 namespace {
 
-// §2.7.5 The Virtqueue Descriptor Table.
-struct RawDescriptor {
-    std::uint64_t addr;
-    std::uint32_t len;
-    std::uint16_t flags;
-    std::uint16_t next;
-};
-static_assert(sizeof(RawDescriptor) == 16);
-
-constexpr std::uint16_t desc_f_next = 1;
-constexpr std::uint16_t desc_f_write = 2;
-constexpr std::uint16_t desc_f_indirect = 4;
-// §2.7.6: avail.flags bit that asks the device not to interrupt (without EVENT_IDX).
-constexpr std::uint16_t avail_f_no_interrupt = 1;
-
-// Ring layouts (§2.7.6, §2.7.8): flags, idx, ring[size], then the event index.
-constexpr std::uint64_t ring_header = 4;
-constexpr std::uint64_t avail_entry = 2;
-constexpr std::uint64_t used_entry = 8;
-constexpr std::uint64_t desc_alignment = 16;
-constexpr std::uint64_t avail_alignment = 2;
-constexpr std::uint64_t used_alignment = 4;
 // A block request is header, data, status; most chains fit in this many descriptors.
 constexpr std::size_t typical_chain_length = 4;
 constexpr std::uint64_t max_chain_bytes = 0xffff'ffff;  // a used length is 32 bits
-
-struct UsedElement {
-    std::uint32_t id;
-    std::uint32_t len;
-};
-static_assert(sizeof(UsedElement) == 8);
 
 log::RateLimit bad_chain_log{10, std::chrono::seconds(5)};
 // A guest looping reset, bad avail index, DRIVER_OK would otherwise write a line per loop.

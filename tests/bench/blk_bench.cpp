@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "devices/virtio/split_ring_spec.hpp"
 #include "tests/bench/bench_clock.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "vmm/base/error.hpp"
@@ -73,12 +74,7 @@ Sample timed(double seconds, std::uint64_t per_batch, F&& batch) {
     return s;
 }
 
-struct RawDescriptor {
-    std::uint64_t addr;
-    std::uint32_t len;
-    std::uint16_t flags;
-    std::uint16_t next;
-};
+using virtio::RawDescriptor;
 
 // The driver's side of the queue, minimal: slot i is the chain of descriptors 3i (header),
 // 3i+1 (data) and 3i+2 (status), built once; a request only rewrites its header's sector.

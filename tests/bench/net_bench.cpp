@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "devices/virtio/split_ring_spec.hpp"
 #include "tests/bench/bench_clock.hpp"
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/socket_endpoint.hpp"
@@ -80,12 +81,7 @@ struct Sample {
     }
 };
 
-struct RawDescriptor {
-    std::uint64_t addr;
-    std::uint32_t len;
-    std::uint16_t flags;
-    std::uint16_t next;
-};
+using virtio::RawDescriptor;
 
 // The guest's side of one queue, minimal: slot i is descriptor i, one buffer of the slot's own.
 class BenchRing {

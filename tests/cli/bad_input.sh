@@ -34,7 +34,7 @@ check "memory beyond the host" 2 "--memory 100T: exceeds host memory" -- run --k
 check "missing kernel option" 2 "missing --kernel" -- run --cpus 2
 check "disk without a path" 2 "--disk ,readonly: empty path" -- run --kernel "$good" --disk ,readonly
 check "disk with an unknown property" 2 "unknown property 'fast'" -- run --kernel "$good" --disk x.img,fast
-check "disk id too long" 2 "id must be 1 to 20 characters" -- run --kernel "$good" --disk x.img,id=abcdefghijklmnopqrstu
+check "disk id too long" 2 "id longer than 20 bytes" -- run --kernel "$good" --disk x.img,id=abcdefghijklmnopqrstu
 check "disk cache mode" 2 "cache maybe: must be writeback or none" -- run --kernel "$good" --disk x.img,cache=maybe
 check "seventeen disks" 2 "at most 16 disks" -- run --kernel "$good" $(printf -- '--disk d%s.img ' {1..17})
 check "console kind" 2 "--console tty: must be serial, virtio or none" -- run --kernel "$good" --console tty

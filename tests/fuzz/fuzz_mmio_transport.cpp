@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 
+#include "devices/virtio/mmio_spec.hpp"
 #include "devices/irq_line.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/mmio_transport.hpp"
@@ -31,22 +32,7 @@ namespace {
 constexpr int max_ops = 512;
 constexpr std::uint64_t window_base = 0xd000'0000;  // any address: only offsets matter
 
-namespace reg {
-constexpr std::uint64_t magic_value = 0x000;
-constexpr std::uint64_t driver_features = 0x020;
-constexpr std::uint64_t driver_features_sel = 0x024;
-constexpr std::uint64_t queue_sel = 0x030;
-constexpr std::uint64_t queue_num = 0x038;
-constexpr std::uint64_t queue_ready = 0x044;
-constexpr std::uint64_t interrupt_status = 0x060;
-constexpr std::uint64_t status = 0x070;
-constexpr std::uint64_t queue_desc_low = 0x080;
-constexpr std::uint64_t queue_desc_high = 0x084;
-constexpr std::uint64_t queue_driver_low = 0x090;
-constexpr std::uint64_t queue_driver_high = 0x094;
-constexpr std::uint64_t queue_device_low = 0x0a0;
-constexpr std::uint64_t queue_device_high = 0x0a4;
-}  // namespace reg
+namespace reg = virtio::mmio::reg;
 
 class CountingIrq final : public IrqLine {
 public:

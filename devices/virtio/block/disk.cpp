@@ -30,13 +30,8 @@ constexpr std::size_t zero_block_size = 64 * 1024;
 alignas(4096) std::byte const zero_block[zero_block_size]{};
 
 void check_id(DiskConfig const& config) {
-    if (config.id.size() > virtio::blk::id_bytes)
-        throw UsageError(fmt::format("disk {}: id '{}' is longer than {} bytes", config.path, config.id,
-                                     virtio::blk::id_bytes));
-    for (char c : config.id) {
-        if (c < 0x20 || c > 0x7e)
-            throw UsageError(fmt::format("disk {}: id must be printable ASCII", config.path));
-    }
+    if (auto problem = disk_id_problem(config.id))
+        throw UsageError(fmt::format("disk {}: id '{}': {}", config.path, config.id, *problem));
 }
 
 // O_DIRECT is set on the open file (open_input_file takes only the access mode); where the file
@@ -143,6 +138,13 @@ void copy_with(std::span<iovec>& iov, std::byte* buffer, std::size_t len, bool i
 
 void Disk::FreeDeleter::operator()(std::byte* p) const noexcept {
     std::free(p);
+}
+
+std::optional<std::string> disk_id_problem(std::string_view id) {
+    if (id.size() > virtio::blk::id_bytes) return fmt::format("longer than {} bytes", virtio::blk::id_bytes);
+    for (char c : id)
+        if (c < 0x21 || c > 0x7e) return std::string("must be printable ASCII without spaces");
+    return std::nullopt;
 }
 
 Disk::Disk(DiskConfig config) : config_(std::move(config)) {

@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "vmm/base/result.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -23,6 +25,11 @@ enum class CacheMode {
     writeback,  // through the host page cache; FLUSH is fdatasync
     none,       // O_DIRECT: the host page cache is bypassed (FLUSH still reaches the device cache)
 };
+
+// What is wrong with a disk id (the GET_ID string), or nullopt: at most 20 bytes
+// (VIRTIO_BLK_ID_BYTES), printable ASCII without spaces. The command line and the device both
+// check with this one function.
+std::optional<std::string> disk_id_problem(std::string_view id);
 
 struct DiskConfig {
     std::string path{};

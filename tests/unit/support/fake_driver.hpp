@@ -9,34 +9,23 @@
 #include <span>
 #include <vector>
 
+#include "devices/virtio/split_ring_spec.hpp"
 #include "devices/virtio/queue.hpp"
 #include "vmm/memory/guest_memory.hpp"
 
 namespace kvmlet::test {
 
-// virtio 1.2 §2.7.5 descriptor flags.
-inline constexpr std::uint16_t desc_f_next = 1;
-inline constexpr std::uint16_t desc_f_write = 2;
-inline constexpr std::uint16_t desc_f_indirect = 4;
-
-struct RawDescriptor {
-    std::uint64_t addr = 0;
-    std::uint32_t len = 0;
-    std::uint16_t flags = 0;
-    std::uint16_t next = 0;
-};
-static_assert(sizeof(RawDescriptor) == 16);
+using virtio::desc_f_indirect;
+using virtio::desc_f_next;
+using virtio::desc_f_write;
+using virtio::RawDescriptor;
+using virtio::UsedElement;
 
 // A buffer to put in a chain: `len` bytes at `addr`, device-writable or not.
 struct Buffer {
     std::uint64_t addr = 0;
     std::uint32_t len = 0;
     bool writable = false;
-};
-
-struct UsedElement {
-    std::uint32_t id = 0;
-    std::uint32_t len = 0;
 };
 
 class FakeDriver {

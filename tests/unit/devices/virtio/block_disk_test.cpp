@@ -183,3 +183,19 @@ TEST_CASE("cache=none takes aligned buffers directly and refuses unaligned offse
 }
 
 }  // namespace kvmlet::test
+
+namespace kvmlet::test {
+namespace {
+
+TEST_CASE("A disk id is at most 20 bytes of printable ASCII without spaces: one check for CLI and device") {
+    CHECK_FALSE(disk_id_problem(""));  // no id: GET_ID answers with an empty string
+    CHECK_FALSE(disk_id_problem("data-disk_1"));
+    CHECK_FALSE(disk_id_problem(std::string(20, 'a')));
+    CHECK(disk_id_problem(std::string(21, 'a')) == "longer than 20 bytes");
+    CHECK(disk_id_problem("two words") == "must be printable ASCII without spaces");
+    CHECK(disk_id_problem("tab\there"));
+    CHECK(disk_id_problem("\x7f"));
+}
+
+}  // namespace
+}  // namespace kvmlet::test
