@@ -37,6 +37,29 @@ bool ChainReader::skip(std::uint64_t len) noexcept {
     return cursor_.advance(static_cast<std::size_t>(len), [](GuestAddress, std::size_t, std::size_t) { return true; });
 }
 
+std::optional<std::uint64_t> view_buffers(GuestMemory const& memory, DescriptorChain const& chain, Direction direction,
+                                          std::uint64_t skip, std::uint64_t len, std::vector<iovec>& out) noexcept {
+    bool const writable = direction == Direction::writable;
+    std::uint64_t viewed = 0;
+    // Bound: a chain has at most queue-size descriptors.
+    for (auto const& d : chain.descriptors) {
+        if (viewed == len) break;
+        if (d.device_writable != writable) continue;
+        if (skip >= d.len) {
+            skip -= d.len;
+            continue;
+        }
+        std::uint64_t const take = std::min<std::uint64_t>(d.len - skip, len - viewed);
+        auto bytes = memory.slice(GuestAddress{d.addr.value + skip}, take);
+        if (!bytes || out.size() == out.capacity()) return std::nullopt;
+        out.push_back(iovec{bytes->data(), bytes->size()});
+        viewed += take;
+        skip = 0;
+    }
+    if (skip != 0) return std::nullopt;
+    return viewed;
+}
+
 ChainWriter::ChainWriter(GuestMemory const& memory, DescriptorChain const& chain) noexcept
     : memory_(&memory), cursor_(std::span(chain.descriptors).subspan(first_writable(chain))) {}
 

@@ -2,10 +2,15 @@
 // Byte streams over a descriptor chain: devices must not assume how the driver split a request
 // across buffers (virtio 1.2 §2.7.4 Message Framing), so they read and write through these.
 // Every copy goes through GuestMemory; a buffer outside RAM makes the operation fail.
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <span>
+#include <vector>
 
 #include "devices/virtio/queue.hpp"
 
@@ -74,5 +79,18 @@ private:
     BufferCursor cursor_;  // over the writable buffers
     std::uint32_t written_ = 0;
 };
+
+enum class Direction { readable, writable };
+inline constexpr std::uint64_t all_bytes = std::numeric_limits<std::uint64_t>::max();
+
+// Host views (iovecs, for preadv/writev/recv) of up to `len` bytes of the chain's readable (or
+// writable) buffers, `skip` bytes in, appended to `out`. The one way from a chain to host memory
+// for bulk I/O: each piece is checked against RAM (GuestMemory::slice) as it is viewed, and `out`
+// never grows past the capacity reserved at setup. Returns the bytes viewed (fewer than `len`
+// when the buffers end first); nullopt when a viewed piece is outside RAM, the buffers hold fewer
+// than `skip` bytes, or `out` is full. The views are used at once, under the device lock; the
+// guest may change the bytes meanwhile, which only changes its own data.
+std::optional<std::uint64_t> view_buffers(GuestMemory const& memory, DescriptorChain const& chain, Direction direction,
+                                          std::uint64_t skip, std::uint64_t len, std::vector<iovec>& out) noexcept;
 
 }  // namespace kvmlet::virtio

@@ -126,7 +126,7 @@ BlockDevice::Outcome BlockDevice::read(std::uint64_t sector, DescriptorChain con
     if (!in_capacity(sector, len >> blk::sector_shift))
         return fail(blk::status::ioerr, "read past the end of the disk");
     iovecs_.clear();
-    if (!blk::collect_iovecs(active_->memory(), chain, true, 0, len, iovecs_))
+    if (view_buffers(active_->memory(), chain, Direction::writable, 0, len, iovecs_) != len)
         return fail(blk::status::ioerr, "read buffer outside RAM");
     if (auto r = disk_.read(sector << blk::sector_shift, iovecs_); !r)
         return fail(blk::status::ioerr, r.error().c_str());
@@ -145,7 +145,7 @@ BlockDevice::Outcome BlockDevice::write(std::uint64_t sector, DescriptorChain co
     if (!in_capacity(sector, len >> blk::sector_shift))
         return fail(blk::status::ioerr, "write past the end of the disk");
     iovecs_.clear();
-    if (!blk::collect_iovecs(active_->memory(), chain, false, sizeof(blk::RequestHeader), len, iovecs_))
+    if (view_buffers(active_->memory(), chain, Direction::readable, sizeof(blk::RequestHeader), len, iovecs_) != len)
         return fail(blk::status::ioerr, "write buffer outside RAM");
     auto outcome = after_write(disk_.write(sector << blk::sector_shift, iovecs_));
     if (outcome.status == blk::status::ok) {

@@ -21,10 +21,4 @@ struct ChainLayout {
     static ChainLayout of(DescriptorChain const& chain) noexcept;
 };
 
-// Host views of `len` bytes of the chain's readable (or writable) buffers, `skip` bytes in,
-// appended to `out`. False when a piece is outside RAM (GuestMemory::slice), the buffers hold
-// fewer bytes, or `out` would have to grow past its capacity (it is reserved once, at setup).
-[[nodiscard]] bool collect_iovecs(GuestMemory const& memory, DescriptorChain const& chain, bool writable,
-                                  std::uint64_t skip, std::uint64_t len, std::vector<iovec>& out) noexcept;
-
 }  // namespace kvmlet::virtio::blk

@@ -74,7 +74,7 @@ std::optional<NetDevice::RxChain> NetDevice::next_rx_chain(std::uint64_t min_cap
         auto chain = rx_spare_ ? std::exchange(rx_spare_, std::nullopt) : rx.pop();
         if (!chain) return std::nullopt;
         iov_.clear();
-        auto capacity = net::map_buffers(active_->memory(), *chain, true, 0, iov_);
+        auto capacity = view_buffers(active_->memory(), *chain, Direction::writable, 0, all_bytes, iov_);
         if (capacity && *capacity >= min_capacity) return RxChain{std::move(*chain), *capacity};
         counters_.rx_bad_buffers.add();
         warn("receive chain outside RAM, or too small for the headers");

@@ -65,7 +65,7 @@ bool NetDevice::gather(DescriptorChain const& chain, net::Header const& header, 
     }
     // Safety: the kernel only reads through this iovec; the header lives until the send.
     iov_.push_back(iovec{const_cast<net::Header*>(&header), sizeof header});
-    return net::map_buffers(active_->memory(), chain, false, sizeof header, iov_).has_value();
+    return view_buffers(active_->memory(), chain, Direction::readable, sizeof header, all_bytes, iov_).has_value();
 }
 
 bool NetDevice::drop_tx(NetCounters::Counter& counter, char const* what) noexcept {

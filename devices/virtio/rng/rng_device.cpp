@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "devices/virtio/chain_io.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet::virtio {
@@ -37,7 +38,9 @@ log::RateLimit source_failure_log{1, std::chrono::seconds(10)};
 
 RngDevice::RngDevice(RngConfig config, Source source, std::function<Clock::time_point()> now)
     : config_(config), source_(source ? std::move(source) : Source(fill_from_getrandom)),
-      now_(now ? std::move(now) : [] { return Clock::now(); }) {}
+      now_(now ? std::move(now) : [] { return Clock::now(); }) {
+    views_.reserve(queue_size);
+}
 
 std::uint64_t RngDevice::features() const noexcept {
     return bit(feature::ring_indirect_desc) | bit(feature::ring_event_idx);
@@ -70,17 +73,17 @@ std::uint64_t RngDevice::available_tokens() noexcept {
 }
 
 std::uint32_t RngDevice::fill(DescriptorChain const& chain, std::uint64_t budget) noexcept {
+    views_.clear();
+    // A piece outside RAM ends the views: the buffers before it are filled, and said so in the
+    // used length.
+    (void)view_buffers(active_->memory(), chain, Direction::writable, 0, budget, views_);
     std::uint64_t written = 0;
-    for (auto const& d : chain.descriptors) {
-        if (!d.device_writable || written >= budget) continue;
-        auto len = std::min<std::uint64_t>(d.len, budget - written);
-        auto bytes = active_->memory().slice(d.addr, len);
-        if (!bytes) break;  // outside RAM: return what was filled so far
-        if (!source_(*bytes)) {
+    for (iovec const& v : views_) {
+        if (!source_(std::span(static_cast<std::byte*>(v.iov_base), v.iov_len))) {
             if (source_failure_log.allow()) log::warn("virtio-rng: the random source failed");
             break;
         }
-        written += len;
+        written += v.iov_len;
     }
     return static_cast<std::uint32_t>(written);
 }

@@ -3,6 +3,8 @@
 // to a number of bytes per second (a token bucket holding at most one second's worth). When the
 // budget runs out the device leaves the remaining requests in the ring and asks its host for a
 // timer that serves the queue again once tokens are back.
+#include <sys/uio.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -51,6 +53,7 @@ private:
     std::array<std::uint16_t, 1> max_sizes_{queue_size};
     std::optional<ActiveState> active_;
     std::optional<DescriptorChain> held_;  // popped, waiting for tokens
+    std::vector<iovec> views_;              // scratch for one request; reserved once
     double tokens_ = 0;
     Clock::time_point last_refill_{};
     std::uint64_t bytes_served_ = 0;
