@@ -32,11 +32,13 @@ log::RateLimit ioeventfd_log{5, std::chrono::seconds(10)};
 
 // boost::asio::post allocates; out of memory the request is lost, and said.
 template <class F>
-void post_safely(boost::asio::io_context& io, F&& f) noexcept {
+bool post_safely(boost::asio::io_context& io, F&& f) noexcept {
     try {
         boost::asio::post(io, std::forward<F>(f));
+        return true;
     } catch (std::exception const& e) {
         log::error("virtio: cannot queue work on the event loop: {}", e.what());
+        return false;
     }
 }
 
@@ -154,8 +156,7 @@ void VirtioSlot::wait_for_notify(std::uint32_t queue) {
 // event loop's queue, behind every handler that is ready now (signals, other devices, input).
 void VirtioSlot::serve(std::uint32_t queue) {
     if (transport_->notify(queue) == virtio::Work::done || again_posted_[queue]) return;
-    again_posted_[queue] = true;
-    boost::asio::post(io_, [this, queue] {
+    again_posted_[queue] = post_safely(io_, [this, queue] {
         again_posted_[queue] = false;
         serve(queue);
     });

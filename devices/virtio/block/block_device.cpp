@@ -55,8 +55,9 @@ void BlockDevice::reset() noexcept { active_.reset(); }
 Work BlockDevice::process_queue(std::size_t queue) noexcept {
     if (queue != 0 || !active_) return Work::done;
     SplitQueue& q = active_->queue(0);
-    // Bound per call: chains_per_call requests, and no new one once bytes_per_call were moved (a
-    // request itself is at most 4 GiB: the queue's limit on a chain).
+    // Bound per call: chains_per_call requests, and no new one once bytes_per_call were moved or
+    // discarded or zeroed (a request itself is at most 4 GiB, the queue's limit on a chain, or
+    // max_range_segments ranges of max_range_sectors).
     Work work = Work::more;
     std::uint64_t moved = 0;
     for (std::uint32_t n = 0; n < chains_per_call && moved < bytes_per_call; ++n) {
@@ -67,6 +68,7 @@ Work BlockDevice::process_queue(std::size_t queue) noexcept {
         }
         for (auto const& d : chain->descriptors) moved += d.len;
         q.add_used(chain->head, handle(*chain));
+        moved += std::exchange(range_bytes_, 0);
     }
     active_->signal(0);
     return q.broken() ? Work::done : work;
@@ -212,6 +214,7 @@ BlockDevice::Outcome BlockDevice::range(std::uint32_t type, blk::DiscardSegment 
         return fail(blk::status::ioerr, "range past the end of the disk");
     std::uint64_t const offset = segment.sector << blk::sector_shift;
     std::uint64_t const len = std::uint64_t{segment.num_sectors} << blk::sector_shift;
+    range_bytes_ += len;  // zeroing by hand writes them: they count against the call's bound
     auto result = type == blk::request_type::discard ? disk_.discard(offset, len)
                                                      : disk_.write_zeroes(offset, len, unmap);
     return after_write(result);

@@ -96,6 +96,7 @@ private:
     std::vector<iovec> iovecs_;  // scratch for one request; reserved once
 
     std::optional<ActiveState> active_;
+    std::uint64_t range_bytes_ = 0;  // discarded or zeroed by the request being handled
     bool writethrough_ = false;  // FLUSH offered but not negotiated: every write must be stable (§5.2.6.2)
     bool warned_read_only_ = false;
 

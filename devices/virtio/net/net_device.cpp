@@ -70,7 +70,7 @@ net::Offloads NetDevice::guest_offloads(std::uint64_t acked_features) const noex
 bool NetDevice::activate(Activation activation) noexcept {
     if (activation.queues.size() != max_sizes_.size()) return false;
     if (auto set = endpoint_->set_offloads(guest_offloads(activation.features)); !set) {
-        log::warn("virtio-net {}: cannot start: {}", endpoint_->name(), set.error());
+        if (failure_log_.allow()) log::warn("virtio-net {}: cannot start: {}", endpoint_->name(), set.error());
         return false;
     }
     active_.emplace(std::move(activation));

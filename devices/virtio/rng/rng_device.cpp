@@ -105,11 +105,14 @@ Work RngDevice::process_queue(std::size_t) noexcept {
             held_ = std::move(chain);
             auto rate = static_cast<double>(*config_.bytes_per_second);
             auto wait = std::chrono::duration<double>(static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
-            active_->host().after(
-                std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay),
-                [this] {
-                    if (active_) active_->host().kick(0);
-                });
+            // One timer at a time, however often the driver notifies meanwhile.
+            if (!std::exchange(retry_pending_, true))
+                active_->host().after(
+                    std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay),
+                    [this] {
+                        retry_pending_ = false;
+                        if (active_) active_->host().kick(0);
+                    });
             work = Work::done;  // the retry comes back
             break;
         }

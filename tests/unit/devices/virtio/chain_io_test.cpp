@@ -278,4 +278,40 @@ TEST_CASE("ChainReader and ChainWriter fail on a buffer outside RAM or straddlin
     }
 }
 
+TEST_CASE("view_buffers views one direction's buffers from an offset, up to a length, across descriptors") {
+    Rig rig;
+    auto a = rig.driver.alloc(16), b = rig.driver.alloc(32), w = rig.driver.alloc(64);
+    auto chain = rig.chain({{a, 16, false}, {b, 32, false}, {w, 64, true}});
+    std::vector<iovec> out;
+    out.reserve(8);
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 20, 8, out) == 8u);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].iov_len == 8);
+    CHECK(out[0].iov_base == rig.memory.slice(GuestAddress{b + 4}, 8)->data());
+    out.clear();
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 8, virtio::all_bytes, out) == 40u);
+    CHECK(out.size() == 2);
+    out.clear();
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::writable, 0, virtio::all_bytes, out) == 64u);
+    out.clear();
+    CHECK_FALSE(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 49, 1, out));  // skip too far
+}
+
+TEST_CASE("view_buffers refuses a piece outside RAM and never grows its output") {
+    Rig rig;
+    auto a = rig.driver.alloc(16);
+    auto chain = rig.chain({{a, 16, false}, {8 * MiB, 16, false}});
+    std::vector<iovec> out;
+    out.reserve(4);
+    CHECK_FALSE(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 0, virtio::all_bytes, out));
+    out.clear();
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 0, 16, out) == 16u);  // not reached
+    std::vector<iovec> tiny;
+    tiny.reserve(1);
+    auto two = rig.chain({{rig.driver.alloc(4), 4, false}, {rig.driver.alloc(4), 4, false}});
+    std::size_t const capacity = tiny.capacity();
+    CHECK_FALSE(virtio::view_buffers(rig.memory, two, virtio::Direction::readable, 0, virtio::all_bytes, tiny));
+    CHECK(tiny.capacity() == capacity);
+}
+
 }  // namespace kvmlet::test

@@ -133,6 +133,20 @@ TEST_CASE("virtio-rng stops at its rate limit, asks to be called again, and resu
     CHECK(third->len == 50);
 }
 
+TEST_CASE("virtio-rng keeps one retry timer however often the driver notifies while out of tokens") {
+    RngRig rig(10);
+    rig.activate();
+    auto buf = rig.driver.alloc(64);
+    rig.driver.add_chain({{buf, 64, true}});
+    rig.rng.process_queue(0);  // the burst of 10 bytes
+    rig.driver.add_chain({{rig.driver.alloc(64), 64, true}});
+    for (int i = 0; i < 1000; ++i) rig.rng.process_queue(0);
+    CHECK(rig.host.timers.size() == 1);
+    rig.host.timers[0].due();
+    rig.rng.process_queue(0);  // still no tokens (the clock stood still): a new timer
+    CHECK(rig.host.timers.size() == 2);
+}
+
 TEST_CASE("virtio-rng returns a buffer outside RAM without bytes and keeps serving") {
     RngRig rig(std::nullopt);
     rig.activate();
