@@ -7,11 +7,6 @@
 #include "lapic.h"
 
 enum {
-    ICR_DELIVERY_INIT = 5 << 8,
-    ICR_DELIVERY_STARTUP = 6 << 8,
-    ICR_SEND_PENDING = 1 << 12,
-    ICR_LEVEL_ASSERT = 1 << 14,
-    ICR_ALL_EXCLUDING_SELF = 3 << 18,
     INIT_TO_SIPI_MS = 10,
     SIPI_TO_SIPI_MS = 1,
     /* The heartbeat's local APIC timer (SDM vol. 3A, 11.5.4): KVM's 1 GHz bus clock / 16. */
@@ -168,20 +163,6 @@ void hostile_repost_forever(struct virtio_dev *dev, uint32_t index, struct hosti
     }
 }
 
-static void delay_ms(uint32_t ms)
-{
-    uint32_t start = lapic_timer_elapsed_ms();
-    while (lapic_timer_elapsed_ms() - start < ms) {
-    }
-}
-
-static void send_ipi_to_others(uint32_t command)
-{
-    lapic_write(LAPIC_ICR_HIGH, 0);
-    lapic_write(LAPIC_ICR_LOW, ICR_ALL_EXCLUDING_SELF | ICR_LEVEL_ASSERT | command);
-    for (int i = 0; i < 1000 && (lapic_read(LAPIC_ICR_LOW) & ICR_SEND_PENDING); ++i) {
-    }
-}
 
 void hostile_start_heartbeat(void)
 {
@@ -191,11 +172,11 @@ void hostile_start_heartbeat(void)
     ipi_ap_cr3 = (uint32_t)cr3;
     lapic_timer_start();
     uint32_t sipi = ICR_DELIVERY_STARTUP | (uint32_t)((uintptr_t)ipi_trampoline >> 12);
-    send_ipi_to_others(ICR_DELIVERY_INIT);
-    delay_ms(INIT_TO_SIPI_MS);
-    send_ipi_to_others(sipi);
-    delay_ms(SIPI_TO_SIPI_MS);
-    send_ipi_to_others(sipi);
+    lapic_send_to_others(ICR_DELIVERY_INIT);
+    lapic_delay_ms(INIT_TO_SIPI_MS);
+    lapic_send_to_others(sipi);
+    lapic_delay_ms(SIPI_TO_SIPI_MS);
+    lapic_send_to_others(sipi);
 }
 
 /* vCPU 1's heartbeat sleeps in `hlt` between beats, woken by its local APIC timer in periodic mode,

@@ -13,7 +13,6 @@ enum {
     LVT_TIMER_PERIODIC = 1 << 17,
     TIMER_VECTOR = 0x20, /* masked: never raised */
     TIMER_DIVIDE_BY_16 = 0x3,
-    ICR_SEND_PENDING = 1 << 12,
     ICR_IDLE_POLLS = 1000,
 };
 

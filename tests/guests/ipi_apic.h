@@ -17,11 +17,7 @@ enum {
     LAPIC_LDR = 0xd0,
     LAPIC_DFR = 0xe0,
     LAPIC_IRR = 0x200, /* 8 registers 16 bytes apart, 32 vectors each */
-    ICR_DELIVERY_INIT = 5 << 8,
-    ICR_DELIVERY_STARTUP = 6 << 8,
     ICR_LOGICAL = 1 << 11,
-    ICR_LEVEL_ASSERT = 1 << 14,
-    ICR_ALL_EXCLUDING_SELF = 3 << 18,
 };
 
 enum { TICKS_PER_MS = 62500 }; /* the clock: KVM's 1 GHz APIC bus clock divided by 16 */

@@ -22,6 +22,15 @@ enum {
     LAPIC_TIMER_DIVIDE = 0x3e0,
 };
 
+/* Interrupt Command Register bits (SDM vol. 3A, figure 11-12). */
+enum {
+    ICR_DELIVERY_INIT = 5 << 8,
+    ICR_DELIVERY_STARTUP = 6 << 8,
+    ICR_SEND_PENDING = 1 << 12,
+    ICR_LEVEL_ASSERT = 1 << 14,
+    ICR_ALL_EXCLUDING_SELF = 3 << 18,
+};
+
 static inline uint32_t lapic_read(uint32_t reg)
 {
     return *(volatile uint32_t *)(LAPIC_BASE + reg);
@@ -37,5 +46,10 @@ static inline void lapic_write(uint32_t reg, uint32_t value)
 void lapic_timer_start(void);
 /* Milliseconds since lapic_timer_start(); a timer that ran out (after ~68 s) reads as ~68 s. */
 uint32_t lapic_timer_elapsed_ms(void);
+/* Waits `ms` milliseconds of the timer's clock (lapic_timer_start() first). */
+void lapic_delay_ms(uint32_t ms);
+/* Sends `command` (ICR delivery mode and vector) to every other CPU (xAPIC mode) and waits, a
+ * bounded while, for the ICR to report it sent. */
+void lapic_send_to_others(uint32_t command);
 
 #endif

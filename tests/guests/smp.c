@@ -11,13 +11,6 @@ extern volatile uint32_t ap_lock;  /* smp_trampoline.S */
 extern volatile uint32_t ap_count;
 extern char ap_trampoline[];
 
-enum {
-    ICR_DELIVERY_INIT = 5 << 8,
-    ICR_DELIVERY_STARTUP = 6 << 8,
-    ICR_SEND_PENDING = 1 << 12,
-    ICR_LEVEL_ASSERT = 1 << 14,
-    ICR_ALL_EXCLUDING_SELF = 3 << 18,
-};
 enum { INIT_TO_SIPI_MS = 10, SIPI_TO_SIPI_MS = 1, QUIET_MS = 250, MAX_WAIT_MS = 10000 };
 
 static void console_lock(void)
@@ -31,20 +24,6 @@ static void console_unlock(void)
     __atomic_store_n(&ap_lock, 0, __ATOMIC_RELEASE);
 }
 
-static void delay_ms(uint32_t ms)
-{
-    uint32_t start = lapic_timer_elapsed_ms();
-    while (lapic_timer_elapsed_ms() - start < ms) {
-    }
-}
-
-static void send_ipi_to_others(uint32_t command)
-{
-    lapic_write(LAPIC_ICR_HIGH, 0);
-    lapic_write(LAPIC_ICR_LOW, ICR_ALL_EXCLUDING_SELF | ICR_LEVEL_ASSERT | command);
-    for (int i = 0; i < 1000 && (lapic_read(LAPIC_ICR_LOW) & ICR_SEND_PENDING); ++i) {
-    }
-}
 
 /* Reports the BSP, checking that CPUID and the LAPIC agree on its APIC ID. */
 static void report_bsp(void)
@@ -101,11 +80,11 @@ void guest_main(void)
     }
 
     uint32_t sipi_vector = (uint32_t)((uintptr_t)ap_trampoline >> 12);
-    send_ipi_to_others(ICR_DELIVERY_INIT);
-    delay_ms(INIT_TO_SIPI_MS);
-    send_ipi_to_others(ICR_DELIVERY_STARTUP | sipi_vector);
-    delay_ms(SIPI_TO_SIPI_MS);
-    send_ipi_to_others(ICR_DELIVERY_STARTUP | sipi_vector);
+    lapic_send_to_others(ICR_DELIVERY_INIT);
+    lapic_delay_ms(INIT_TO_SIPI_MS);
+    lapic_send_to_others(ICR_DELIVERY_STARTUP | sipi_vector);
+    lapic_delay_ms(SIPI_TO_SIPI_MS);
+    lapic_send_to_others(ICR_DELIVERY_STARTUP | sipi_vector);
 
     wait_for_aps();
     console_lock();
