@@ -52,9 +52,11 @@ void ConfigSpace::add_memory_bar(std::uint32_t index, std::uint64_t size, bool i
     if (is_64bit) put32(writable_, reg::bar0 + 4 * (index + 1), static_cast<std::uint32_t>(mask >> 32));
 }
 
-std::uint8_t ConfigSpace::add_capability(std::span<std::uint8_t const> body, std::span<std::uint8_t const> writable) {
+std::uint8_t ConfigSpace::add_capability(std::span<std::uint8_t const> body,
+                                         std::span<std::uint8_t const> writable) {
     std::size_t const offset = next_capability_;  // up to config_size: then nothing fits
-    if (body.size() < 2 || offset + body.size() > config_size || (!writable.empty() && writable.size() != body.size()))
+    if (body.size() < 2 || offset + body.size() > config_size ||
+        (!writable.empty() && writable.size() != body.size()))
         throw Error("pci: capability does not fit in configuration space");
     std::memcpy(&bytes_[offset], body.data(), body.size());
     bytes_[offset + 1] = 0;

@@ -31,7 +31,8 @@ public:
     // Appends a capability: `body` from the ID byte on (its byte 1, the next pointer, is filled in);
     // `writable` masks the bits the guest may change (same length, or empty for read-only).
     // Returns the capability's offset. Throws Error when it does not fit.
-    std::uint8_t add_capability(std::span<std::uint8_t const> body, std::span<std::uint8_t const> writable = {});
+    std::uint8_t add_capability(std::span<std::uint8_t const> body,
+                                std::span<std::uint8_t const> writable = {});
 
     // Guest accesses: any offset and size; beyond 256 bytes reads zeros and writes are dropped.
     void read(std::uint32_t offset, std::span<std::byte> data) const noexcept;

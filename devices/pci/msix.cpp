@@ -22,7 +22,8 @@ Msix::Msix(std::uint16_t vectors, MsiRouter& router) : router_(router) {
     entries_.resize(vectors);
 }
 
-void Msix::add_capability(ConfigSpace& config, std::uint8_t bar, std::uint32_t table_offset, std::uint32_t pba_offset) {
+void Msix::add_capability(ConfigSpace& config, std::uint8_t bar, std::uint32_t table_offset,
+                          std::uint32_t pba_offset) {
     std::uint8_t body[capability_length] = {capability::msix, 0};
     std::uint16_t const control = static_cast<std::uint16_t>(entries_.size() - 1);
     std::uint32_t const table = table_offset | bar;

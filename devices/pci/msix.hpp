@@ -41,9 +41,14 @@ public:
     Msix(std::uint16_t vectors, MsiRouter& router);
 
     // Set-up: adds the capability; the table and PBA live in BAR `bar` at the given offsets.
-    void add_capability(ConfigSpace& config, std::uint8_t bar, std::uint32_t table_offset, std::uint32_t pba_offset);
-    std::uint32_t table_size() const noexcept { return static_cast<std::uint32_t>(entries_.size()) * entry_size; }
-    std::uint32_t pba_size() const noexcept { return static_cast<std::uint32_t>((entries_.size() + 63) / 64 * 8); }
+    void add_capability(ConfigSpace& config, std::uint8_t bar, std::uint32_t table_offset,
+                        std::uint32_t pba_offset);
+    std::uint32_t table_size() const noexcept {
+        return static_cast<std::uint32_t>(entries_.size()) * entry_size;
+    }
+    std::uint32_t pba_size() const noexcept {
+        return static_cast<std::uint32_t>((entries_.size() + 63) / 64 * 8);
+    }
     std::uint16_t vectors() const noexcept { return static_cast<std::uint16_t>(entries_.size()); }
 
     // After any guest write to configuration space: picks up Enable and Function Mask.
@@ -65,9 +70,13 @@ private:
         bool pending = false;
         std::optional<MsiMessage> routed;  // what the router was last told
         bool masked() const noexcept { return control & 1; }
-        MsiMessage message() const noexcept { return {std::uint64_t{address_high} << 32 | address_low, data}; }
+        MsiMessage message() const noexcept {
+            return {std::uint64_t{address_high} << 32 | address_low, data};
+        }
     };
-    bool deliverable(Entry const& entry) const noexcept { return enabled_ && !function_masked_ && !entry.masked(); }
+    bool deliverable(Entry const& entry) const noexcept {
+        return enabled_ && !function_masked_ && !entry.masked();
+    }
     void deliver_pending() noexcept;
 
     MsiRouter& router_;

@@ -42,7 +42,8 @@ public:
             std::memcpy(data.data(), &value, sizeof value);
             return;
         }
-        if (auto target = decode(access.offset)) bus_->config_read(target->slot, target->function, target->offset, data);
+        if (auto target = decode(access.offset))
+            bus_->config_read(target->slot, target->function, target->offset, data);
     }
 
     void write(IoAccess const& access, std::span<std::byte const> data) noexcept override {
@@ -53,7 +54,8 @@ public:
             bus_->set_config_address(value);
             return;
         }
-        if (auto target = decode(access.offset)) bus_->config_write(target->slot, target->function, target->offset, data);
+        if (auto target = decode(access.offset))
+            bus_->config_write(target->slot, target->function, target->offset, data);
     }
 
 private:
@@ -90,9 +92,15 @@ private:
     static bool aligned(IoAccess const& access, std::size_t size) noexcept {
         return access.offset < (std::uint64_t{1} << 20) && size <= 4 && access.offset % size == 0;
     }
-    static std::uint32_t slot(IoAccess const& a) noexcept { return static_cast<std::uint32_t>(a.offset >> 15) & 0x1f; }
-    static std::uint32_t function(IoAccess const& a) noexcept { return static_cast<std::uint32_t>(a.offset >> 12) & 0x7; }
-    static std::uint32_t reg(IoAccess const& a) noexcept { return static_cast<std::uint32_t>(a.offset & 0xfff); }
+    static std::uint32_t slot(IoAccess const& a) noexcept {
+        return static_cast<std::uint32_t>(a.offset >> 15) & 0x1f;
+    }
+    static std::uint32_t function(IoAccess const& a) noexcept {
+        return static_cast<std::uint32_t>(a.offset >> 12) & 0x7;
+    }
+    static std::uint32_t reg(IoAccess const& a) noexcept {
+        return static_cast<std::uint32_t>(a.offset & 0xfff);
+    }
 
     std::shared_ptr<PciBus> bus_;
 };
@@ -124,7 +132,8 @@ std::uint64_t PciBus::allocate(std::uint64_t size, bool is_64bit) {
     std::uint64_t const end = high ? windows_.mmio64_end : windows_.mmio32_end;
     std::uint64_t const start = align_up(next, size);
     if (start < next || start > end || size > end - start)
-        throw Error(fmt::format("pci: no room for a {:#x}-byte BAR in the {} window", size, high ? "64-bit" : "32-bit"));
+        throw Error(fmt::format("pci: no room for a {:#x}-byte BAR in the {} window", size,
+                                high ? "64-bit" : "32-bit"));
     next = start + size;
     return start;
 }
@@ -183,7 +192,8 @@ bool PciBus::in_window(std::uint64_t start, std::uint64_t size) const noexcept {
     auto inside = [&](std::uint64_t begin, std::uint64_t end) {
         return start >= begin && start < end && size <= end - start;
     };
-    return inside(windows_.mmio32_start, windows_.mmio32_end) || inside(windows_.mmio64_start, windows_.mmio64_end);
+    return inside(windows_.mmio32_start, windows_.mmio32_end) ||
+           inside(windows_.mmio64_start, windows_.mmio64_end);
 }
 
 // Config lock held. A BAR is decoded when memory decoding is on and it lies inside a window: a
@@ -210,7 +220,8 @@ void PciBus::update_routes(std::uint32_t slot) noexcept {
 
 PciBus::Route const* PciBus::find(std::uint64_t address, std::size_t size) const noexcept {
     for (auto const& route : routes_)
-        if (address >= route.start && address - route.start < route.size && size <= route.size - (address - route.start))
+        if (address >= route.start && address - route.start < route.size &&
+            size <= route.size - (address - route.start))
             return &route;
     return nullptr;
 }
@@ -231,11 +242,17 @@ bool PciBus::bar_write(std::uint64_t address, std::span<std::byte const> data) n
     return true;
 }
 
-std::shared_ptr<BusDevice> make_config_io(std::shared_ptr<PciBus> bus) { return std::make_shared<ConfigIo>(std::move(bus)); }
-std::shared_ptr<BusDevice> make_ecam(std::shared_ptr<PciBus> bus) { return std::make_shared<Ecam>(std::move(bus)); }
+std::shared_ptr<BusDevice> make_config_io(std::shared_ptr<PciBus> bus) {
+    return std::make_shared<ConfigIo>(std::move(bus));
+}
+std::shared_ptr<BusDevice> make_ecam(std::shared_ptr<PciBus> bus) {
+    return std::make_shared<Ecam>(std::move(bus));
+}
 std::shared_ptr<BusDevice> make_bar_window(std::shared_ptr<PciBus> bus) {
     return std::make_shared<BarWindow>(std::move(bus));
 }
-std::shared_ptr<PciDevice> make_host_bridge() { return std::make_shared<HostBridge>(); }
+std::shared_ptr<PciDevice> make_host_bridge() {
+    return std::make_shared<HostBridge>();
+}
 
 }  // namespace kvmlet::pci

@@ -41,7 +41,8 @@ public:
     Windows const& windows() const noexcept { return windows_; }
 
     // Guest accesses. Absent functions read all-ones; writes to them are dropped.
-    void config_read(std::uint32_t slot, std::uint32_t function, std::uint32_t offset, std::span<std::byte> data) noexcept;
+    void config_read(std::uint32_t slot, std::uint32_t function, std::uint32_t offset,
+                     std::span<std::byte> data) noexcept;
     void config_write(std::uint32_t slot, std::uint32_t function, std::uint32_t offset,
                       std::span<std::byte const> data) noexcept;
     // An access in the BAR windows; false when no decoded BAR holds all of it.

@@ -4,8 +4,9 @@
 
 namespace kvmlet::pci {
 
-inline constexpr std::uint32_t config_size = 256;   // type 0 header + capabilities
-inline constexpr std::uint32_t ecam_function_size = 0x1000;  // PCIe §7.2.2: extended space, read as 0 above 256
+inline constexpr std::uint32_t config_size = 256;  // type 0 header + capabilities
+inline constexpr std::uint32_t ecam_function_size =
+    0x1000;  // PCIe §7.2.2: extended space, read as 0 above 256
 inline constexpr std::uint32_t slots = 32;
 inline constexpr std::uint32_t bar_count = 6;
 

@@ -6,8 +6,11 @@
 namespace kvmlet::virtio {
 
 ActiveState::ActiveState(Activation activation) noexcept
-    : memory_(&activation.memory), queues_(std::move(activation.queues)), features_(activation.features),
-      interrupt_(&activation.interrupt), host_(&activation.host) {}
+    : memory_(&activation.memory),
+      queues_(std::move(activation.queues)),
+      features_(activation.features),
+      interrupt_(&activation.interrupt),
+      host_(&activation.host) {}
 
 void ActiveState::signal(std::size_t queue) noexcept {
     SplitQueue& q = queues_[queue];
@@ -18,7 +21,8 @@ void ActiveState::signal(std::size_t queue) noexcept {
     if (q.needs_interrupt()) interrupt_->used_buffers(queue);
 }
 
-void read_config_space(std::span<std::byte const> space, std::uint64_t offset, std::span<std::byte> data) noexcept {
+void read_config_space(std::span<std::byte const> space, std::uint64_t offset,
+                       std::span<std::byte> data) noexcept {
     std::fill(data.begin(), data.end(), std::byte{0});
     if (offset >= space.size()) return;
     std::size_t const n = std::min<std::size_t>(data.size(), space.size() - static_cast<std::size_t>(offset));

@@ -34,11 +34,13 @@ bool ChainReader::read(std::span<std::byte> out) noexcept {
 
 bool ChainReader::skip(std::uint64_t len) noexcept {
     if (len > cursor_.remaining()) return false;
-    return cursor_.advance(static_cast<std::size_t>(len), [](GuestAddress, std::size_t, std::size_t) { return true; });
+    return cursor_.advance(static_cast<std::size_t>(len),
+                           [](GuestAddress, std::size_t, std::size_t) { return true; });
 }
 
-std::optional<std::uint64_t> view_buffers(GuestMemory const& memory, DescriptorChain const& chain, Direction direction,
-                                          std::uint64_t skip, std::uint64_t len, std::vector<iovec>& out) noexcept {
+std::optional<std::uint64_t> view_buffers(GuestMemory const& memory, DescriptorChain const& chain,
+                                          Direction direction, std::uint64_t skip, std::uint64_t len,
+                                          std::vector<iovec>& out) noexcept {
     bool const writable = direction == Direction::writable;
     std::uint64_t viewed = 0;
     // Bound: a chain has at most queue-size descriptors.

@@ -53,7 +53,9 @@ public:
     // Copies exactly out.size() bytes, or returns false (too few bytes left, or outside RAM).
     [[nodiscard]] bool read(std::span<std::byte> out) noexcept;
     template <class T>
-    [[nodiscard]] bool read_obj(T& value) noexcept { return read(std::as_writable_bytes(std::span{&value, 1})); }
+    [[nodiscard]] bool read_obj(T& value) noexcept {
+        return read(std::as_writable_bytes(std::span{&value, 1}));
+    }
     // Moves past `len` bytes without reading them (resuming a chain served in parts).
     [[nodiscard]] bool skip(std::uint64_t len) noexcept;
     std::uint64_t remaining() const noexcept { return cursor_.remaining(); }
@@ -70,7 +72,9 @@ public:
     ChainWriter(GuestMemory const& memory, DescriptorChain const& chain) noexcept;
     [[nodiscard]] bool write(std::span<std::byte const> in) noexcept;
     template <class T>
-    [[nodiscard]] bool write_obj(T const& value) noexcept { return write(std::as_bytes(std::span{&value, 1})); }
+    [[nodiscard]] bool write_obj(T const& value) noexcept {
+        return write(std::as_bytes(std::span{&value, 1}));
+    }
     std::uint64_t remaining() const noexcept { return cursor_.remaining(); }
     std::uint32_t written() const noexcept { return written_; }
 
@@ -90,7 +94,8 @@ inline constexpr std::uint64_t all_bytes = std::numeric_limits<std::uint64_t>::m
 // when the buffers end first); nullopt when a viewed piece is outside RAM, the buffers hold fewer
 // than `skip` bytes, or `out` is full. The views are used at once, under the device lock; the
 // guest may change the bytes meanwhile, which only changes its own data.
-std::optional<std::uint64_t> view_buffers(GuestMemory const& memory, DescriptorChain const& chain, Direction direction,
-                                          std::uint64_t skip, std::uint64_t len, std::vector<iovec>& out) noexcept;
+std::optional<std::uint64_t> view_buffers(GuestMemory const& memory, DescriptorChain const& chain,
+                                          Direction direction, std::uint64_t skip, std::uint64_t len,
+                                          std::vector<iovec>& out) noexcept;
 
 }  // namespace kvmlet::virtio

@@ -50,18 +50,29 @@ void MmioTransport::read(IoAccess const& access, std::span<std::byte> data) noex
 std::uint32_t MmioTransport::read_register(std::uint64_t offset) noexcept {
     QueueConfig const* queue = queue_config(queue_sel_);
     switch (offset) {
-        case reg::magic_value: return magic;
-        case reg::version: return mmio_version;
-        case reg::device_id: return static_cast<std::uint32_t>(device().type());
-        case reg::vendor_id: return vendor;
-        case reg::device_features: return device_features_word(device_features_sel_);
-        case reg::queue_num_max: return queue ? device().queue_max_sizes()[queue_sel_] : 0;
-        case reg::queue_ready: return queue && queue->ready ? 1 : 0;
-        case reg::status: return status_locked();
+        case reg::magic_value:
+            return magic;
+        case reg::version:
+            return mmio_version;
+        case reg::device_id:
+            return static_cast<std::uint32_t>(device().type());
+        case reg::vendor_id:
+            return vendor;
+        case reg::device_features:
+            return device_features_word(device_features_sel_);
+        case reg::queue_num_max:
+            return queue ? device().queue_max_sizes()[queue_sel_] : 0;
+        case reg::queue_ready:
+            return queue && queue->ready ? 1 : 0;
+        case reg::status:
+            return status_locked();
         case reg::shm_len_low:
-        case reg::shm_len_high: return 0xffff'ffff;  // §4.2.2: no shared memory region
-        case reg::config_generation: return config_generation_;
-        default: return 0;
+        case reg::shm_len_high:
+            return 0xffff'ffff;  // §4.2.2: no shared memory region
+        case reg::config_generation:
+            return config_generation_;
+        default:
+            return 0;
     }
 }
 
@@ -92,12 +103,24 @@ void MmioTransport::write(IoAccess const& access, std::span<std::byte const> dat
 
 void MmioTransport::write_register(std::uint64_t offset, std::uint32_t value) noexcept {
     switch (offset) {
-        case reg::device_features_sel: device_features_sel_ = value; return;
-        case reg::driver_features_sel: driver_features_sel_ = value; return;
-        case reg::driver_features: write_driver_features_word(driver_features_sel_, value); return;
-        case reg::queue_sel: queue_sel_ = value; return;
-        case reg::status: write_status(value); return;
-        default: write_queue_register(offset, value); return;
+        case reg::device_features_sel:
+            device_features_sel_ = value;
+            return;
+        case reg::driver_features_sel:
+            driver_features_sel_ = value;
+            return;
+        case reg::driver_features:
+            write_driver_features_word(driver_features_sel_, value);
+            return;
+        case reg::queue_sel:
+            queue_sel_ = value;
+            return;
+        case reg::status:
+            write_status(value);
+            return;
+        default:
+            write_queue_register(offset, value);
+            return;
     }
 }
 
@@ -106,16 +129,27 @@ void MmioTransport::write_queue_register(std::uint64_t offset, std::uint32_t val
     QueueConfig* q = configurable_queue(queue_sel_);
     if (!q || (q->ready && offset != reg::queue_ready)) return;
     switch (offset) {
-        case reg::queue_num: q->size = static_cast<std::uint16_t>(value <= 0xffff ? value : 0); return;
-        case reg::queue_ready: q->ready = value == 1; return;
+        case reg::queue_num:
+            q->size = static_cast<std::uint16_t>(value <= 0xffff ? value : 0);
+            return;
+        case reg::queue_ready:
+            q->ready = value == 1;
+            return;
         case reg::queue_desc_low:
-        case reg::queue_desc_high: set_half(q->desc, offset == reg::queue_desc_high, value); return;
+        case reg::queue_desc_high:
+            set_half(q->desc, offset == reg::queue_desc_high, value);
+            return;
         case reg::queue_driver_low:
-        case reg::queue_driver_high: set_half(q->avail, offset == reg::queue_driver_high, value); return;
+        case reg::queue_driver_high:
+            set_half(q->avail, offset == reg::queue_driver_high, value);
+            return;
         case reg::queue_device_low:
-        case reg::queue_device_high: set_half(q->used, offset == reg::queue_device_high, value); return;
+        case reg::queue_device_high:
+            set_half(q->used, offset == reg::queue_device_high, value);
+            return;
         default:
-            if (bad_access_log.allow()) log::warn("virtio-mmio: write to read-only or unknown register {:#x}", offset);
+            if (bad_access_log.allow())
+                log::warn("virtio-mmio: write to read-only or unknown register {:#x}", offset);
             return;
     }
 }

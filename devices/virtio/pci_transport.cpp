@@ -37,8 +37,8 @@ constexpr std::uint8_t isr = 3;
 constexpr std::uint8_t device = 4;
 constexpr std::uint8_t pci = 5;
 }  // namespace cfg_type
-constexpr std::size_t cap_length = 16;         // struct virtio_pci_cap
-constexpr std::size_t notify_cap_length = 20;  // + notify_off_multiplier
+constexpr std::size_t cap_length = 16;          // struct virtio_pci_cap
+constexpr std::size_t notify_cap_length = 20;   // + notify_off_multiplier
 constexpr std::size_t pci_cfg_cap_length = 20;  // + pci_cfg_data
 constexpr std::uint32_t pci_cfg_bar = 4, pci_cfg_offset = 8, pci_cfg_length = 12, pci_cfg_data_offset = 16;
 
@@ -54,10 +54,14 @@ log::RateLimit bad_access_log{10, std::chrono::seconds(5)};
 
 std::uint32_t class_code(DeviceType type) {
     switch (type) {
-        case DeviceType::block: return 0x01'80'00;    // mass storage, other
-        case DeviceType::net: return 0x02'00'00;      // Ethernet
-        case DeviceType::console: return 0x07'80'00;  // communication, other
-        default: return 0xff'00'00;                   // unassigned class
+        case DeviceType::block:
+            return 0x01'80'00;  // mass storage, other
+        case DeviceType::net:
+            return 0x02'00'00;  // Ethernet
+        case DeviceType::console:
+            return 0x07'80'00;  // communication, other
+        default:
+            return 0xff'00'00;  // unassigned class
     }
 }
 
@@ -74,10 +78,10 @@ pci::ConfigSpace make_config(Device const& device) {
     return config;
 }
 
-std::array<std::uint8_t, notify_cap_length> virtio_cap(std::uint8_t type, std::uint64_t offset, std::uint64_t length,
-                                                       std::size_t cap_len) {
-    std::array<std::uint8_t, notify_cap_length> cap{pci::capability::vendor_specific, 0,
-                                                    static_cast<std::uint8_t>(cap_len), type, PciTransport::bar};
+std::array<std::uint8_t, notify_cap_length> virtio_cap(std::uint8_t type, std::uint64_t offset,
+                                                       std::uint64_t length, std::size_t cap_len) {
+    std::array<std::uint8_t, notify_cap_length> cap{
+        pci::capability::vendor_specific, 0, static_cast<std::uint8_t>(cap_len), type, PciTransport::bar};
     auto const offset32 = static_cast<std::uint32_t>(offset), length32 = static_cast<std::uint32_t>(length);
     std::memcpy(&cap[8], &offset32, 4);
     std::memcpy(&cap[12], &length32, 4);
@@ -88,18 +92,22 @@ std::array<std::uint8_t, notify_cap_length> virtio_cap(std::uint8_t type, std::u
 std::size_t field_width(std::uint64_t offset) {
     switch (offset) {
         case common::device_status:
-        case common::config_generation: return 1;
+        case common::config_generation:
+            return 1;
         case common::config_msix_vector:
         case common::num_queues:
         case common::queue_select:
         case common::queue_size:
         case common::queue_msix_vector:
         case common::queue_enable:
-        case common::queue_notify_off: return 2;
+        case common::queue_notify_off:
+            return 2;
         case common::queue_desc:
         case common::queue_driver:
-        case common::queue_device: return 8;
-        default: return offset < common::queue_select && offset % 4 == 0 ? 4 : 0;
+        case common::queue_device:
+            return 8;
+        default:
+            return offset < common::queue_select && offset % 4 == 0 ? 4 : 0;
     }
 }
 
@@ -155,8 +163,10 @@ void PciTransport::pci_cfg_access(std::span<std::byte> data, bool write) noexcep
     std::uint32_t const length = config_.read32(pci_cfg_cap_ + pci_cfg_length);
     if (bar_index != bar || (length != 1 && length != 2 && length != 4) || offset % length != 0) return;
     auto window = data.first(length);
-    if (write) bar_write(bar, offset, window);
-    else bar_read(bar, offset, window);
+    if (write)
+        bar_write(bar, offset, window);
+    else
+        bar_read(bar, offset, window);
 }
 
 void PciTransport::config_read(std::uint32_t offset, std::span<std::byte> data) noexcept {
@@ -189,7 +199,8 @@ void PciTransport::config_write(std::uint32_t offset, std::span<std::byte const>
 void PciTransport::bar_read(std::uint32_t index, std::uint64_t offset, std::span<std::byte> data) noexcept {
     std::memset(data.data(), 0, data.size());
     if (index != bar) return;
-    if (offset >= msix_table_offset && offset < msix_pba_offset) return msix_.table_read(offset - msix_table_offset, data);
+    if (offset >= msix_table_offset && offset < msix_pba_offset)
+        return msix_.table_read(offset - msix_table_offset, data);
     if (offset >= msix_pba_offset) return msix_.pba_read(offset - msix_pba_offset, data);
     if (offset >= isr_offset && offset < isr_offset + region_size) {
         // §4.1.4.5.1: reading the ISR status clears it (and so ends the INTx assertion).
@@ -202,7 +213,8 @@ void PciTransport::bar_read(std::uint32_t index, std::uint64_t offset, std::span
         device().read_config(offset - device_config_offset, data);
 }
 
-void PciTransport::bar_write(std::uint32_t index, std::uint64_t offset, std::span<std::byte const> data) noexcept {
+void PciTransport::bar_write(std::uint32_t index, std::uint64_t offset,
+                             std::span<std::byte const> data) noexcept {
     if (index != bar) return;
     if (offset >= msix_table_offset && offset < msix_pba_offset)
         return msix_.table_write(offset - msix_table_offset, data);
@@ -212,7 +224,8 @@ void PciTransport::bar_write(std::uint32_t index, std::uint64_t offset, std::spa
     }
     {
         std::lock_guard lock(mutex_);
-        if (offset < common_offset + region_size) write_common(offset - common_offset, data);
+        if (offset < common_offset + region_size)
+            write_common(offset - common_offset, data);
         else if (offset >= device_config_offset && offset < device_config_offset + region_size)
             device().write_config(offset - device_config_offset, data);
     }
@@ -261,7 +274,8 @@ void PciTransport::write_common(std::uint64_t offset, std::span<std::byte const>
     std::size_t const width = field_width(field);
     bool const fits = data.size() == width || (width == 8 && data.size() == 4 && offset % 4 == 0);
     if (width == 0 || !fits) {
-        if (bad_access_log.allow()) log::warn("virtio-pci: {}-byte write at common {:#x} ignored", data.size(), offset);
+        if (bad_access_log.allow())
+            log::warn("virtio-pci: {}-byte write at common {:#x} ignored", data.size(), offset);
         return;
     }
     write_common_field(offset, std::min<std::size_t>(data.size(), 4), load(data));
@@ -270,13 +284,27 @@ void PciTransport::write_common(std::uint64_t offset, std::span<std::byte const>
 
 void PciTransport::write_common_field(std::uint64_t offset, std::size_t size, std::uint32_t value) noexcept {
     switch (offset) {
-        case common::device_feature_select: device_feature_select_ = value; return;
-        case common::driver_feature_select: driver_feature_select_ = value; return;
-        case common::driver_feature: write_driver_features_word(driver_feature_select_, value); return;
-        case common::config_msix_vector: config_vector_ = accepted_vector(value); return;
-        case common::device_status: write_status(value); return;
-        case common::queue_select: queue_select_ = static_cast<std::uint16_t>(value); return;
-        default: write_queue_field(offset, size, value); return;
+        case common::device_feature_select:
+            device_feature_select_ = value;
+            return;
+        case common::driver_feature_select:
+            driver_feature_select_ = value;
+            return;
+        case common::driver_feature:
+            write_driver_features_word(driver_feature_select_, value);
+            return;
+        case common::config_msix_vector:
+            config_vector_ = accepted_vector(value);
+            return;
+        case common::device_status:
+            write_status(value);
+            return;
+        case common::queue_select:
+            queue_select_ = static_cast<std::uint16_t>(value);
+            return;
+        default:
+            write_queue_field(offset, size, value);
+            return;
     }
 }
 
@@ -293,20 +321,29 @@ void PciTransport::write_queue_field(std::uint64_t offset, std::size_t, std::uin
         address.value = (address.value & ~(0xffff'ffffull << shift)) | (std::uint64_t{value} << shift);
     };
     switch (offset) {
-        case common::queue_size: q->size = static_cast<std::uint16_t>(value); return;
+        case common::queue_size:
+            q->size = static_cast<std::uint16_t>(value);
+            return;
         case common::queue_enable:
             if (value != 1) return;  // §4.1.4.3.2: the driver never writes 0 (no RING_RESET here)
             if (q->size == 0) q->size = device().queue_max_sizes()[queue_select_];
             q->ready = true;
             return;
         case common::queue_desc:
-        case common::queue_desc + 4: set_half(q->desc, common::queue_desc); return;
+        case common::queue_desc + 4:
+            set_half(q->desc, common::queue_desc);
+            return;
         case common::queue_driver:
-        case common::queue_driver + 4: set_half(q->avail, common::queue_driver); return;
+        case common::queue_driver + 4:
+            set_half(q->avail, common::queue_driver);
+            return;
         case common::queue_device:
-        case common::queue_device + 4: set_half(q->used, common::queue_device); return;
+        case common::queue_device + 4:
+            set_half(q->used, common::queue_device);
+            return;
         default:
-            if (bad_access_log.allow()) log::warn("virtio-pci: write to read-only common field {:#x}", offset);
+            if (bad_access_log.allow())
+                log::warn("virtio-pci: write to read-only common field {:#x}", offset);
             return;
     }
 }
@@ -328,7 +365,8 @@ bool PciTransport::intx_asserted() const noexcept {
     return isr_.load() != 0 && !intx_disabled_.load() && !msix_.enabled();
 }
 
-// On the device's executor (device mutex held). MSI-X when enabled (no vector assigned: no interrupt, §4.1.5.1.2), else INTx.
+// On the device's executor (device mutex held). MSI-X when enabled (no vector assigned: no interrupt,
+// §4.1.5.1.2), else INTx.
 void PciTransport::raise(std::uint16_t vector, std::uint8_t isr_bit) noexcept {
     if (msix_.trigger(vector)) return;
     isr_.fetch_or(isr_bit);

@@ -42,9 +42,12 @@ public:
 
     // `intx` is asserted for queue and configuration interrupts while MSI-X is off; it is level
     // triggered: the VMM re-asserts it while intx_pending() after the guest's EOI.
-    PciTransport(GuestMemory const& memory, std::shared_ptr<Device> device, pci::MsiRouter& msi, IrqLine& intx);
+    PciTransport(GuestMemory const& memory, std::shared_ptr<Device> device, pci::MsiRouter& msi,
+                 IrqLine& intx);
 
-    void set_notify_region_handler(NotifyRegionHandler handler) { notify_region_handler_ = std::move(handler); }
+    void set_notify_region_handler(NotifyRegionHandler handler) {
+        notify_region_handler_ = std::move(handler);
+    }
     // Where queue `queue` is notified, in a notification region at `region`.
     static std::uint64_t notify_address(std::uint64_t region, std::uint32_t queue) noexcept {
         return region + std::uint64_t{queue} * notify_off_multiplier;
@@ -59,7 +62,8 @@ public:
     void config_read(std::uint32_t offset, std::span<std::byte> data) noexcept override;
     void config_write(std::uint32_t offset, std::span<std::byte const> data) noexcept override;
     void bar_read(std::uint32_t bar, std::uint64_t offset, std::span<std::byte> data) noexcept override;
-    void bar_write(std::uint32_t bar, std::uint64_t offset, std::span<std::byte const> data) noexcept override;
+    void bar_write(std::uint32_t bar, std::uint64_t offset,
+                   std::span<std::byte const> data) noexcept override;
     void bar_moved(std::uint32_t bar, std::optional<std::uint64_t> address) noexcept override;
 
 private:

@@ -23,22 +23,31 @@ bool area_ok(GuestMemory const& memory, GuestAddress start, std::uint64_t len, s
 
 }  // namespace
 
-SplitQueue::SplitQueue(GuestMemory const& memory, QueueConfig const& config, bool event_idx, bool indirect) noexcept
-    : memory_(&memory), desc_(config.desc), avail_(config.avail), used_(config.used), size_(config.size),
-      event_idx_(event_idx), indirect_(indirect) {}
+SplitQueue::SplitQueue(GuestMemory const& memory, QueueConfig const& config, bool event_idx,
+                       bool indirect) noexcept
+    : memory_(&memory),
+      desc_(config.desc),
+      avail_(config.avail),
+      used_(config.used),
+      size_(config.size),
+      event_idx_(event_idx),
+      indirect_(indirect) {}
 
-Result<SplitQueue> SplitQueue::activate(GuestMemory const& memory, QueueConfig const& config, std::uint16_t max_size,
-                                        bool event_idx, bool indirect) {
+Result<SplitQueue> SplitQueue::activate(GuestMemory const& memory, QueueConfig const& config,
+                                        std::uint16_t max_size, bool event_idx, bool indirect) {
     if (!config.ready) return unexpected("queue is not ready");
     std::uint64_t size = config.size;
     if (size == 0 || size > max_size || !std::has_single_bit(size))
         return unexpected(fmt::format("queue size {} is not a power of two in [1, {}]", size, max_size));
     if (!area_ok(memory, config.desc, 16 * size, desc_alignment))
-        return unexpected(fmt::format("descriptor table at {:#x} is misaligned or outside RAM", config.desc.value));
+        return unexpected(
+            fmt::format("descriptor table at {:#x} is misaligned or outside RAM", config.desc.value));
     if (!area_ok(memory, config.avail, ring_header + avail_entry * size + 2, avail_alignment))
-        return unexpected(fmt::format("driver area at {:#x} is misaligned or outside RAM", config.avail.value));
+        return unexpected(
+            fmt::format("driver area at {:#x} is misaligned or outside RAM", config.avail.value));
     if (!area_ok(memory, config.used, ring_header + used_entry * size + 2, used_alignment))
-        return unexpected(fmt::format("device area at {:#x} is misaligned or outside RAM", config.used.value));
+        return unexpected(
+            fmt::format("device area at {:#x} is misaligned or outside RAM", config.used.value));
     return SplitQueue(memory, config, event_idx, indirect);
 }
 
@@ -63,7 +72,8 @@ Result<DescriptorChain> SplitQueue::walk(std::uint16_t head) const noexcept {
                 return unexpected("indirect descriptor inside a chain");  // §2.7.5.3.1
             if (raw->len == 0 || raw->len % 16 != 0 || raw->len / 16 > size_)
                 return unexpected(fmt::format("indirect table of {} bytes", raw->len));
-            if (!memory_->contains(GuestAddress{raw->addr}, raw->len)) return unexpected("indirect table outside RAM");
+            if (!memory_->contains(GuestAddress{raw->addr}, raw->len))
+                return unexpected("indirect table outside RAM");
             table = GuestAddress{raw->addr};
             table_size = raw->len / 16;
             in_indirect = true;
@@ -92,8 +102,9 @@ bool SplitQueue::ring_empty() noexcept {
     auto pending = static_cast<std::uint16_t>(*avail_idx - next_avail_);
     if (pending > size_) {
         if (runaway_log.allow())
-            log::warn("virtqueue: avail index {} is {} entries ahead of the device (queue size {}): queue broken",
-                      *avail_idx, pending, size_);
+            log::warn(
+                "virtqueue: avail index {} is {} entries ahead of the device (queue size {}): queue broken",
+                *avail_idx, pending, size_);
         broken_ = true;
         return true;
     }
@@ -114,13 +125,15 @@ std::optional<DescriptorChain> SplitQueue::pop() noexcept {
         }
         // §2.7.13.2: read the ring entry only after the index that published it.
         std::atomic_thread_fence(std::memory_order_acquire);
-        auto head = memory_->read<std::uint16_t>(GuestAddress{avail_.value + ring_header + avail_entry * (next_avail_ % size_)});
+        auto head = memory_->read<std::uint16_t>(
+            GuestAddress{avail_.value + ring_header + avail_entry * (next_avail_ % size_)});
         ++next_avail_;
         if (!head) break;
         auto chain = walk(*head);
         if (chain) return std::move(chain).value();
         ++bad_chains_;
-        if (bad_chain_log.allow()) log::warn("virtqueue: bad descriptor chain at head {}: {}", *head, chain.error());
+        if (bad_chain_log.allow())
+            log::warn("virtqueue: bad descriptor chain at head {}: {}", *head, chain.error());
         if (*head >= size_) {
             broken_ = true;  // no valid id to hand back
             break;
@@ -149,10 +162,12 @@ bool SplitQueue::needs_interrupt() noexcept {
     signalled_used_ = next_used_;
     if (old == next_used_) return false;
     if (event_idx_) {
-        auto used_event = memory_->read<std::uint16_t>(GuestAddress{avail_.value + ring_header + avail_entry * size_});
+        auto used_event =
+            memory_->read<std::uint16_t>(GuestAddress{avail_.value + ring_header + avail_entry * size_});
         if (!used_event) return true;
         // §2.7.7.2: interrupt when used_event lies in [old, next_used_).
-        return static_cast<std::uint16_t>(next_used_ - *used_event - 1) < static_cast<std::uint16_t>(next_used_ - old);
+        return static_cast<std::uint16_t>(next_used_ - *used_event - 1) <
+               static_cast<std::uint16_t>(next_used_ - old);
     }
     auto flags = memory_->read<std::uint16_t>(avail_);
     return !flags || !(*flags & avail_f_no_interrupt);

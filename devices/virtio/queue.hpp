@@ -41,10 +41,10 @@ struct DescriptorChain {
 class SplitQueue {
 public:
     // Checks the configuration against §2.7: the driver made it ready, size a power of two in
-    // [1, max_size], the three areas aligned and entirely inside RAM. `event_idx` is whether VIRTIO_F_EVENT_IDX was
-    // negotiated, `indirect` whether VIRTIO_F_INDIRECT_DESC was.
-    static Result<SplitQueue> activate(GuestMemory const& memory, QueueConfig const& config, std::uint16_t max_size,
-                                       bool event_idx, bool indirect);
+    // [1, max_size], the three areas aligned and entirely inside RAM. `event_idx` is whether
+    // VIRTIO_F_EVENT_IDX was negotiated, `indirect` whether VIRTIO_F_INDIRECT_DESC was.
+    static Result<SplitQueue> activate(GuestMemory const& memory, QueueConfig const& config,
+                                       std::uint16_t max_size, bool event_idx, bool indirect);
 
     // The next available chain. Chains that are malformed (a next index out of range, a loop or
     // a chain longer than the queue, an indirect table that is empty, outside RAM, nested or

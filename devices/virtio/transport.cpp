@@ -15,11 +15,15 @@ log::RateLimit activation_log{3, std::chrono::seconds(60)};
 }  // namespace
 
 Transport::Transport(GuestMemory const& memory, std::shared_ptr<Device> device, char const* name)
-    : name_(name), memory_(memory), device_(std::move(device)),
+    : name_(name),
+      memory_(memory),
+      device_(std::move(device)),
       notify_handler_([this](std::uint32_t queue) { notify(queue); }),
       queues_(device_->queue_max_sizes().size()) {}
 
-std::uint32_t Transport::status() const noexcept { return status_.load(); }
+std::uint32_t Transport::status() const noexcept {
+    return status_.load();
+}
 
 bool Transport::active() const noexcept {
     std::lock_guard lock(mutex_);
@@ -41,7 +45,9 @@ void Transport::dispatch_notify(std::uint32_t queue) noexcept {
     if (queue < queues_.size()) notify_handler_(queue);
 }
 
-std::uint64_t Transport::offered_features() const noexcept { return device_->features() | transport_features; }
+std::uint64_t Transport::offered_features() const noexcept {
+    return device_->features() | transport_features;
+}
 
 std::uint32_t Transport::device_features_word(std::uint32_t select) const noexcept {
     return select < 2 ? static_cast<std::uint32_t>(offered_features() >> (32 * select)) : 0;
@@ -79,8 +85,10 @@ void Transport::write_status(std::uint32_t value) noexcept {
     status_.fetch_or(added);
     if (!(added & status::driver_ok) || active_) return;
     // §3.1.1: DRIVER_OK without FEATURES_OK is a driver error; say so rather than sit silent.
-    if (status_ & status::features_ok) activate();
-    else needs_reset();
+    if (status_ & status::features_ok)
+        activate();
+    else
+        needs_reset();
 }
 
 bool Transport::features_acceptable() const noexcept {
@@ -95,12 +103,13 @@ void Transport::activate() noexcept {
     std::vector<SplitQueue> queues;
     auto max_sizes = device_->queue_max_sizes();
     for (std::size_t i = 0; i < queues_.size(); ++i) {
-        auto queue = queues_[i].ready ? SplitQueue::activate(memory_, queues_[i], max_sizes[i], event_idx, indirect)
-                                      : Result<SplitQueue>(unexpected("not ready"));
+        auto queue = queues_[i].ready
+                         ? SplitQueue::activate(memory_, queues_[i], max_sizes[i], event_idx, indirect)
+                         : Result<SplitQueue>(unexpected("not ready"));
         if (!queue) {
             if (activation_log.allow())
-                log::warn("{}: device type {} queue {}: {}", name_, static_cast<std::uint32_t>(device_->type()),
-                          i, queue.error());
+                log::warn("{}: device type {} queue {}: {}", name_,
+                          static_cast<std::uint32_t>(device_->type()), i, queue.error());
             return needs_reset();
         }
         queues.push_back(std::move(queue).value());
@@ -139,7 +148,8 @@ void Transport::DetachedHost::post(Callback) noexcept {
 }
 
 void Transport::DetachedHost::kick(std::size_t) noexcept {
-    log::warn("{}: the device asked for a queue to be served, but no device host is attached", transport_.name_);
+    log::warn("{}: the device asked for a queue to be served, but no device host is attached",
+              transport_.name_);
 }
 
 void Transport::needs_reset() noexcept {

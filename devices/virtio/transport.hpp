@@ -111,7 +111,7 @@ private:
     std::atomic<std::uint32_t> status_{0};  // DEVICE_NEEDS_RESET may come from the executor
     std::uint64_t driver_features_ = 0;
     std::vector<QueueConfig> queues_;
-    bool active_ = false;  // written under both mutexes
+    bool active_ = false;                   // written under both mutexes
     std::atomic<bool> kick_queues_{false};  // set at activation, taken by after_register_write()
 };
 

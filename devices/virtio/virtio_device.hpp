@@ -36,7 +36,8 @@ struct Activation {
 };
 
 // Copies `data.size()` bytes of a configuration space from `offset`; zeros past its end.
-void read_config_space(std::span<std::byte const> space, std::uint64_t offset, std::span<std::byte> data) noexcept;
+void read_config_space(std::span<std::byte const> space, std::uint64_t offset,
+                       std::span<std::byte> data) noexcept;
 
 // What a call into a device left undone. Every call does a bounded amount of work (chains and
 // bytes, then it stops: STYLE.md §5.3), so no guest can keep a thread from the rest of its work:
@@ -57,7 +58,9 @@ public:
     // Device configuration space (§4.2.2 offset 0x100 onwards on MMIO). Out-of-range reads
     // return zeros; writes to read-only fields are ignored.
     virtual void read_config(std::uint64_t offset, std::span<std::byte> data) const noexcept = 0;
-    virtual void write_config(std::uint64_t offset, std::span<std::byte const> data) noexcept { (void)offset, (void)data; }
+    virtual void write_config(std::uint64_t offset, std::span<std::byte const> data) noexcept {
+        (void)offset, (void)data;
+    }
 
     // DRIVER_OK. Returns false when the device cannot start (the transport then sets
     // DEVICE_NEEDS_RESET).

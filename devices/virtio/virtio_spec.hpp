@@ -22,7 +22,9 @@ inline constexpr std::uint32_t version_1 = 32;
 inline constexpr std::uint32_t access_platform = 33;
 }  // namespace feature
 
-inline constexpr std::uint64_t bit(std::uint32_t feature_bit) { return std::uint64_t{1} << feature_bit; }
+inline constexpr std::uint64_t bit(std::uint32_t feature_bit) {
+    return std::uint64_t{1} << feature_bit;
+}
 
 // §5 Device Types.
 enum class DeviceType : std::uint32_t {

@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/split_ring_spec.hpp"
 #include "tests/bench/bench_clock.hpp"
-#include "devices/virtio/block/block_device.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/unique_fd.hpp"
 #include "vmm/memory/guest_memory.hpp"

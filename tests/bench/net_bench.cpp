@@ -27,10 +27,10 @@
 #include <string_view>
 #include <vector>
 
-#include "devices/virtio/split_ring_spec.hpp"
-#include "tests/bench/bench_clock.hpp"
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/socket_endpoint.hpp"
+#include "devices/virtio/split_ring_spec.hpp"
+#include "tests/bench/bench_clock.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/unique_fd.hpp"
 #include "vmm/memory/guest_memory.hpp"
@@ -90,18 +90,27 @@ public:
         : ram_(memory.slice(GuestAddress{0}, ram_size).value()), layout_(layout) {}
 
     virtio::QueueConfig config() const {
-        return {.size = queue_size, .desc = GuestAddress{layout_.desc}, .avail = GuestAddress{layout_.avail},
-                .used = GuestAddress{layout_.used}, .ready = true};
+        return {.size = queue_size,
+                .desc = GuestAddress{layout_.desc},
+                .avail = GuestAddress{layout_.avail},
+                .used = GuestAddress{layout_.used},
+                .ready = true};
     }
-    std::uint64_t buffer(std::uint16_t slot) const { return layout_.buffers + std::uint64_t{buffer_size} * slot; }
+    std::uint64_t buffer(std::uint16_t slot) const {
+        return layout_.buffers + std::uint64_t{buffer_size} * slot;
+    }
     void build(std::uint32_t len, bool writable) {
         for (std::uint16_t i = 0; i < queue_size; ++i)
-            put(layout_.desc + 16u * i, RawDescriptor{buffer(i), len, writable ? desc_f_write : std::uint16_t{0}, 0});
+            put(layout_.desc + 16u * i,
+                RawDescriptor{buffer(i), len, writable ? desc_f_write : std::uint16_t{0}, 0});
     }
-    void put_bytes(std::uint64_t at, std::span<std::byte const> bytes) { std::memcpy(ram_.data() + at, bytes.data(), bytes.size()); }
+    void put_bytes(std::uint64_t at, std::span<std::byte const> bytes) {
+        std::memcpy(ram_.data() + at, bytes.data(), bytes.size());
+    }
     void submit(std::uint16_t count) {
         for (std::uint16_t i = 0; i < count; ++i, ++avail_idx_)
-            put(layout_.avail + 4 + 2u * (avail_idx_ % queue_size), static_cast<std::uint16_t>(avail_idx_ % queue_size));
+            put(layout_.avail + 4 + 2u * (avail_idx_ % queue_size),
+                static_cast<std::uint16_t>(avail_idx_ % queue_size));
         std::atomic_thread_fence(std::memory_order_release);  // virtio 1.2 §2.7.13: entries before idx
         put(layout_.avail + 2, avail_idx_);
     }
@@ -109,7 +118,8 @@ public:
     void reap(std::uint16_t count, std::uint32_t len) {
         auto const idx = get<std::uint16_t>(layout_.used + 2);
         std::atomic_thread_fence(std::memory_order_acquire);
-        if (static_cast<std::uint16_t>(idx - last_used_) != count) throw Error("net bench: a packet went missing");
+        if (static_cast<std::uint16_t>(idx - last_used_) != count)
+            throw Error("net bench: a packet went missing");
         for (; last_used_ != idx; ++last_used_)
             if (get<std::uint32_t>(layout_.used + 8 + 8u * (last_used_ % queue_size)) != len)
                 throw Error("net bench: a used length is wrong");
@@ -161,7 +171,8 @@ std::vector<std::byte> make_packet(std::uint32_t frame) {
 
 std::pair<UniqueFd, UniqueFd> socket_pair() {
     int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) throw system_error("net bench: socketpair");
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+        throw system_error("net bench: socketpair");
     for (int fd : fds) {
         ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &socket_buffer, sizeof socket_buffer);
         ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &socket_buffer, sizeof socket_buffer);
@@ -272,21 +283,26 @@ Sample raw_read(std::uint32_t frame, Options const& o) {
 
 enum class Kind { raw_write, raw_read, device_tx, device_rx };
 constexpr std::pair<Kind, char const*> kinds[] = {
-    {Kind::raw_write, "raw_write"}, {Kind::device_tx, "device_tx"},
-    {Kind::raw_read, "raw_read"},   {Kind::device_rx, "device_rx"},
+    {Kind::raw_write, "raw_write"},
+    {Kind::device_tx, "device_tx"},
+    {Kind::raw_read, "raw_read"},
+    {Kind::device_rx, "device_rx"},
 };
 
 Sample run_row(Kind kind, std::uint32_t frame, Options const& o) {
     switch (kind) {
-        case Kind::raw_write: return raw_write(frame, o);
-        case Kind::raw_read: return raw_read(frame, o);
+        case Kind::raw_write:
+            return raw_write(frame, o);
+        case Kind::raw_read:
+            return raw_read(frame, o);
         case Kind::device_tx:
         case Kind::device_rx: {
             DeviceRig rig;
             auto s = kind == Kind::device_tx ? device_tx(rig, frame, o) : device_rx(rig, frame, o);
             auto const& c = rig.device->counters();
             if (c.rx_dropped() + c.tx_dropped() + c.tx_blocked.value() != 0 || rig.irq.broken)
-                throw Error("net bench: the device dropped packets or found the socket full (try a smaller --batch)");
+                throw Error(
+                    "net bench: the device dropped packets or found the socket full (try a smaller --batch)");
             return s;
         }
     }
@@ -301,17 +317,20 @@ void run_round(Options const& o, bool last_round) {
             std::string const name = fmt::format("{}_{}", prefix, frame);
             if (!o.only.empty() && o.only != name) continue;
             Sample const s = run_row(kind, frame, o);
-            samples.push_back(fmt::format(R"(    {{"name": "{}", "packets": {}, "cpu_s": {:.6f}, "wall_s": {:.6f}}})",
-                                          name, s.packets, s.cpu_s, s.wall_s));
+            samples.push_back(
+                fmt::format(R"(    {{"name": "{}", "packets": {}, "cpu_s": {:.6f}, "wall_s": {:.6f}}})", name,
+                            s.packets, s.cpu_s, s.wall_s));
         }
     }
-    std::printf("   [\n%s\n   ]%s\n", fmt::format("{}", fmt::join(samples, ",\n")).c_str(), last_round ? "" : ",");
+    std::printf("   [\n%s\n   ]%s\n", fmt::format("{}", fmt::join(samples, ",\n")).c_str(),
+                last_round ? "" : ",");
     std::fflush(stdout);
 }
 
 void run(Options const& o) {
-    std::printf("{\n  \"socket\": \"AF_UNIX SOCK_SEQPACKET\", \"header_bytes\": %zu, \"frame_sizes\": [%u, %u],\n",
-                sizeof(net::Header), frame_sizes[0], frame_sizes[1]);
+    std::printf(
+        "{\n  \"socket\": \"AF_UNIX SOCK_SEQPACKET\", \"header_bytes\": %zu, \"frame_sizes\": [%u, %u],\n",
+        sizeof(net::Header), frame_sizes[0], frame_sizes[1]);
     std::printf("  \"batch\": %u, \"cpu_seconds_per_run\": %.3f, \"rounds\": [\n", o.batch, o.seconds);
     for (int round = 0; round < o.rounds; ++round) run_round(o, round + 1 == o.rounds);
     std::printf("  ]\n}\n");

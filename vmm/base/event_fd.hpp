@@ -10,8 +10,8 @@ class EventFd {
 public:
     EventFd();  // throws Error
     int fd() const noexcept { return fd_.get(); }
-    bool signal() const noexcept;             // adds 1; false only if the counter is full
-    std::uint64_t consume() const noexcept;   // reads and resets; 0 when nothing was pending
+    bool signal() const noexcept;            // adds 1; false only if the counter is full
+    std::uint64_t consume() const noexcept;  // reads and resets; 0 when nothing was pending
 
 private:
     UniqueFd fd_;

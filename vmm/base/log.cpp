@@ -14,13 +14,19 @@ std::int64_t now_ms() noexcept {
 }
 }  // namespace
 
-void set_level(Level level) noexcept { g_level.store(static_cast<int>(level)); }
-Level level() noexcept { return static_cast<Level>(g_level.load()); }
-bool enabled(Level l) noexcept { return static_cast<int>(l) <= g_level.load(std::memory_order_relaxed); }
+void set_level(Level level) noexcept {
+    g_level.store(static_cast<int>(level));
+}
+Level level() noexcept {
+    return static_cast<Level>(g_level.load());
+}
+bool enabled(Level l) noexcept {
+    return static_cast<int>(l) <= g_level.load(std::memory_order_relaxed);
+}
 
 void write(Level l, std::string_view message) noexcept {
-    static constexpr std::string_view prefixes[] = {"kvmlet: error: ", "kvmlet: warning: ", "kvmlet: ",
-                                                    "kvmlet: debug: "};
+    static constexpr std::string_view prefixes[] = {
+        "kvmlet: error: ", "kvmlet: warning: ", "kvmlet: ", "kvmlet: debug: "};
     try {
         std::string line{prefixes[static_cast<int>(l)]};
         line.append(message);

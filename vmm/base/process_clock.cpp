@@ -14,7 +14,8 @@ namespace {
 std::uint64_t read_us(clockid_t clock) noexcept {
     timespec ts{};
     ::clock_gettime(clock, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 // Reads a small /proc file whole into `buffer`, NUL-terminated; false when it cannot.
@@ -85,6 +86,8 @@ ProcessTimes since_process_start() noexcept {
     return ProcessTimes{read_us(CLOCK_MONOTONIC) - g_start_wall_us, read_us(CLOCK_PROCESS_CPUTIME_ID)};
 }
 
-std::uint64_t process_start_resolution_us() noexcept { return g_resolution_us; }
+std::uint64_t process_start_resolution_us() noexcept {
+    return g_resolution_us;
+}
 
 }  // namespace kvmlet

@@ -11,7 +11,9 @@ struct Unexpected {
     std::string message;
 };
 
-inline Unexpected unexpected(std::string message) { return Unexpected{std::move(message)}; }
+inline Unexpected unexpected(std::string message) {
+    return Unexpected{std::move(message)};
+}
 
 template <class T>
 class [[nodiscard]] Result {

@@ -4,37 +4,59 @@ namespace kvmlet {
 
 std::string_view name(Phase phase) noexcept {
     switch (phase) {
-        case Phase::process_start: return "process_start";
-        case Phase::args_parsed: return "args_parsed";
-        case Phase::vm_created: return "vm_created";
-        case Phase::memory_ready: return "memory_ready";
-        case Phase::devices_ready: return "devices_ready";
-        case Phase::kernel_loaded: return "kernel_loaded";
-        case Phase::first_kvm_run: return "first_kvm_run";
-        case Phase::first_console_byte: return "first_console_byte";
-        case Phase::boot_timer: return "boot_timer";
-        case Phase::shutdown_request: return "shutdown_request";
-        case Phase::process_exit: return "process_exit";
+        case Phase::process_start:
+            return "process_start";
+        case Phase::args_parsed:
+            return "args_parsed";
+        case Phase::vm_created:
+            return "vm_created";
+        case Phase::memory_ready:
+            return "memory_ready";
+        case Phase::devices_ready:
+            return "devices_ready";
+        case Phase::kernel_loaded:
+            return "kernel_loaded";
+        case Phase::first_kvm_run:
+            return "first_kvm_run";
+        case Phase::first_console_byte:
+            return "first_console_byte";
+        case Phase::boot_timer:
+            return "boot_timer";
+        case Phase::shutdown_request:
+            return "shutdown_request";
+        case Phase::process_exit:
+            return "process_exit";
     }
     return "?";
 }
 
 std::string_view name(ExitReason reason) noexcept {
     switch (reason) {
-        case ExitReason::pio: return "pio";
-        case ExitReason::mmio: return "mmio";
-        case ExitReason::hlt: return "hlt";
-        case ExitReason::shutdown: return "shutdown";
-        case ExitReason::system_event: return "system_event";
-        case ExitReason::internal_error: return "internal_error";
-        case ExitReason::fail_entry: return "fail_entry";
-        case ExitReason::signal: return "signal";
-        case ExitReason::other: return "other";
+        case ExitReason::pio:
+            return "pio";
+        case ExitReason::mmio:
+            return "mmio";
+        case ExitReason::hlt:
+            return "hlt";
+        case ExitReason::shutdown:
+            return "shutdown";
+        case ExitReason::system_event:
+            return "system_event";
+        case ExitReason::internal_error:
+            return "internal_error";
+        case ExitReason::fail_entry:
+            return "fail_entry";
+        case ExitReason::signal:
+            return "signal";
+        case ExitReason::other:
+            return "other";
     }
     return "?";
 }
 
-Timeline::Timeline() noexcept { mark(Phase::process_start, ProcessTimes{0, 0}); }
+Timeline::Timeline() noexcept {
+    mark(Phase::process_start, ProcessTimes{0, 0});
+}
 
 void Timeline::mark(Phase phase, ProcessTimes at) noexcept {
     auto index = static_cast<std::uint8_t>(phase);
@@ -60,7 +82,8 @@ std::optional<ProcessTimes> Timeline::reached(Phase phase) const noexcept {
 }
 
 std::uint64_t Timeline::exits(Phase phase, ExitReason reason) const noexcept {
-    return exits_[static_cast<std::size_t>(phase)][static_cast<std::size_t>(reason)].load(std::memory_order_relaxed);
+    return exits_[static_cast<std::size_t>(phase)][static_cast<std::size_t>(reason)].load(
+        std::memory_order_relaxed);
 }
 
 std::uint64_t Timeline::total_exits(ExitReason reason) const noexcept {

@@ -14,16 +14,19 @@ void IoBus::insert(std::shared_ptr<BusDevice> device, std::uint64_t start, std::
     std::uint64_t last = start + (length - 1);
     auto next = ranges_.lower_bound(start);
     if (next != ranges_.end() && next->first <= last)
-        throw Error(fmt::format("{} bus: range {:#x}-{:#x} overlaps one at {:#x}", name_, start, last, next->first));
+        throw Error(
+            fmt::format("{} bus: range {:#x}-{:#x} overlaps one at {:#x}", name_, start, last, next->first));
     if (next != ranges_.begin()) {
         auto prev = std::prev(next);
         if (prev->first + (prev->second.length - 1) >= start)
-            throw Error(fmt::format("{} bus: range {:#x}-{:#x} overlaps one at {:#x}", name_, start, last, prev->first));
+            throw Error(fmt::format("{} bus: range {:#x}-{:#x} overlaps one at {:#x}", name_, start, last,
+                                    prev->first));
     }
     ranges_.emplace(start, Range{length, std::move(device)});
 }
 
-std::pair<std::uint64_t, IoBus::Range const*> IoBus::find(std::uint64_t address, std::uint64_t size) const noexcept {
+std::pair<std::uint64_t, IoBus::Range const*> IoBus::find(std::uint64_t address,
+                                                          std::uint64_t size) const noexcept {
     auto it = ranges_.upper_bound(address);
     if (it == ranges_.begin()) return {0, nullptr};
     --it;

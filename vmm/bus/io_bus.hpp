@@ -24,8 +24,12 @@ public:
     bool read(std::uint64_t address, std::span<std::byte> data) noexcept;
     bool write(std::uint64_t address, std::span<std::byte const> data) noexcept;
 
-    std::uint64_t unclaimed_reads() const noexcept { return unclaimed_reads_.load(std::memory_order_relaxed); }
-    std::uint64_t unclaimed_writes() const noexcept { return unclaimed_writes_.load(std::memory_order_relaxed); }
+    std::uint64_t unclaimed_reads() const noexcept {
+        return unclaimed_reads_.load(std::memory_order_relaxed);
+    }
+    std::uint64_t unclaimed_writes() const noexcept {
+        return unclaimed_writes_.load(std::memory_order_relaxed);
+    }
 
 private:
     struct Range {

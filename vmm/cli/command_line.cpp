@@ -76,7 +76,8 @@ Command parse_run(Args args, std::uint64_t host_memory_bytes) {
         if (!index) throw UsageError(fmt::format("unknown option {} (see kvmlet run --help)", name));
         OptionSpec const& spec = options[*index];
         std::string_view const value = take_value(spec, inline_value, args, i);
-        if (seen[*index] && !spec.repeatable) throw UsageError(fmt::format("{}: given more than once", spec.name));
+        if (seen[*index] && !spec.repeatable)
+            throw UsageError(fmt::format("{}: given more than once", spec.name));
         seen[*index] = true;
         spec.apply(state, spec.name, value);
         if (state.help) return RunHelpCommand{};

@@ -132,7 +132,8 @@ constexpr std::array<Choice<CacheMode>, 2> cache_modes{
     {{"writeback", CacheMode::writeback}, {"none", CacheMode::none}}};
 constexpr std::size_t max_interface_name_bytes = 16;  // IFNAMSIZ, with the NUL
 
-void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_view value, std::string_view item) {
+void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_view value,
+                         std::string_view item) {
     if (item == "readonly") {
         disk.read_only = true;
     } else if (item.starts_with("id=")) {
@@ -142,7 +143,8 @@ void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_vi
     } else if (item.starts_with("cache=")) {
         disk.cache = parse_choice(cache_modes, std::string(name) + " cache", item.substr(6));
     } else {
-        fail(name, value, fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none)", item));
+        fail(name, value,
+             fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none)", item));
     }
 }
 
@@ -162,19 +164,22 @@ void apply_disk(RunState& state, std::string_view name, std::string_view value) 
     state.config.disks.push_back(std::move(disk));
 }
 
-void apply_net_property(NetInterfaceConfig& net, std::string_view name, std::string_view value, std::string_view item) {
+void apply_net_property(NetInterfaceConfig& net, std::string_view name, std::string_view value,
+                        std::string_view item) {
     if (item == "tap=auto") {
         net.tap.reset();
     } else if (item.starts_with("tap=")) {
         net.tap = std::string(item.substr(4));
         if (net.tap->empty() || net.tap->size() >= max_interface_name_bytes)
-            fail(name, value, fmt::format("tap name must be 1 to {} characters", max_interface_name_bytes - 1));
+            fail(name, value,
+                 fmt::format("tap name must be 1 to {} characters", max_interface_name_bytes - 1));
     } else if (item.starts_with("mac=")) {
         net.mac = std::string(item.substr(4));
     } else if (item == "offloads=off" || item == "offloads=on") {
         net.offloads = item == "offloads=on";
     } else {
-        fail(name, value, fmt::format("unknown property '{}' (tap=NAME|auto, mac=MAC, offloads=on|off)", item));
+        fail(name, value,
+             fmt::format("unknown property '{}' (tap=NAME|auto, mac=MAC, offloads=on|off)", item));
     }
 }
 
@@ -187,7 +192,8 @@ void apply_net(RunState& state, std::string_view name, std::string_view value) {
     std::size_t start = 0;
     while (start != std::string_view::npos) {
         std::size_t next = value.find(',', start);
-        apply_net_property(net, name, value, value.substr(start, next == std::string_view::npos ? next : next - start));
+        apply_net_property(net, name, value,
+                           value.substr(start, next == std::string_view::npos ? next : next - start));
         start = next == std::string_view::npos ? next : next + 1;
     }
     state.config.nets.push_back(std::move(net));
@@ -214,7 +220,8 @@ void apply_rng_rate(RunState& state, std::string_view name, std::string_view val
     char const* const end = value.data() + value.size();
     auto const [digits_end, ec] = std::from_chars(value.data(), end, rate);
     if (ec == std::errc::invalid_argument || digits_end != end) fail(name, value, "not a number");
-    if (ec == std::errc::result_out_of_range || rate == 0) fail(name, value, "must be at least 1 byte per second");
+    if (ec == std::errc::result_out_of_range || rate == 0)
+        fail(name, value, "must be at least 1 byte per second");
     state.config.rng = virtio::RngConfig{.bytes_per_second = rate};
 }
 
@@ -240,7 +247,8 @@ constexpr std::array<OptionSpec, 19> options{{
     {.name = "--initrd",
      .value_name = "PATH",
      .help = "initial ramdisk for a Linux kernel (an uncompressed cpio boots fastest)",
-     .default_text = [](MachineConfig const& c) { return c.initrd ? c.initrd->string() : std::string("none"); },
+     .default_text =
+         [](MachineConfig const& c) { return c.initrd ? c.initrd->string() : std::string("none"); },
      .apply = apply_initrd},
     {.name = "--cmdline",
      .value_name = "STR",

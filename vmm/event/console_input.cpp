@@ -18,7 +18,11 @@ log::RateLimit dropped_log{1, std::chrono::seconds(10)};
 }  // namespace
 
 ConsoleInput::ConsoleInput(boost::asio::io_context& io, int fd, Deliver deliver, std::function<void()> quit)
-    : io_(io), fd_(::fcntl(fd, F_DUPFD_CLOEXEC, 0)), retry_(io), deliver_(std::move(deliver)), quit_(std::move(quit)) {
+    : io_(io),
+      fd_(::fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+      retry_(io),
+      deliver_(std::move(deliver)),
+      quit_(std::move(quit)) {
     if (!fd_.valid()) {
         eof_ = true;  // no stdin at all (closed): nothing to read
         return;
@@ -47,14 +51,15 @@ void ConsoleInput::wait_readable() {
         boost::asio::post(io_, [this] { read_some(); });
         return;
     }
-    stream_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-        if (ec == boost::asio::error::operation_not_supported) {
-            stream_.reset();  // not pollable after all (e.g. /dev/null): read it directly
-            return read_some();
-        }
-        if (ec) return;
-        read_some();
-    });
+    stream_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                        [this](boost::system::error_code ec) {
+                            if (ec == boost::asio::error::operation_not_supported) {
+                                stream_.reset();  // not pollable after all (e.g. /dev/null): read it directly
+                                return read_some();
+                            }
+                            if (ec) return;
+                            read_some();
+                        });
 }
 
 void ConsoleInput::read_some() {
@@ -87,8 +92,9 @@ void ConsoleInput::hold(std::span<std::byte const> bytes) {
     if (kept == bytes.size()) return;
     dropped_ += bytes.size() - kept;
     if (dropped_log.allow())
-        log::warn("console: the guest takes no input; {} bytes typed since were dropped (Ctrl-A x still quits)",
-                  dropped_);
+        log::warn(
+            "console: the guest takes no input; {} bytes typed since were dropped (Ctrl-A x still quits)",
+            dropped_);
 }
 
 void ConsoleInput::deliver_pending() {

@@ -8,7 +8,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -40,7 +39,7 @@ private:
     void hold(std::span<std::byte const> bytes);
 
     boost::asio::io_context& io_;
-    UniqueFd fd_;  // a duplicate of stdin
+    UniqueFd fd_;                                                  // a duplicate of stdin
     std::optional<boost::asio::posix::stream_descriptor> stream_;  // empty when the fd cannot be polled
     boost::asio::steady_timer retry_;
     Deliver deliver_;

@@ -7,8 +7,10 @@ EscapeFilter::Output EscapeFilter::feed(std::span<std::byte const> input) {
     out.to_guest.reserve(input.size());
     for (std::byte b : input) {
         if (!pending_escape_) {
-            if (b == escape) pending_escape_ = true;
-            else out.to_guest.push_back(b);
+            if (b == escape)
+                pending_escape_ = true;
+            else
+                out.to_guest.push_back(b);
             continue;
         }
         pending_escape_ = false;

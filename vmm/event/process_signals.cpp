@@ -1,5 +1,6 @@
 #include "vmm/event/process_signals.hpp"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "vmm/base/error.hpp"
 
@@ -44,7 +43,9 @@ void on_stop_signal(int sig) {
     ring(g_stop_fd);
 }
 
-void on_dump_signal(int) { ring(g_dump_fd); }
+void on_dump_signal(int) {
+    ring(g_dump_fd);
+}
 
 int make_eventfd() {
     int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -67,13 +68,15 @@ ProcessSignals::ProcessSignals() {
     g_stop_fd = make_eventfd();
     g_dump_fd = make_eventfd();
     g_stop_signal.store(0);
-    for (std::size_t i = 0; i < stop_signals.size(); ++i) install(stop_signals[i], on_stop_signal, &g_previous[i]);
+    for (std::size_t i = 0; i < stop_signals.size(); ++i)
+        install(stop_signals[i], on_stop_signal, &g_previous[i]);
     install(dump_signal, on_dump_signal, &g_previous.back());
     g_installed = true;
 }
 
 ProcessSignals::~ProcessSignals() {
-    for (std::size_t i = 0; i < stop_signals.size(); ++i) ::sigaction(stop_signals[i], &g_previous[i], nullptr);
+    for (std::size_t i = 0; i < stop_signals.size(); ++i)
+        ::sigaction(stop_signals[i], &g_previous[i], nullptr);
     ::sigaction(dump_signal, &g_previous.back(), nullptr);
     ::close(g_stop_fd);
     ::close(g_dump_fd);
@@ -81,14 +84,20 @@ ProcessSignals::~ProcessSignals() {
     g_installed = false;
 }
 
-int ProcessSignals::stop_signal() const noexcept { return g_stop_signal.load(); }
+int ProcessSignals::stop_signal() const noexcept {
+    return g_stop_signal.load();
+}
 
 StopReason ProcessSignals::stop_reason() const {
     return StopReason{StopKind::signal, fmt::format("received {}", ::strsignal(stop_signal()))};
 }
 
-int ProcessSignals::stop_fd() const noexcept { return g_stop_fd; }
-int ProcessSignals::dump_fd() const noexcept { return g_dump_fd; }
+int ProcessSignals::stop_fd() const noexcept {
+    return g_stop_fd;
+}
+int ProcessSignals::dump_fd() const noexcept {
+    return g_dump_fd;
+}
 
 bool ProcessSignals::take_dump_request() noexcept {
     std::uint64_t count = 0;

@@ -38,7 +38,8 @@ template <class Entry>
 class FlexBuffer {
 public:
     explicit FlexBuffer(std::size_t capacity)
-        : capacity_(capacity), storage_(std::make_unique<std::byte[]>(sizeof(FlexHeader) + capacity * sizeof(Entry))) {
+        : capacity_(capacity),
+          storage_(std::make_unique<std::byte[]>(sizeof(FlexHeader) + capacity * sizeof(Entry))) {
         set_count(static_cast<std::uint32_t>(capacity));
     }
     void* data() noexcept { return storage_.get(); }

@@ -19,10 +19,14 @@ struct RequiredCapability {
     char const* name;
 };
 constexpr RequiredCapability required_capabilities[] = {
-    {KVM_CAP_IRQCHIP, "IRQCHIP"},         {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
-    {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"}, {KVM_CAP_PIT2, "PIT2"},
-    {KVM_CAP_IRQFD, "IRQFD"},             {KVM_CAP_IOEVENTFD, "IOEVENTFD"},
-    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},     {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
+    {KVM_CAP_IRQCHIP, "IRQCHIP"},
+    {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
+    {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
+    {KVM_CAP_PIT2, "PIT2"},
+    {KVM_CAP_IRQFD, "IRQFD"},
+    {KVM_CAP_IOEVENTFD, "IOEVENTFD"},
+    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},
+    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
 };
 
 UniqueFd open_kvm() {

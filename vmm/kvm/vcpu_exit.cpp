@@ -46,15 +46,24 @@ VcpuExit decode_internal_error(kvm_run const& run) noexcept {
 
 VcpuExit decode_exit(kvm_run& run, std::size_t run_size) noexcept {
     switch (run.exit_reason) {
-        case KVM_EXIT_IO: return decode_io(run, run_size);
-        case KVM_EXIT_MMIO: return decode_mmio(run);
-        case KVM_EXIT_HLT: return Halt{};
-        case KVM_EXIT_SHUTDOWN: return Shutdown{};
-        case KVM_EXIT_SYSTEM_EVENT: return SystemEvent{run.system_event.type};
-        case KVM_EXIT_FAIL_ENTRY: return FailEntry{run.fail_entry.hardware_entry_failure_reason};
-        case KVM_EXIT_INTERNAL_ERROR: return decode_internal_error(run);
-        case KVM_EXIT_INTR: return Interrupted{};
-        default: return Unsupported{run.exit_reason};
+        case KVM_EXIT_IO:
+            return decode_io(run, run_size);
+        case KVM_EXIT_MMIO:
+            return decode_mmio(run);
+        case KVM_EXIT_HLT:
+            return Halt{};
+        case KVM_EXIT_SHUTDOWN:
+            return Shutdown{};
+        case KVM_EXIT_SYSTEM_EVENT:
+            return SystemEvent{run.system_event.type};
+        case KVM_EXIT_FAIL_ENTRY:
+            return FailEntry{run.fail_entry.hardware_entry_failure_reason};
+        case KVM_EXIT_INTERNAL_ERROR:
+            return decode_internal_error(run);
+        case KVM_EXIT_INTR:
+            return Interrupted{};
+        default:
+            return Unsupported{run.exit_reason};
     }
 }
 

@@ -49,17 +49,37 @@ VcpuExit VcpuFd::run() noexcept {
     return decode_exit(*run_, run_size_);
 }
 
-void VcpuFd::request_immediate_exit() noexcept { __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_RELEASE); }
+void VcpuFd::request_immediate_exit() noexcept {
+    __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_RELEASE);
+}
 
-kvm_regs VcpuFd::regs() const { return get<kvm_regs>(fd_.get(), KVM_GET_REGS, "KVM_GET_REGS"); }
-void VcpuFd::set_regs(kvm_regs const& r) const { set(fd_.get(), KVM_SET_REGS, r, "KVM_SET_REGS"); }
-kvm_sregs VcpuFd::sregs() const { return get<kvm_sregs>(fd_.get(), KVM_GET_SREGS, "KVM_GET_SREGS"); }
-void VcpuFd::set_sregs(kvm_sregs const& s) const { set(fd_.get(), KVM_SET_SREGS, s, "KVM_SET_SREGS"); }
-kvm_fpu VcpuFd::fpu() const { return get<kvm_fpu>(fd_.get(), KVM_GET_FPU, "KVM_GET_FPU"); }
-void VcpuFd::set_fpu(kvm_fpu const& f) const { set(fd_.get(), KVM_SET_FPU, f, "KVM_SET_FPU"); }
-kvm_lapic_state VcpuFd::lapic() const { return get<kvm_lapic_state>(fd_.get(), KVM_GET_LAPIC, "KVM_GET_LAPIC"); }
-void VcpuFd::set_lapic(kvm_lapic_state const& l) const { set(fd_.get(), KVM_SET_LAPIC, l, "KVM_SET_LAPIC"); }
-kvm_mp_state VcpuFd::mp_state() const { return get<kvm_mp_state>(fd_.get(), KVM_GET_MP_STATE, "KVM_GET_MP_STATE"); }
+kvm_regs VcpuFd::regs() const {
+    return get<kvm_regs>(fd_.get(), KVM_GET_REGS, "KVM_GET_REGS");
+}
+void VcpuFd::set_regs(kvm_regs const& r) const {
+    set(fd_.get(), KVM_SET_REGS, r, "KVM_SET_REGS");
+}
+kvm_sregs VcpuFd::sregs() const {
+    return get<kvm_sregs>(fd_.get(), KVM_GET_SREGS, "KVM_GET_SREGS");
+}
+void VcpuFd::set_sregs(kvm_sregs const& s) const {
+    set(fd_.get(), KVM_SET_SREGS, s, "KVM_SET_SREGS");
+}
+kvm_fpu VcpuFd::fpu() const {
+    return get<kvm_fpu>(fd_.get(), KVM_GET_FPU, "KVM_GET_FPU");
+}
+void VcpuFd::set_fpu(kvm_fpu const& f) const {
+    set(fd_.get(), KVM_SET_FPU, f, "KVM_SET_FPU");
+}
+kvm_lapic_state VcpuFd::lapic() const {
+    return get<kvm_lapic_state>(fd_.get(), KVM_GET_LAPIC, "KVM_GET_LAPIC");
+}
+void VcpuFd::set_lapic(kvm_lapic_state const& l) const {
+    set(fd_.get(), KVM_SET_LAPIC, l, "KVM_SET_LAPIC");
+}
+kvm_mp_state VcpuFd::mp_state() const {
+    return get<kvm_mp_state>(fd_.get(), KVM_GET_MP_STATE, "KVM_GET_MP_STATE");
+}
 kvm_vcpu_events VcpuFd::vcpu_events() const {
     return get<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS");
 }
@@ -79,7 +99,8 @@ void VcpuFd::set_msrs(std::span<kvm_msr_entry const> entries) const {
     int written = ::ioctl(fd_.get(), kvm_abi::set_msrs, msrs.data());
     if (written < 0) throw system_error("KVM_SET_MSRS");
     if (static_cast<std::size_t>(written) != entries.size())
-        throw Error(fmt::format("KVM_SET_MSRS: MSR {:#x} was refused", entries[static_cast<std::size_t>(written)].index));
+        throw Error(fmt::format("KVM_SET_MSRS: MSR {:#x} was refused",
+                                entries[static_cast<std::size_t>(written)].index));
 }
 
 std::optional<std::uint32_t> VcpuFd::tsc_khz() const noexcept {

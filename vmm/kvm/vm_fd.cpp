@@ -17,7 +17,8 @@ void VmFd::set_tss_address(GuestAddress address) const {
 
 void VmFd::set_identity_map_address(GuestAddress address) const {
     std::uint64_t value = address.value;
-    if (::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &value) != 0) throw system_error("KVM_SET_IDENTITY_MAP_ADDR");
+    if (::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &value) != 0)
+        throw system_error("KVM_SET_IDENTITY_MAP_ADDR");
 }
 
 void VmFd::create_irqchip() const {

@@ -1,9 +1,9 @@
 #pragma once
+#include <linux/kvm.h>
+
 #include <cstdint>
 #include <optional>
 #include <span>
-
-#include <linux/kvm.h>
 
 #include "vmm/base/guest_address.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -15,7 +15,8 @@ class VcpuFd;
 // A VM file descriptor. Set-up calls throw Error; irq_line() is called while vCPUs run.
 class VmFd {
 public:
-    VmFd(UniqueFd fd, std::size_t vcpu_mmap_size) noexcept : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+    VmFd(UniqueFd fd, std::size_t vcpu_mmap_size) noexcept
+        : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
 
     int fd() const noexcept { return fd_.get(); }
     void set_tss_address(GuestAddress address) const;

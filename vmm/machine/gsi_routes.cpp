@@ -31,7 +31,8 @@ log::RateLimit route_log{5, std::chrono::seconds(10)};
 GsiRoutes::GsiRoutes(VmFd const& vm) : vm_(vm), next_gsi_(ioapic_pins) {
     for (std::uint32_t gsi = 0; gsi < ioapic_pins; ++gsi) {
         if (gsi < pic_pins)
-            table_.push_back(irqchip_route(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
+            table_.push_back(
+                irqchip_route(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
         table_.push_back(irqchip_route(gsi, KVM_IRQCHIP_IOAPIC, gsi));
     }
 }
@@ -54,8 +55,10 @@ bool GsiRoutes::set_msi(std::uint32_t gsi, pci::MsiMessage const& message) noexc
     std::lock_guard lock(mutex_);
     try {
         auto [it, added] = msi_index_.try_emplace(gsi, table_.size());
-        if (added) table_.push_back(entry);
-        else table_[it->second] = entry;
+        if (added)
+            table_.push_back(entry);
+        else
+            table_[it->second] = entry;
     } catch (std::bad_alloc const&) {
         return false;
     }

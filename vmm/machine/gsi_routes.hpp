@@ -3,13 +3,13 @@
 // the PIC and IOAPIC pins, which must stay, plus one MSI route per MSI-X vector in use. An
 // MSI-X vector is an irqfd on its own GSI, so raising it costs the device thread one eventfd
 // write; the route tells KVM which message that GSI sends.
+#include <linux/kvm.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
-
-#include <linux/kvm.h>
 
 #include "devices/pci/msix.hpp"
 #include "vmm/base/event_fd.hpp"
@@ -30,7 +30,7 @@ public:
 private:
     VmFd const& vm_;
     std::mutex mutex_;
-    std::vector<kvm_irq_routing_entry> table_;  // the defaults, then one entry per MSI GSI
+    std::vector<kvm_irq_routing_entry> table_;        // the defaults, then one entry per MSI GSI
     std::map<std::uint32_t, std::size_t> msi_index_;  // GSI -> index in table_
     std::uint32_t next_gsi_;
 };

@@ -23,7 +23,9 @@ private:
 // trigger() again while the device still wants service.
 class LevelIrqfdLine final : public IrqLine {
 public:
-    LevelIrqfdLine(VmFd const& vm, std::uint32_t gsi) { vm.register_resample_irqfd(event_.fd(), resample_.fd(), gsi); }
+    LevelIrqfdLine(VmFd const& vm, std::uint32_t gsi) {
+        vm.register_resample_irqfd(event_.fd(), resample_.fd(), gsi);
+    }
     void trigger() noexcept override { event_.signal(); }
     EventFd const& resample() const noexcept { return resample_; }
 

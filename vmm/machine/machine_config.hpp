@@ -9,7 +9,6 @@
 
 #include "devices/virtio/block/disk.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
-
 #include "vmm/base/guest_address.hpp"
 #include "vmm/vcpu/cpu_template.hpp"
 #include "vmm/vcpu/host_compat_mode.hpp"
@@ -39,16 +38,16 @@ struct MachineConfig {
     // Without --cmdline: the serial console, and reboot and panic paths that end kvmlet by
     // themselves (reboot=k resets through the i8042; panic=1 reboots a second after a panic).
     std::string cmdline = default_cmdline;
-    std::uint32_t cpus = 1;                   // 1..max_cpus
-    std::uint64_t memory_bytes = 128 * MiB;   // multiple of 4 KiB, >= min_memory
+    std::uint32_t cpus = 1;                  // 1..max_cpus
+    std::uint64_t memory_bytes = 128 * MiB;  // multiple of 4 KiB, >= min_memory
     CpuTemplate cpu_template = CpuTemplate::host;
     RebootAction on_reboot = RebootAction::exit;
     std::optional<HostCompat> host_compat;  // nullopt: auto-detect (vmm/vcpu/host_compat.hpp)
     BootProtocol boot_protocol = BootProtocol::automatic;
-    std::vector<DiskConfig> disks;  // virtio-blk, in this order (vda, vdb, ...)
+    std::vector<DiskConfig> disks;         // virtio-blk, in this order (vda, vdb, ...)
     std::vector<NetInterfaceConfig> nets;  // virtio-net, in this order (eth0, eth1, ...)
     ConsoleKind console = ConsoleKind::serial;
-    std::optional<virtio::RngConfig> rng;  // nullopt: no virtio-rng
+    std::optional<virtio::RngConfig> rng;           // nullopt: no virtio-rng
     std::optional<std::filesystem::path> timeline;  // --timeline: where to write the JSON
     VirtioTransport transport = VirtioTransport::pci;
     // ACPI tables (RSDP, XSDT, FADT, MADT, MCFG, DSDT). Without them a kernel learns its CPUs from

@@ -14,19 +14,26 @@ nlohmann::ordered_json exit_counts(Timeline const& timeline, std::optional<Phase
     nlohmann::ordered_json counts = nlohmann::ordered_json::object();
     for (std::size_t r = 0; r < exit_reason_count; ++r) {
         auto reason = static_cast<ExitReason>(r);
-        counts[std::string(name(reason))] = phase ? timeline.exits(*phase, reason) : timeline.total_exits(reason);
+        counts[std::string(name(reason))] =
+            phase ? timeline.exits(*phase, reason) : timeline.total_exits(reason);
     }
     return counts;
 }
 
 char const* token(StopKind kind) {
     switch (kind) {
-        case StopKind::power_off: return "power_off";
-        case StopKind::reset: return "reset";
-        case StopKind::halted: return "halted";
-        case StopKind::crashed: return "crashed";
-        case StopKind::quit: return "quit";
-        case StopKind::signal: return "signal";
+        case StopKind::power_off:
+            return "power_off";
+        case StopKind::reset:
+            return "reset";
+        case StopKind::halted:
+            return "halted";
+        case StopKind::crashed:
+            return "crashed";
+        case StopKind::quit:
+            return "quit";
+        case StopKind::signal:
+            return "signal";
     }
     return "unknown";
 }
@@ -65,10 +72,12 @@ std::string timeline_summary(Timeline const& timeline) {
     std::string line = "timeline:";
     for (std::size_t p = 1; p < phase_count; ++p) {
         auto phase = static_cast<Phase>(p);
-        if (auto at = timeline.reached(phase)) line += fmt::format(" {} {:.1f} ms;", name(phase), static_cast<double>(at->wall_us) / 1000.0);
+        if (auto at = timeline.reached(phase))
+            line += fmt::format(" {} {:.1f} ms;", name(phase), static_cast<double>(at->wall_us) / 1000.0);
     }
     std::uint64_t total = 0;
-    for (std::size_t r = 0; r < exit_reason_count; ++r) total += timeline.total_exits(static_cast<ExitReason>(r));
+    for (std::size_t r = 0; r < exit_reason_count; ++r)
+        total += timeline.total_exits(static_cast<ExitReason>(r));
     return line + fmt::format(" {} exits to kvmlet", total);
 }
 

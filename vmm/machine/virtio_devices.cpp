@@ -20,7 +20,8 @@ struct Inputs {
 };
 
 void add_disks(Inputs const& in, VirtioDevices& out) {
-    for (auto const& disk : in.config.disks) out.devices.push_back(std::make_shared<virtio::BlockDevice>(Disk(disk)));
+    for (auto const& disk : in.config.disks)
+        out.devices.push_back(std::make_shared<virtio::BlockDevice>(Disk(disk)));
 }
 
 virtio::net::MacAddress interface_mac(NetInterfaceConfig const& net) {

@@ -5,10 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstring>
 
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/pci_transport.hpp"
@@ -21,7 +20,8 @@ namespace {
 
 std::uint32_t mmio_pin(std::uint32_t index) {
     if (index >= VirtioSlot::mmio_capacity())
-        throw Error(fmt::format("too many virtio devices: at most {} on the MMIO transport", VirtioSlot::mmio_capacity()));
+        throw Error(fmt::format("too many virtio devices: at most {} on the MMIO transport",
+                                VirtioSlot::mmio_capacity()));
     return x86_64::virtio_mmio_first_irq + index;
 }
 
@@ -53,7 +53,8 @@ VirtioSlot::VirtioSlot(VirtioSlotContext const& context, Executor executor, std:
     for (std::uint32_t q = 0; q < queues; ++q) {
         notify_.push_back(std::make_unique<EventFd>());
         if (executor_ == Executor::event_loop)
-            waits_.push_back(std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(notify_.back()->fd())));
+            waits_.push_back(
+                std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(notify_.back()->fd())));
     }
     again_posted_.assign(queues, false);
 }
@@ -66,8 +67,8 @@ VirtioSlot::Executor VirtioSlot::executor_for(virtio::Device const& device) noex
     return device.blocking() ? Executor::worker_thread : Executor::event_loop;
 }
 
-std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
-                                                std::shared_ptr<virtio::Device> device) {
+std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context, IoBus& mmio,
+                                                std::uint32_t index, std::shared_ptr<virtio::Device> device) {
     auto const queues = static_cast<std::uint32_t>(device->queue_max_sizes().size());
     std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor_for(*device), queues));
     GuestAddress const base{x86_64::virtio_mmio_start.value + index * x86_64::virtio_mmio_stride};
@@ -77,8 +78,8 @@ std::unique_ptr<VirtioSlot> VirtioSlot::on_mmio(VirtioSlotContext const& context
     auto transport = std::make_shared<virtio::MmioTransport>(context.memory, std::move(device), *slot->irq_);
     mmio.insert(transport, base.value, virtio::MmioTransport::window_size);
     for (std::uint32_t q = 0; q < queues; ++q)
-        context.vm.register_ioeventfd(slot->notify_[q]->fd(), base.value + virtio::MmioTransport::queue_notify_offset,
-                                      4, false, q);
+        context.vm.register_ioeventfd(slot->notify_[q]->fd(),
+                                      base.value + virtio::MmioTransport::queue_notify_offset, 4, false, q);
     slot->attach(std::move(transport));
     return slot;
 }
@@ -90,8 +91,8 @@ void VirtioSlot::attach(std::shared_ptr<virtio::Transport> transport) {
     transport_ = std::move(transport);
 }
 
-std::unique_ptr<VirtioSlot> VirtioSlot::on_pci(VirtioSlotContext const& context, pci::PciBus& bus, GsiRoutes& routes,
-                                               std::shared_ptr<virtio::Device> device) {
+std::unique_ptr<VirtioSlot> VirtioSlot::on_pci(VirtioSlotContext const& context, pci::PciBus& bus,
+                                               GsiRoutes& routes, std::shared_ptr<virtio::Device> device) {
     auto const queues = static_cast<std::uint32_t>(device->queue_max_sizes().size());
     std::unique_ptr<VirtioSlot> slot(new VirtioSlot(context, executor_for(*device), queues));
     std::uint8_t const pci_slot = bus.next_free_slot();
@@ -100,11 +101,12 @@ std::unique_ptr<VirtioSlot> VirtioSlot::on_pci(VirtioSlotContext const& context,
     slot->msi_ = std::make_unique<KvmMsiRouter>(context.vm, routes, static_cast<std::uint16_t>(queues + 1));
     slot->intx_ = std::make_unique<LevelIrqfdLine>(
         context.vm, x86_64::pci_intx_first_irq + pci_slot % x86_64::pci_intx_irqs);
-    slot->resample_wait_ =
-        std::make_unique<boost::asio::posix::stream_descriptor>(context.io, ::dup(slot->intx_->resample().fd()));
+    slot->resample_wait_ = std::make_unique<boost::asio::posix::stream_descriptor>(
+        context.io, ::dup(slot->intx_->resample().fd()));
     auto transport =
         std::make_shared<virtio::PciTransport>(context.memory, std::move(device), *slot->msi_, *slot->intx_);
-    transport->set_notify_region_handler([s = slot.get()](std::optional<std::uint64_t> base) { s->move_notify_region(base); });
+    transport->set_notify_region_handler(
+        [s = slot.get()](std::optional<std::uint64_t> base) { s->move_notify_region(base); });
     slot->attach(transport);
     slot->pci_slot_ = bus.add(std::move(transport));
     return slot;
@@ -115,10 +117,12 @@ void VirtioSlot::move_notify_region(std::optional<std::uint64_t> base) noexcept 
     std::lock_guard lock(notify_region_mutex_);
     for (std::uint32_t q = 0; q < notify_.size(); ++q) {
         if (notify_region_)
-            vm_.unregister_ioeventfd(notify_[q]->fd(), virtio::PciTransport::notify_address(*notify_region_, q),
+            vm_.unregister_ioeventfd(notify_[q]->fd(),
+                                     virtio::PciTransport::notify_address(*notify_region_, q),
                                      pci_notify_width, false, q);
-        if (base && !vm_.try_register_ioeventfd(notify_[q]->fd(), virtio::PciTransport::notify_address(*base, q),
-                                                pci_notify_width, false, q) &&
+        if (base &&
+            !vm_.try_register_ioeventfd(notify_[q]->fd(), virtio::PciTransport::notify_address(*base, q),
+                                        pci_notify_width, false, q) &&
             ioeventfd_log.allow())
             log::warn("virtio-pci: ioeventfd at {:#x}: {} (notifications exit to userspace)",
                       virtio::PciTransport::notify_address(*base, q), std::strerror(errno));
@@ -126,7 +130,9 @@ void VirtioSlot::move_notify_region(std::optional<std::uint64_t> base) noexcept 
     notify_region_ = base;
 }
 
-VirtioSlot::~VirtioSlot() { stop(); }
+VirtioSlot::~VirtioSlot() {
+    stop();
+}
 
 std::string VirtioSlot::kernel_cmdline() const {
     if (!mmio_) return {};
@@ -164,12 +170,14 @@ void VirtioSlot::serve(std::uint32_t queue) {
 
 // The guest EOId the INTx line: assert it again while the ISR still has something to say.
 void VirtioSlot::wait_for_resample() {
-    resample_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-        if (ec) return;
-        intx_->resample().consume();
-        if (static_cast<virtio::PciTransport&>(*transport_).intx_asserted()) intx_->trigger();
-        wait_for_resample();
-    });
+    resample_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                               [this](boost::system::error_code ec) {
+                                   if (ec) return;
+                                   intx_->resample().consume();
+                                   if (static_cast<virtio::PciTransport&>(*transport_).intx_asserted())
+                                       intx_->trigger();
+                                   wait_for_resample();
+                               });
 }
 
 void VirtioSlot::serve_on_worker() noexcept {
@@ -203,8 +211,9 @@ void VirtioSlot::Host::watch(int fd, Readiness readiness, Callback ready) noexce
         auto& descriptor = watched_[fd];
         if (!descriptor)
             descriptor = std::make_unique<boost::asio::posix::stream_descriptor>(slot_.io_, ::dup(fd));
-        auto const type = readiness == Readiness::readable ? boost::asio::posix::stream_descriptor::wait_read
-                                                           : boost::asio::posix::stream_descriptor::wait_write;
+        auto const type = readiness == Readiness::readable
+                              ? boost::asio::posix::stream_descriptor::wait_read
+                              : boost::asio::posix::stream_descriptor::wait_write;
         descriptor->async_wait(type, [this, ready = std::move(ready)](boost::system::error_code ec) {
             if (!ec) run_locked(ready);
         });
@@ -224,7 +233,9 @@ void VirtioSlot::Host::post(Callback work) noexcept {
     post_safely(slot_.io_, [this, work = std::move(work)] { run_locked(work); });
 }
 
-void VirtioSlot::Host::kick(std::size_t queue) noexcept { slot_.kick(static_cast<std::uint32_t>(queue)); }
+void VirtioSlot::Host::kick(std::size_t queue) noexcept {
+    slot_.kick(static_cast<std::uint32_t>(queue));
+}
 
 void VirtioSlot::Host::run_locked(Callback const& callback) noexcept {
     slot_.transport_->locked([&] { callback(); });

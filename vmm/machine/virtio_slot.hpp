@@ -12,9 +12,7 @@
 // event loop under the device lock.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-
 #include <map>
-
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,11 +40,11 @@ class VirtioSlot {
 public:
     // Window `index` of the virtio-mmio area (x86_64/layout.hpp). Throws Error when there is no
     // IOAPIC pin left for it.
-    static std::unique_ptr<VirtioSlot> on_mmio(VirtioSlotContext const& context, IoBus& mmio, std::uint32_t index,
-                                               std::shared_ptr<virtio::Device> device);
+    static std::unique_ptr<VirtioSlot> on_mmio(VirtioSlotContext const& context, IoBus& mmio,
+                                               std::uint32_t index, std::shared_ptr<virtio::Device> device);
     // The next free slot of `bus`. Throws Error when the bus is full.
-    static std::unique_ptr<VirtioSlot> on_pci(VirtioSlotContext const& context, pci::PciBus& bus, GsiRoutes& routes,
-                                              std::shared_ptr<virtio::Device> device);
+    static std::unique_ptr<VirtioSlot> on_pci(VirtioSlotContext const& context, pci::PciBus& bus,
+                                              GsiRoutes& routes, std::shared_ptr<virtio::Device> device);
     VirtioSlot(VirtioSlot const&) = delete;
     VirtioSlot& operator=(VirtioSlot const&) = delete;
     ~VirtioSlot();

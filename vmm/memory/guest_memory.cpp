@@ -1,9 +1,8 @@
 #include "vmm/memory/guest_memory.hpp"
 
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "vmm/base/error.hpp"
 
@@ -19,7 +18,8 @@ void check_ranges(std::span<RamRange const> ranges) {
             throw Error(fmt::format("guest memory: range {:#x}+{:#x} is empty or not page-aligned",
                                     r.start.value, r.size));
         if (r.start.value < previous_end || !r.start.checked_add(r.size))
-            throw Error(fmt::format("guest memory: range {:#x}+{:#x} overlaps or wraps", r.start.value, r.size));
+            throw Error(
+                fmt::format("guest memory: range {:#x}+{:#x} overlaps or wraps", r.start.value, r.size));
         previous_end = r.start.value + r.size;
     }
 }
@@ -66,7 +66,9 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     return *this;
 }
 
-GuestMemory::~GuestMemory() { unmap(); }
+GuestMemory::~GuestMemory() {
+    unmap();
+}
 
 void GuestMemory::unmap() noexcept {
     for (auto const& r : regions_) ::munmap(r.host, r.size);

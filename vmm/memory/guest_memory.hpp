@@ -23,8 +23,8 @@ struct RamRange {
 struct GuestRegion {
     GuestAddress start;
     std::uint64_t size;
-    std::byte* host;             // start of the mapping
-    std::uint64_t file_offset;   // offset of this region in the memfd
+    std::byte* host;            // start of the mapping
+    std::uint64_t file_offset;  // offset of this region in the memfd
 
     // The offset of [addr, addr + len) in this region, or nullopt if it does not fit entirely.
     std::optional<std::uint64_t> offset_of(GuestAddress addr, std::uint64_t len) const noexcept {
@@ -52,7 +52,9 @@ public:
 
     // Host bytes for [addr, addr + len), all inside one region; nullopt otherwise.
     std::optional<std::span<std::byte>> slice(GuestAddress addr, std::uint64_t len) const noexcept;
-    bool contains(GuestAddress addr, std::uint64_t len) const noexcept { return slice(addr, len).has_value(); }
+    bool contains(GuestAddress addr, std::uint64_t len) const noexcept {
+        return slice(addr, len).has_value();
+    }
 
     [[nodiscard]] bool read_bytes(GuestAddress addr, std::span<std::byte> out) const noexcept;
     [[nodiscard]] bool write_bytes(GuestAddress addr, std::span<std::byte const> in) const noexcept;

@@ -19,10 +19,12 @@ constexpr std::uint32_t kvm_pv_features_to_clear =
 
 constexpr std::uint8_t opcode_int3 = 0xcc;
 constexpr std::uint8_t opcode_fwait = 0x9b;
-constexpr std::uint8_t vector_breakpoint = 3;            // #BP
+constexpr std::uint8_t vector_breakpoint = 3;             // #BP
 constexpr std::uint16_t x87_status_error_summary = 0x80;  // FSW.ES (SDM Vol. 1, 8.1.3)
 
-bool at_cpl0(kvm_sregs const& sregs) { return (sregs.cs.selector & 3) == 0; }
+bool at_cpl0(kvm_sregs const& sregs) {
+    return (sregs.cs.selector & 3) == 0;
+}
 
 // int3: trap-like, so #BP is delivered with RIP already past the instruction.
 void recover_int3(VcpuFd const& vcpu, kvm_regs regs) {
@@ -44,7 +46,9 @@ HostCompat detect_host_compat(char const* sysfs_module_dir) {
     return ::stat(sysfs_module_dir, &st) == 0 && S_ISDIR(st.st_mode) ? HostCompat::pvm : HostCompat::none;
 }
 
-char const* name(HostCompat mode) noexcept { return mode == HostCompat::pvm ? "pvm" : "none"; }
+char const* name(HostCompat mode) noexcept {
+    return mode == HostCompat::pvm ? "pvm" : "none";
+}
 
 std::string compat_cmdline(HostCompat mode) {
     if (mode == HostCompat::none) return {};
@@ -66,15 +70,18 @@ void adjust_cpuid(HostCompat mode, std::vector<kvm_cpuid_entry2>& entries) noexc
     }
 }
 
-std::optional<std::uint8_t> failing_opcode(InternalError const& error, VcpuFd const& vcpu, GuestMemory const& memory) {
+std::optional<std::uint8_t> failing_opcode(InternalError const& error, VcpuFd const& vcpu,
+                                           GuestMemory const& memory) {
     if (error.instruction_size > 0) return error.instruction[0];
     auto physical = vcpu.translate(vcpu.regs().rip);
     if (!physical) return std::nullopt;
     return memory.read<std::uint8_t>(GuestAddress{*physical});
 }
 
-Recovery recover(HostCompat mode, InternalError const& error, VcpuFd const& vcpu, GuestMemory const& memory) noexcept {
-    if (mode == HostCompat::none || error.suberror != KVM_INTERNAL_ERROR_EMULATION) return Recovery::not_recovered;
+Recovery recover(HostCompat mode, InternalError const& error, VcpuFd const& vcpu,
+                 GuestMemory const& memory) noexcept {
+    if (mode == HostCompat::none || error.suberror != KVM_INTERNAL_ERROR_EMULATION)
+        return Recovery::not_recovered;
     try {
         kvm_sregs sregs = vcpu.sregs();
         if (!at_cpl0(sregs)) return Recovery::not_recovered;

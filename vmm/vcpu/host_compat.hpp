@@ -36,8 +36,10 @@ void adjust_cpuid(HostCompat mode, std::vector<kvm_cpuid_entry2>& entries) noexc
 enum class Recovery { recovered, not_recovered };
 
 // The instruction at the failing RIP: KVM's bytes when it reported them, else read from guest RAM.
-std::optional<std::uint8_t> failing_opcode(InternalError const& error, VcpuFd const& vcpu, GuestMemory const& memory);
+std::optional<std::uint8_t> failing_opcode(InternalError const& error, VcpuFd const& vcpu,
+                                           GuestMemory const& memory);
 
-Recovery recover(HostCompat mode, InternalError const& error, VcpuFd const& vcpu, GuestMemory const& memory) noexcept;
+Recovery recover(HostCompat mode, InternalError const& error, VcpuFd const& vcpu,
+                 GuestMemory const& memory) noexcept;
 
 }  // namespace kvmlet

@@ -10,20 +10,28 @@ ExitStatus exit_status(StopKind kind) noexcept {
         case StopKind::reset:
         case StopKind::halted:
         case StopKind::quit:
-        case StopKind::signal: return ExitStatus::ok;
-        case StopKind::crashed: return ExitStatus::guest_crash;
+        case StopKind::signal:
+            return ExitStatus::ok;
+        case StopKind::crashed:
+            return ExitStatus::guest_crash;
     }
     return ExitStatus::guest_crash;
 }
 
 char const* describe(StopKind kind) noexcept {
     switch (kind) {
-        case StopKind::power_off: return "guest powered off";
-        case StopKind::reset: return "guest reset";
-        case StopKind::halted: return "guest halted (every vCPU in hlt with interrupts disabled)";
-        case StopKind::crashed: return "guest crashed";
-        case StopKind::quit: return "quit from the console (Ctrl-A x)";
-        case StopKind::signal: return "stopped by a signal";
+        case StopKind::power_off:
+            return "guest powered off";
+        case StopKind::reset:
+            return "guest reset";
+        case StopKind::halted:
+            return "guest halted (every vCPU in hlt with interrupts disabled)";
+        case StopKind::crashed:
+            return "guest crashed";
+        case StopKind::quit:
+            return "quit from the console (Ctrl-A x)";
+        case StopKind::signal:
+            return "stopped by a signal";
     }
     return "stopped";
 }

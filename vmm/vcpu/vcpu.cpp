@@ -24,7 +24,9 @@ void ignore_signal(int) {}
 
 }  // namespace
 
-int Vcpu::kick_signal() noexcept { return SIGUSR1; }
+int Vcpu::kick_signal() noexcept {
+    return SIGUSR1;
+}
 
 void Vcpu::install_kick_handler() {
     struct sigaction action {};
@@ -82,8 +84,10 @@ void Vcpu::check_run_state() noexcept {
     try {
         kvm_mp_state mp = fd_.mp_state();
         bool dead = false;
-        if (mp.mp_state == KVM_MP_STATE_HALTED) dead = (fd_.regs().rflags & rflags_interrupt_enable) == 0;
-        else if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED) dead = true;
+        if (mp.mp_state == KVM_MP_STATE_HALTED)
+            dead = (fd_.regs().rflags & rflags_interrupt_enable) == 0;
+        else if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+            dead = true;
         run_state_.store(dead ? RunState::dead : RunState::alive, std::memory_order_release);
     } catch (std::exception const& e) {
         log::debug("vCPU {}: cannot read its state: {}", index_, e.what());
@@ -93,9 +97,12 @@ void Vcpu::check_run_state() noexcept {
 void Vcpu::dump_registers() noexcept {
     try {
         kvm_mp_state mp = fd_.mp_state();
-        char const* state = mp.mp_state == KVM_MP_STATE_HALTED ? "halted" : mp.mp_state == KVM_MP_STATE_RUNNABLE ? "runnable" : "waiting";
+        char const* state = mp.mp_state == KVM_MP_STATE_HALTED     ? "halted"
+                            : mp.mp_state == KVM_MP_STATE_RUNNABLE ? "runnable"
+                                                                   : "waiting";
         // Asked for: written whatever the log level.
-        log::write(log::Level::info, fmt::format("vCPU {} ({}, on request):\n{}", index_, state, x86_64::dump_state(fd_, context_.memory)));
+        log::write(log::Level::info, fmt::format("vCPU {} ({}, on request):\n{}", index_, state,
+                                                 x86_64::dump_state(fd_, context_.memory)));
     } catch (std::exception const& e) {
         log::warn("vCPU {}: cannot read its registers: {}", index_, e.what());
     }
@@ -117,11 +124,13 @@ Vcpu::Next Vcpu::handle(VcpuExit const& exit) noexcept {
     return std::visit(
         Overloaded{
             [&](IoIn const& io) {
-                for (std::uint32_t i = 0; i < io.count; ++i) context_.pio.read(io.port, io.data.subspan(i * io.size, io.size));
+                for (std::uint32_t i = 0; i < io.count; ++i)
+                    context_.pio.read(io.port, io.data.subspan(i * io.size, io.size));
                 return Next::resume;
             },
             [&](IoOut const& io) {
-                for (std::uint32_t i = 0; i < io.count; ++i) context_.pio.write(io.port, io.data.subspan(i * io.size, io.size));
+                for (std::uint32_t i = 0; i < io.count; ++i)
+                    context_.pio.write(io.port, io.data.subspan(i * io.size, io.size));
                 return Next::resume;
             },
             [&](MmioRead const& m) {
@@ -139,14 +148,18 @@ Vcpu::Next Vcpu::handle(VcpuExit const& exit) noexcept {
             },
             [&](Shutdown const&) { return crash(x86_64::describe_triple_fault()); },
             [&](SystemEvent const& e) {
-                if (e.type == KVM_SYSTEM_EVENT_RESET) context_.stop.request(StopKind::reset);
-                else if (e.type == KVM_SYSTEM_EVENT_SHUTDOWN) context_.stop.request(StopKind::power_off);
-                else return crash(fmt::format("system event {} (guest crash)", e.type));
+                if (e.type == KVM_SYSTEM_EVENT_RESET)
+                    context_.stop.request(StopKind::reset);
+                else if (e.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+                    context_.stop.request(StopKind::power_off);
+                else
+                    return crash(fmt::format("system event {} (guest crash)", e.type));
                 return Next::stop;
             },
             [&](FailEntry const& f) {
                 if (f.hardware_reason & VcpuFd::run_failed_flag)
-                    return crash(fmt::format("KVM_RUN failed: {}", std::strerror(static_cast<int>(f.hardware_reason & 0xffff))));
+                    return crash(fmt::format("KVM_RUN failed: {}",
+                                             std::strerror(static_cast<int>(f.hardware_reason & 0xffff))));
                 return crash(fmt::format("VM entry failed, hardware reason {:#x}", f.hardware_reason));
             },
             [&](InternalError const& e) {
@@ -161,7 +174,9 @@ Vcpu::Next Vcpu::handle(VcpuExit const& exit) noexcept {
                 if (dump_requested_.exchange(false, std::memory_order_acq_rel)) dump_registers();
                 return Next::resume;
             },
-            [&](Unsupported const& u) { return crash(fmt::format("unexpected KVM exit reason {}", u.reason)); },
+            [&](Unsupported const& u) {
+                return crash(fmt::format("unexpected KVM exit reason {}", u.reason));
+            },
         },
         exit);
 }

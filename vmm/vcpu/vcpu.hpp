@@ -15,9 +15,9 @@ namespace kvmlet {
 
 // What a periodic check found a vCPU doing (see Machine: the halt watchdog).
 enum class RunState : int {
-    unknown,   // not checked yet, or running
-    alive,     // checked: running, or halted with interrupts enabled
-    dead,      // checked: halted with interrupts disabled, or never started (waiting for SIPI)
+    unknown,  // not checked yet, or running
+    alive,    // checked: running, or halted with interrupts enabled
+    dead,     // checked: halted with interrupts disabled, or never started (waiting for SIPI)
 };
 
 struct VcpuContext {

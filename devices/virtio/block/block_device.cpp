@@ -50,7 +50,9 @@ bool BlockDevice::activate(Activation activation) noexcept {
     return true;
 }
 
-void BlockDevice::reset() noexcept { active_.reset(); }
+void BlockDevice::reset() noexcept {
+    active_.reset();
+}
 
 Work BlockDevice::process_queue(std::size_t queue) noexcept {
     if (queue != 0 || !active_) return Work::done;
@@ -147,7 +149,8 @@ BlockDevice::Outcome BlockDevice::write(std::uint64_t sector, DescriptorChain co
     if (!in_capacity(sector, len >> blk::sector_shift))
         return fail(blk::status::ioerr, "write past the end of the disk");
     iovecs_.clear();
-    if (view_buffers(active_->memory(), chain, Direction::readable, sizeof(blk::RequestHeader), len, iovecs_) != len)
+    if (view_buffers(active_->memory(), chain, Direction::readable, sizeof(blk::RequestHeader), len,
+                     iovecs_) != len)
         return fail(blk::status::ioerr, "write buffer outside RAM");
     auto outcome = after_write(disk_.write(sector << blk::sector_shift, iovecs_));
     if (outcome.status == blk::status::ok) {

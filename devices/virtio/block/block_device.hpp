@@ -12,12 +12,12 @@
 #include <optional>
 #include <vector>
 
-#include "devices/virtio/counter.hpp"
+#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/block/block_spec.hpp"
 #include "devices/virtio/block/disk.hpp"
 #include "devices/virtio/block/request.hpp"
 #include "devices/virtio/chain_io.hpp"
-#include "devices/virtio/active_state.hpp"
+#include "devices/virtio/counter.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
 

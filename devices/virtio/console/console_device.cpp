@@ -57,7 +57,8 @@ Work ConsoleDevice::transmit() noexcept {
         ChainReader reader(active_->memory(), *chain);
         bool ok = reader.skip(done);
         while (ok && reader.remaining() > 0 && budget > 0) {
-            auto n = static_cast<std::size_t>(std::min({reader.remaining(), budget, std::uint64_t{chunk.size()}}));
+            auto n =
+                static_cast<std::size_t>(std::min({reader.remaining(), budget, std::uint64_t{chunk.size()}}));
             ok = reader.read(std::span(chunk).first(n));  // false: a buffer outside RAM, drop the rest
             if (!ok) break;
             output_.write(std::span(chunk).first(n));

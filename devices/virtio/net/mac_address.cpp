@@ -27,8 +27,8 @@ std::optional<MacAddress> MacAddress::parse(std::string_view text) noexcept {
 }
 
 std::string MacAddress::to_string() const {
-    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
-                       bytes[5]);
+    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2], bytes[3],
+                       bytes[4], bytes[5]);
 }
 
 }  // namespace kvmlet::virtio::net

@@ -35,8 +35,7 @@ NetConfig checked(NetConfig config) {
 }  // namespace
 
 NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint)
-    : config_(checked(config)), endpoint_(std::move(endpoint)),
-      config_space_(make_config_space(config_)) {
+    : config_(checked(config)), endpoint_(std::move(endpoint)), config_space_(make_config_space(config_)) {
     if (!endpoint_) throw Error("net: no endpoint");
     iov_.reserve(max_iovecs);
     delivery_.chains.reserve(queue_size);
@@ -70,7 +69,8 @@ net::Offloads NetDevice::guest_offloads(std::uint64_t acked_features) const noex
 bool NetDevice::activate(Activation activation) noexcept {
     if (activation.queues.size() != max_sizes_.size()) return false;
     if (auto set = endpoint_->set_offloads(guest_offloads(activation.features)); !set) {
-        if (failure_log_.allow()) log::warn("virtio-net {}: cannot start: {}", endpoint_->name(), set.error());
+        if (failure_log_.allow())
+            log::warn("virtio-net {}: cannot start: {}", endpoint_->name(), set.error());
         return false;
     }
     active_.emplace(std::move(activation));
@@ -116,12 +116,14 @@ void NetDevice::endpoint_writable() noexcept {
 
 void NetDevice::watch_readable() noexcept {
     if (!std::exchange(read_watch_pending_, true))
-        active_->host().watch(endpoint_->fd(), DeviceHost::Readiness::readable, [this] { endpoint_readable(); });
+        active_->host().watch(endpoint_->fd(), DeviceHost::Readiness::readable,
+                              [this] { endpoint_readable(); });
 }
 
 void NetDevice::watch_writable() noexcept {
     if (!std::exchange(write_watch_pending_, true))
-        active_->host().watch(endpoint_->fd(), DeviceHost::Readiness::writable, [this] { endpoint_writable(); });
+        active_->host().watch(endpoint_->fd(), DeviceHost::Readiness::writable,
+                              [this] { endpoint_writable(); });
 }
 
 void NetDevice::warn(char const* what) noexcept {

@@ -31,12 +31,12 @@
 #include <optional>
 #include <vector>
 
-#include "devices/virtio/counter.hpp"
+#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/chain_io.hpp"
+#include "devices/virtio/counter.hpp"
 #include "devices/virtio/net/endpoint.hpp"
 #include "devices/virtio/net/mac_address.hpp"
 #include "devices/virtio/net/net_spec.hpp"
-#include "devices/virtio/active_state.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
 
@@ -158,7 +158,8 @@ private:
     bool receive_failed(ssize_t result) noexcept;
     std::optional<RxChain> next_rx_chain(std::uint64_t min_capacity) noexcept;
     enum class RxVerdict { ok, too_big, too_short, bad_offload };
-    RxVerdict check_received(net::Header const& header, std::uint64_t length, std::uint64_t capacity) const noexcept;
+    RxVerdict check_received(net::Header const& header, std::uint64_t length,
+                             std::uint64_t capacity) const noexcept;
     void drop_rx(RxVerdict verdict) noexcept;
     void place(RxChain const& rx) noexcept;
     bool continue_delivery() noexcept;
@@ -174,8 +175,8 @@ private:
 
     bool read_watch_pending_ = false;  // survive reset(): the owner still answers them
     bool write_watch_pending_ = false;
-    std::optional<DescriptorChain> tx_held_;  // the packet the full endpoint did not take
-    bool tx_waiting_ = false;                 // for endpoint_writable()
+    std::optional<DescriptorChain> tx_held_;   // the packet the full endpoint did not take
+    bool tx_waiting_ = false;                  // for endpoint_writable()
     std::optional<DescriptorChain> rx_spare_;  // popped, not used: filled first next time
     Delivery delivery_;
     std::vector<iovec> iov_;          // scratch for one chain; reserved once

@@ -96,7 +96,8 @@ NetDevice::RxVerdict NetDevice::check_received(net::Header const& header, std::u
     switch (header.gso_type) {
         case net::gso::none:
             // §5.1.4.1: with VIRTIO_NET_F_MTU no unsegmented packet beyond the MTU.
-            if (acked(net::feature::mtu) && frame > std::uint64_t{config_.mtu} + net::ethernet_header + net::vlan_tag)
+            if (acked(net::feature::mtu) &&
+                frame > std::uint64_t{config_.mtu} + net::ethernet_header + net::vlan_tag)
                 return RxVerdict::too_big;
             break;
         case net::gso::tcpv4:
@@ -131,9 +132,10 @@ void NetDevice::drop_rx(RxVerdict verdict) noexcept {
 
 // Copies the next part of the packet into the chain mapped in iov_.
 void NetDevice::place(RxChain const& rx) noexcept {
-    std::size_t const n = static_cast<std::size_t>(
-        std::min<std::uint64_t>(rx.capacity, delivery_.length - delivery_.offset));
-    (void)net::scatter(std::span(packet_).subspan(delivery_.offset, n), iov_);  // n fits: at most the capacity
+    std::size_t const n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(rx.capacity, delivery_.length - delivery_.offset));
+    (void)net::scatter(std::span(packet_).subspan(delivery_.offset, n),
+                       iov_);  // n fits: at most the capacity
     delivery_.chains.push_back({rx.chain.head, static_cast<std::uint32_t>(n)});
     delivery_.offset += n;
 }

@@ -31,18 +31,22 @@ bool NetDevice::send_packet(DescriptorChain const& chain) noexcept {
     ChainReader reader(active_->memory(), chain);
     net::Header header{};
     if (reader.remaining() < sizeof header + net::ethernet_header)
-        return drop_tx(counters_.tx_too_short, "transmit chain shorter than the header and an Ethernet header");
+        return drop_tx(counters_.tx_too_short,
+                       "transmit chain shorter than the header and an Ethernet header");
     if (!reader.read_obj(header)) return drop_tx(counters_.tx_outside_ram, "transmit header outside RAM");
     std::uint64_t const frame = reader.remaining();
     if (!offload_accepted(header))
-        return drop_tx(counters_.tx_bad_offload, "transmitted packet asks for an offload the driver did not accept");
+        return drop_tx(counters_.tx_bad_offload,
+                       "transmitted packet asks for an offload the driver did not accept");
     std::uint64_t const limit = header.gso_type == net::gso::none
                                     ? std::uint64_t{config_.mtu} + net::ethernet_header + net::vlan_tag
                                     : net::max_gso_frame;
-    if (frame > limit) return drop_tx(counters_.tx_too_big, "transmitted frame larger than the offloads allow");
+    if (frame > limit)
+        return drop_tx(counters_.tx_too_big, "transmitted frame larger than the offloads allow");
     header.num_buffers = 0;  // §5.1.6.2: unused on transmit
     // The header goes out from this copy, the one checked above: never read twice.
-    if (!gather(chain, header, reader, frame)) return drop_tx(counters_.tx_outside_ram, "transmit buffer outside RAM");
+    if (!gather(chain, header, reader, frame))
+        return drop_tx(counters_.tx_outside_ram, "transmit buffer outside RAM");
     ssize_t const sent = endpoint_->send(iov_);
     if (sent == -EAGAIN || sent == -EWOULDBLOCK || sent == -EINTR) return false;
     if (sent < 0) return drop_tx(counters_.tx_errors, "the endpoint refused a transmitted packet");
@@ -65,7 +69,8 @@ bool NetDevice::gather(DescriptorChain const& chain, net::Header const& header, 
     }
     // Safety: the kernel only reads through this iovec; the header lives until the send.
     iov_.push_back(iovec{const_cast<net::Header*>(&header), sizeof header});
-    return view_buffers(active_->memory(), chain, Direction::readable, sizeof header, all_bytes, iov_).has_value();
+    return view_buffers(active_->memory(), chain, Direction::readable, sizeof header, all_bytes, iov_)
+        .has_value();
 }
 
 bool NetDevice::drop_tx(NetCounters::Counter& counter, char const* what) noexcept {

@@ -9,7 +9,8 @@
 
 namespace kvmlet::virtio::net {
 
-SocketEndpoint::SocketEndpoint(UniqueFd socket, std::string name) : socket_(std::move(socket)), name_(std::move(name)) {
+SocketEndpoint::SocketEndpoint(UniqueFd socket, std::string name)
+    : socket_(std::move(socket)), name_(std::move(name)) {
     int const flags = ::fcntl(socket_.get(), F_GETFL);
     if (flags < 0 || ::fcntl(socket_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
         throw system_error("net: " + name_ + ": making the socket non-blocking");

@@ -1,8 +1,8 @@
 #include "devices/virtio/net/tap.hpp"
 
 #include <fcntl.h>
-#include <net/if.h>  // before linux/if_tun.h, which would pull in the kernel's if.h
 #include <linux/if_tun.h>
+#include <net/if.h>  // before linux/if_tun.h, which would pull in the kernel's if.h
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,7 +54,8 @@ short attach(int fd, std::string& name, bool creating) {
     request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
     if (::ioctl(fd, TUNSETIFF, &request) < 0) throw tap_error(name, attach_failure(errno, creating));
     name = request.ifr_name;  // the kernel fills in the number of a pattern
-    if (::ioctl(fd, TUNGETIFF, &request) < 0) throw tap_error(name, fmt::format("TUNGETIFF: {}", std::strerror(errno)));
+    if (::ioctl(fd, TUNGETIFF, &request) < 0)
+        throw tap_error(name, fmt::format("TUNGETIFF: {}", std::strerror(errno)));
     int size = vnet_header_size;
     if (::ioctl(fd, TUNSETVNETHDRSZ, &size) < 0)
         throw tap_error(name, fmt::format("TUNSETVNETHDRSZ {}: {}", size, std::strerror(errno)));
@@ -75,16 +76,19 @@ void bring_up(std::string const& name) {
 
 void check_name(std::string const& name) {
     if (name.empty() || name.size() >= IFNAMSIZ || name.find('/') != std::string::npos)
-        throw tap_error(name, fmt::format("not an interface name (1 to {} characters, no '/')", IFNAMSIZ - 1));
+        throw tap_error(name,
+                        fmt::format("not an interface name (1 to {} characters, no '/')", IFNAMSIZ - 1));
 }
 
 }  // namespace
 
 Tap Tap::open(std::string const& name) {
     check_name(name);
-    if (name.find('%') != std::string::npos) throw tap_error(name, "'%' names a TAP to create, not one to open");
+    if (name.find('%') != std::string::npos)
+        throw tap_error(name, "'%' names a TAP to create, not one to open");
     if (::if_nametoindex(name.c_str()) == 0)
-        throw tap_error(name, fmt::format("no such interface (create it: ip tuntap add dev {} mode tap)", name));
+        throw tap_error(name,
+                        fmt::format("no such interface (create it: ip tuntap add dev {} mode tap)", name));
     UniqueFd fd = open_tun(name);
     std::string attached = name;
     // A TAP made with `ip tuntap add` is persistent; a non-persistent one here means the
@@ -105,14 +109,16 @@ Tap Tap::create(std::string const& pattern) {
 }
 
 ssize_t Tap::send(std::span<iovec const> packet) noexcept {
-    ssize_t const n = packet.size() == 1 ? ::write(fd_.get(), packet[0].iov_base, packet[0].iov_len)
-                                         : ::writev(fd_.get(), packet.data(), static_cast<int>(packet.size()));
+    ssize_t const n = packet.size() == 1
+                          ? ::write(fd_.get(), packet[0].iov_base, packet[0].iov_len)
+                          : ::writev(fd_.get(), packet.data(), static_cast<int>(packet.size()));
     return n < 0 ? -errno : n;
 }
 
 ssize_t Tap::receive(std::span<iovec const> buffers) noexcept {
-    ssize_t const n = buffers.size() == 1 ? ::read(fd_.get(), buffers[0].iov_base, buffers[0].iov_len)
-                                          : ::readv(fd_.get(), buffers.data(), static_cast<int>(buffers.size()));
+    ssize_t const n = buffers.size() == 1
+                          ? ::read(fd_.get(), buffers[0].iov_base, buffers[0].iov_len)
+                          : ::readv(fd_.get(), buffers.data(), static_cast<int>(buffers.size()));
     return n < 0 ? -errno : n;
 }
 

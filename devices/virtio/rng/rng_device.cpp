@@ -37,7 +37,8 @@ log::RateLimit source_failure_log{1, std::chrono::seconds(10)};
 }  // namespace
 
 RngDevice::RngDevice(RngConfig config, Source source, std::function<Clock::time_point()> now)
-    : config_(config), source_(source ? std::move(source) : Source(fill_from_getrandom)),
+    : config_(config),
+      source_(source ? std::move(source) : Source(fill_from_getrandom)),
       now_(now ? std::move(now) : [] { return Clock::now(); }) {
     views_.reserve(queue_size);
 }
@@ -104,15 +105,16 @@ Work RngDevice::process_queue(std::size_t) noexcept {
         if (budget == 0 && wanted > 0) {
             held_ = std::move(chain);
             auto rate = static_cast<double>(*config_.bytes_per_second);
-            auto wait = std::chrono::duration<double>(static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
+            auto wait = std::chrono::duration<double>(
+                static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
             // One timer at a time, however often the driver notifies meanwhile.
             if (!std::exchange(retry_pending_, true))
-                active_->host().after(
-                    std::max<Clock::duration>(std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay),
-                    [this] {
-                        retry_pending_ = false;
-                        if (active_) active_->host().kick(0);
-                    });
+                active_->host().after(std::max<Clock::duration>(
+                                          std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay),
+                                      [this] {
+                                          retry_pending_ = false;
+                                          if (active_) active_->host().kick(0);
+                                      });
             work = Work::done;  // the retry comes back
             break;
         }

@@ -53,8 +53,8 @@ private:
     std::array<std::uint16_t, 1> max_sizes_{queue_size};
     std::optional<ActiveState> active_;
     std::optional<DescriptorChain> held_;  // popped, waiting for tokens
-    bool retry_pending_ = false;            // a timer will serve the queue again
-    std::vector<iovec> views_;              // scratch for one request; reserved once
+    bool retry_pending_ = false;           // a timer will serve the queue again
+    std::vector<iovec> views_;             // scratch for one request; reserved once
     double tokens_ = 0;
     Clock::time_point last_refill_{};
     std::uint64_t bytes_served_ = 0;

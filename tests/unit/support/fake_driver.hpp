@@ -9,8 +9,8 @@
 #include <span>
 #include <vector>
 
-#include "devices/virtio/split_ring_spec.hpp"
 #include "devices/virtio/queue.hpp"
+#include "devices/virtio/split_ring_spec.hpp"
 #include "vmm/memory/guest_memory.hpp"
 
 namespace kvmlet::test {
@@ -35,12 +35,19 @@ public:
     // from `data` upwards with alloc().
     FakeDriver(GuestMemory const& memory, std::uint16_t size, std::uint64_t base = 0x10000,
                std::uint64_t data = 0x100000)
-        : memory_(memory), size_(size), desc_(base), avail_(base + 16ull * size),
-          used_((avail_ + 6 + 2ull * size + 0xfff) & ~0xfffull), next_data_(data) {}
+        : memory_(memory),
+          size_(size),
+          desc_(base),
+          avail_(base + 16ull * size),
+          used_((avail_ + 6 + 2ull * size + 0xfff) & ~0xfffull),
+          next_data_(data) {}
 
     virtio::QueueConfig config() const {
-        return {.size = size_, .desc = GuestAddress{desc_}, .avail = GuestAddress{avail_},
-                .used = GuestAddress{used_}, .ready = true};
+        return {.size = size_,
+                .desc = GuestAddress{desc_},
+                .avail = GuestAddress{avail_},
+                .used = GuestAddress{used_},
+                .ready = true};
     }
     std::uint16_t size() const { return size_; }
     std::uint64_t desc_table() const { return desc_; }

@@ -57,13 +57,16 @@ inline NetnsOutcome run_in_private_netns(std::function<void()> const& body, unsi
     ::close(pipe_fds[1]);
     std::string message;
     char buffer[512];
-    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) message.append(buffer, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;)
+        message.append(buffer, static_cast<std::size_t>(n));
     ::close(pipe_fds[0]);
     int status = 0;
     ::waitpid(child, &status, 0);
     if (message == "\x01skip") return {true, {}};
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return {false, "the child died" + (WIFSIGNALED(status) ? " of signal " + std::to_string(WTERMSIG(status)) : std::string())};
+        return {false,
+                "the child died" +
+                    (WIFSIGNALED(status) ? " of signal " + std::to_string(WTERMSIG(status)) : std::string())};
     return {false, message};
 }
 

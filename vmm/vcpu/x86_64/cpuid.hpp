@@ -19,7 +19,8 @@ struct CpuTopology {
 
 // `tsc_khz`, when KVM reports it, goes into the hypervisor timing leaf 0x4000'0010 (EAX: TSC kHz,
 // EBX: local APIC bus kHz), so a guest need not calibrate against a timer.
-std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supported, CpuTemplate cpu_template,
-                                          CpuTopology topology, std::optional<std::uint32_t> tsc_khz = std::nullopt);
+std::vector<kvm_cpuid_entry2> build_cpuid(std::span<kvm_cpuid_entry2 const> supported,
+                                          CpuTemplate cpu_template, CpuTopology topology,
+                                          std::optional<std::uint32_t> tsc_khz = std::nullopt);
 
 }  // namespace kvmlet::x86_64

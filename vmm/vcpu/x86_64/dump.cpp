@@ -39,7 +39,9 @@ std::string instruction_bytes_at_rip(VcpuFd const& vcpu, GuestMemory const& memo
     std::array<std::uint8_t, max_instruction_length> bytes{};
     // Read as much as lies inside RAM, up to the instruction length limit.
     std::size_t n = bytes.size();
-    while (n > 0 && !memory.read_bytes(GuestAddress{*physical}, std::as_writable_bytes(std::span{bytes.data(), n}))) --n;
+    while (n > 0 &&
+           !memory.read_bytes(GuestAddress{*physical}, std::as_writable_bytes(std::span{bytes.data(), n})))
+        --n;
     if (n == 0) return fmt::format("(RIP at physical {:#x} is outside RAM)", *physical);
     return hex_bytes(std::span{bytes.data(), n});
 }
@@ -63,12 +65,18 @@ std::string dump_state(VcpuFd const& vcpu, GuestMemory const& memory) {
         "RIP={:016x} RFLAGS={:08x}\n",
         r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14,
         r.r15, r.rip, r.rflags);
-    for (auto [name, seg] : {std::pair{"CS", &s.cs}, {"SS", &s.ss}, {"DS", &s.ds}, {"ES", &s.es},
-                             {"FS", &s.fs}, {"GS", &s.gs}, {"TR", &s.tr}})
+    for (auto [name, seg] : {std::pair{"CS", &s.cs},
+                             {"SS", &s.ss},
+                             {"DS", &s.ds},
+                             {"ES", &s.es},
+                             {"FS", &s.fs},
+                             {"GS", &s.gs},
+                             {"TR", &s.tr}})
         out += format_segment(name, *seg) + '\n';
-    out += fmt::format("GDT={:016x}/{:x} IDT={:016x}/{:x}\n", s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
-    out += fmt::format("CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x} EFER={:x} APIC_BASE={:x}\n", s.cr0, s.cr2,
-                       s.cr3, s.cr4, s.efer, s.apic_base);
+    out +=
+        fmt::format("GDT={:016x}/{:x} IDT={:016x}/{:x}\n", s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+    out += fmt::format("CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x} EFER={:x} APIC_BASE={:x}\n", s.cr0,
+                       s.cr2, s.cr3, s.cr4, s.efer, s.apic_base);
     out += "code at RIP: " + instruction_bytes_at_rip(vcpu, memory, r.rip);
     return out;
 }
@@ -83,10 +91,18 @@ std::string describe_triple_fault() {
 std::string describe_internal_error(InternalError const& e) {
     std::string out;
     switch (e.suberror) {
-        case KVM_INTERNAL_ERROR_EMULATION: out = "KVM internal error: instruction emulation failed"; break;
-        case KVM_INTERNAL_ERROR_SIMUL_EX: out = "KVM internal error: exception while delivering an exception"; break;
-        case KVM_INTERNAL_ERROR_DELIVERY_EV: out = "KVM internal error: event delivery failed"; break;
-        default: out = fmt::format("KVM internal error, suberror {}", e.suberror); break;
+        case KVM_INTERNAL_ERROR_EMULATION:
+            out = "KVM internal error: instruction emulation failed";
+            break;
+        case KVM_INTERNAL_ERROR_SIMUL_EX:
+            out = "KVM internal error: exception while delivering an exception";
+            break;
+        case KVM_INTERNAL_ERROR_DELIVERY_EV:
+            out = "KVM internal error: event delivery failed";
+            break;
+        default:
+            out = fmt::format("KVM internal error, suberror {}", e.suberror);
+            break;
     }
     if (e.instruction_size > 0)
         out += " (instruction bytes: " + hex_bytes(std::span{e.instruction.data(), e.instruction_size}) + ")";

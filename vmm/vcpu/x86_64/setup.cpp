@@ -34,9 +34,14 @@ void set_boot_msrs(VcpuFd const& vcpu) {
         return e;
     };
     kvm_msr_entry const msrs[] = {
-        entry(msr_ia32_sysenter_cs, 0), entry(msr_ia32_sysenter_esp, 0), entry(msr_ia32_sysenter_eip, 0),
-        entry(msr_star, 0),             entry(msr_lstar, 0),             entry(msr_cstar, 0),
-        entry(msr_syscall_mask, 0),     entry(msr_kernel_gs_base, 0),
+        entry(msr_ia32_sysenter_cs, 0),
+        entry(msr_ia32_sysenter_esp, 0),
+        entry(msr_ia32_sysenter_eip, 0),
+        entry(msr_star, 0),
+        entry(msr_lstar, 0),
+        entry(msr_cstar, 0),
+        entry(msr_syscall_mask, 0),
+        entry(msr_kernel_gs_base, 0),
         entry(msr_ia32_misc_enable, misc_enable_fast_strings),
         entry(msr_mtrr_def_type, mtrr_enable | mtrr_type_write_back),
     };

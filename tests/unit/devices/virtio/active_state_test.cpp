@@ -27,8 +27,8 @@ struct Rig {
     virtio::ActiveState activate() {
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(virtio::SplitQueue::activate(memory, driver.config(), 16, false, false).value());
-        return virtio::ActiveState({memory, std::move(queues), virtio::bit(virtio::feature::ring_event_idx),
-                                    interrupt, host});
+        return virtio::ActiveState(
+            {memory, std::move(queues), virtio::bit(virtio::feature::ring_event_idx), interrupt, host});
     }
 };
 

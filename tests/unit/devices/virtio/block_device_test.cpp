@@ -198,9 +198,10 @@ TEST_CASE("Ranges discarded or zeroed count against a call's work bound, like da
     for (auto& segment : segments) segment = {0, static_cast<std::uint32_t>(big / 512), 0};
     for (int i = 0; i < 2; ++i) {
         auto status = rig.status();
-        rig.driver.add_chain({rig.header(blk::request_type::discard, 0),
-                              {rig.driver.alloc_with(std::as_bytes(std::span{segments})), sizeof segments, false},
-                              status});
+        rig.driver.add_chain(
+            {rig.header(blk::request_type::discard, 0),
+             {rig.driver.alloc_with(std::as_bytes(std::span{segments})), sizeof segments, false},
+             status});
     }
     static_assert(8 * big > virtio::BlockDevice::bytes_per_call);
     CHECK(rig.device.process_queue(0) == virtio::Work::more);  // one request, then the bound

@@ -289,12 +289,15 @@ TEST_CASE("view_buffers views one direction's buffers from an offset, up to a le
     CHECK(out[0].iov_len == 8);
     CHECK(out[0].iov_base == rig.memory.slice(GuestAddress{b + 4}, 8)->data());
     out.clear();
-    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 8, virtio::all_bytes, out) == 40u);
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 8, virtio::all_bytes, out) ==
+          40u);
     CHECK(out.size() == 2);
     out.clear();
-    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::writable, 0, virtio::all_bytes, out) == 64u);
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::writable, 0, virtio::all_bytes, out) ==
+          64u);
     out.clear();
-    CHECK_FALSE(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 49, 1, out));  // skip too far
+    CHECK_FALSE(
+        virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 49, 1, out));  // skip too far
 }
 
 TEST_CASE("view_buffers refuses a piece outside RAM and never grows its output") {
@@ -303,14 +306,17 @@ TEST_CASE("view_buffers refuses a piece outside RAM and never grows its output")
     auto chain = rig.chain({{a, 16, false}, {8 * MiB, 16, false}});
     std::vector<iovec> out;
     out.reserve(4);
-    CHECK_FALSE(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 0, virtio::all_bytes, out));
+    CHECK_FALSE(
+        virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 0, virtio::all_bytes, out));
     out.clear();
-    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 0, 16, out) == 16u);  // not reached
+    CHECK(virtio::view_buffers(rig.memory, chain, virtio::Direction::readable, 0, 16, out) ==
+          16u);  // not reached
     std::vector<iovec> tiny;
     tiny.reserve(1);
     auto two = rig.chain({{rig.driver.alloc(4), 4, false}, {rig.driver.alloc(4), 4, false}});
     std::size_t const capacity = tiny.capacity();
-    CHECK_FALSE(virtio::view_buffers(rig.memory, two, virtio::Direction::readable, 0, virtio::all_bytes, tiny));
+    CHECK_FALSE(
+        virtio::view_buffers(rig.memory, two, virtio::Direction::readable, 0, virtio::all_bytes, tiny));
     CHECK(tiny.capacity() == capacity);
 }
 

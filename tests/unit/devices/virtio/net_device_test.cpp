@@ -30,8 +30,8 @@ TEST_CASE("virtio-net config space holds the MAC, link up, one queue pair and th
     CHECK(config_field<std::uint16_t>(rig.device, 8) == 1);
     CHECK(config_field<std::uint16_t>(rig.device, 10) == 9000);
     CHECK(config_field<std::uint8_t>(rig.device, 3) == 0x10);  // a byte in the middle of the MAC
-    CHECK(config_field<std::uint32_t>(rig.device, 24) == 0);    // past the end: zeros
-    CHECK(config_field<std::uint32_t>(rig.device, 22) == 0);    // straddling the end: zeros beyond it
+    CHECK(config_field<std::uint32_t>(rig.device, 24) == 0);   // past the end: zeros
+    CHECK(config_field<std::uint32_t>(rig.device, 22) == 0);   // straddling the end: zeros beyond it
     std::array<std::byte, 6> changed{};
     rig.device.write_config(0, changed);  // read-only (§5.1.4: no CTRL_MAC_ADDR)
     CHECK(config_field<std::uint8_t>(rig.device, 0) == 0x06);
@@ -44,7 +44,8 @@ TEST_CASE("virtio-net offers offloads unless configured off, and never a control
                                  bit(feature::mrg_rxbuf) | bit(virtio::feature::ring_event_idx) |
                                  bit(virtio::feature::ring_indirect_desc);
     std::uint64_t const offloads = bit(feature::csum) | bit(feature::guest_csum) | bit(feature::host_tso4) |
-                                   bit(feature::host_tso6) | bit(feature::guest_tso4) | bit(feature::guest_tso6);
+                                   bit(feature::host_tso6) | bit(feature::guest_tso4) |
+                                   bit(feature::guest_tso6);
     CHECK(with.device.features() == (always | offloads));
     CHECK(without.device.features() == always);
     CHECK((with.device.features() & (bit(feature::ctrl_vq) | bit(feature::mq))) == 0);
@@ -85,7 +86,8 @@ TEST_CASE("TAP offload flags follow the offloads, TSO only with checksums") {
     CHECK(net::Tap::tun_flags({}) == 0);
     CHECK(net::Tap::tun_flags({.csum = false, .tso4 = true, .tso6 = true}) == 0);
     CHECK(net::Tap::tun_flags({.csum = true}) == TUN_F_CSUM);
-    CHECK(net::Tap::tun_flags({.csum = true, .tso4 = true, .tso6 = true}) == (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
+    CHECK(net::Tap::tun_flags({.csum = true, .tso4 = true, .tso6 = true}) ==
+          (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
 }
 
 TEST_CASE("virtio-net transmits a one-buffer chain as one packet and returns it with length 0") {
@@ -117,9 +119,10 @@ TEST_CASE("virtio-net gathers a packet split anywhere across buffers, direct or 
     auto const packet = packet_bytes(net::Header{}, frame_bytes(frame, 3));
     std::span<std::byte const> p(packet);
     // The header split 5 + 7, the frame 40 + the rest.
-    std::vector<Buffer> buffers{{rig.tx.alloc_with(p.subspan(0, 5)), 5, false},
-                                {rig.tx.alloc_with(p.subspan(5, 47)), 47, false},
-                                {rig.tx.alloc_with(p.subspan(52)), static_cast<std::uint32_t>(p.size() - 52), false}};
+    std::vector<Buffer> buffers{
+        {rig.tx.alloc_with(p.subspan(0, 5)), 5, false},
+        {rig.tx.alloc_with(p.subspan(5, 47)), 47, false},
+        {rig.tx.alloc_with(p.subspan(52)), static_cast<std::uint32_t>(p.size() - 52), false}};
     bool const indirect = GENERATE(false, true);
     if (indirect)
         rig.tx.add_indirect_chain(buffers);
@@ -234,7 +237,8 @@ TEST_CASE("virtio-net waits for a full endpoint without losing or reordering pac
     shrink_send_buffer(rig);
     rig.activate();
     constexpr int packets = 40;
-    for (int i = 0; i < packets; ++i) rig.transmit(packet_bytes({}, frame_bytes(1000, static_cast<std::uint8_t>(i))));
+    for (int i = 0; i < packets; ++i)
+        rig.transmit(packet_bytes({}, frame_bytes(1000, static_cast<std::uint8_t>(i))));
     rig.device.process_queue(net::transmit_queue);
     REQUIRE(rig.watch.writable == 1);
     auto const sent_first = rig.device.counters().tx_packets.value();

@@ -11,7 +11,9 @@ namespace {
 using virtio::bit;
 namespace feature = net::feature;
 
-constexpr std::uint64_t without_mrg_rxbuf(std::uint64_t features) { return features & ~bit(feature::mrg_rxbuf); }
+constexpr std::uint64_t without_mrg_rxbuf(std::uint64_t features) {
+    return features & ~bit(feature::mrg_rxbuf);
+}
 
 std::vector<std::byte> frame_at(GuestMemory const& memory, std::uint64_t at, std::size_t len) {
     return guest_bytes(memory, at + sizeof(net::Header), len);

@@ -2,9 +2,9 @@
 // no TAP is ever made in the host's namespace, and no packet leaves the test's.
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <net/if.h>  // before linux/if_tun.h
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <net/if.h>  // before linux/if_tun.h
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -77,7 +77,8 @@ TEST_CASE("a TAP kvmlet creates is named by the kernel, up, and gone once closed
             name = tap.name();
             netns_expect(name.rfind("kvmlet", 0) == 0 && name != "kvmlet%d", "kernel-chosen name: " + name);
             netns_expect(interface_flags(name) & IFF_UP, name + " is up");
-            netns_expect(tap.set_offloads({.csum = true, .tso4 = true, .tso6 = true}).has_value(), "TUNSETOFFLOAD");
+            netns_expect(tap.set_offloads({.csum = true, .tso4 = true, .tso6 = true}).has_value(),
+                         "TUNSETOFFLOAD");
             netns_expect(tap.set_offloads({}).has_value(), "TUNSETOFFLOAD 0");
         }
         netns_expect(::if_nametoindex(name.c_str()) == 0, name + " removed when its descriptor closed");
@@ -90,21 +91,26 @@ TEST_CASE("opening a TAP fails with one clear line when it is missing, busy or n
                          "net: TAP vmtap0: no such interface (create it: ip tuntap add dev vmtap0 mode tap)",
                      "missing");
         netns_expect(::if_nametoindex("vmtap0") == 0, "opening a missing TAP creates none");
-        netns_expect(error_of([] { virtio::net::Tap::open("lo"); }).starts_with("net: TAP lo: not a TAP interface"),
-                     "lo");
+        netns_expect(
+            error_of([] { virtio::net::Tap::open("lo"); }).starts_with("net: TAP lo: not a TAP interface"),
+            "lo");
         add_persistent("vmtun0", IFF_TUN);
-        netns_expect(error_of([] { virtio::net::Tap::open("vmtun0"); }).starts_with("net: TAP vmtun0: not a TAP"),
-                     "a TUN");
-        netns_expect(error_of([] { virtio::net::Tap::open("kvmlet%d"); }).starts_with("net: TAP kvmlet%d: '%' names"),
-                     "a pattern");
-        netns_expect(error_of([] { virtio::net::Tap::open("a-name-far-too-long"); }).starts_with(
-                         "net: TAP a-name-far-too-long: not an interface name"),
+        netns_expect(
+            error_of([] { virtio::net::Tap::open("vmtun0"); }).starts_with("net: TAP vmtun0: not a TAP"),
+            "a TUN");
+        netns_expect(
+            error_of([] { virtio::net::Tap::open("kvmlet%d"); }).starts_with("net: TAP kvmlet%d: '%' names"),
+            "a pattern");
+        netns_expect(error_of([] {
+                         virtio::net::Tap::open("a-name-far-too-long");
+                     }).starts_with("net: TAP a-name-far-too-long: not an interface name"),
                      "long name");
         add_persistent("vmtap0", IFF_TAP);
         auto tap = virtio::net::Tap::open("vmtap0");
         netns_expect(tap.name() == "vmtap0", "opened");
-        netns_expect(error_of([] { virtio::net::Tap::open("vmtap0"); }).starts_with("net: TAP vmtap0: already in use"),
-                     "busy");
+        netns_expect(
+            error_of([] { virtio::net::Tap::open("vmtap0"); }).starts_with("net: TAP vmtap0: already in use"),
+            "busy");
     });
 }
 
@@ -116,13 +122,15 @@ UniqueFd packet_socket(std::string const& name) {
     address.sll_family = AF_PACKET;
     address.sll_protocol = htons(test_ethertype);
     address.sll_ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
-    netns_expect(::bind(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0, "bind AF_PACKET");
+    netns_expect(::bind(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0,
+                 "bind AF_PACKET");
     return sock;
 }
 
 std::vector<std::byte> test_frame(std::uint8_t seed) {
     auto frame = frame_bytes(60, seed);
-    for (std::size_t i = 6; i < 12; ++i) frame[i] = std::byte{static_cast<std::uint8_t>(i == 6 ? 0x02 : i - 6)};
+    for (std::size_t i = 6; i < 12; ++i)
+        frame[i] = std::byte{static_cast<std::uint8_t>(i == 6 ? 0x02 : i - 6)};
     frame[12] = std::byte{test_ethertype >> 8};
     frame[13] = std::byte{test_ethertype & 0xff};
     return frame;
@@ -141,7 +149,8 @@ struct TapRig {
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(virtio::SplitQueue::activate(memory, rx.config(), 256, false, true).value());
         queues.push_back(virtio::SplitQueue::activate(memory, tx.config(), 256, false, true).value());
-        netns_expect(device.activate({memory, std::move(queues), all_net_features(device), irq, watch}), "activate");
+        netns_expect(device.activate({memory, std::move(queues), all_net_features(device), irq, watch}),
+                     "activate");
     }
 };
 
@@ -176,8 +185,9 @@ TEST_CASE("frames cross a real TAP both ways through the device") {
         for (int i = 0; i < buffers && !found; ++i) {
             auto used = rig.rx.next_used();
             if (!used) break;
-            found = used->len == 12 + in.size() &&
-                    guest_bytes(rig.memory, posted.at(used->id) + sizeof(virtio::net::Header), in.size()) == in;
+            found =
+                used->len == 12 + in.size() &&
+                guest_bytes(rig.memory, posted.at(used->id) + sizeof(virtio::net::Header), in.size()) == in;
         }
         netns_expect(found, "the guest received the host's frame");
         netns_expect(rig.device.counters().rx_dropped() == 0 && rig.device.counters().tx_dropped() == 0,

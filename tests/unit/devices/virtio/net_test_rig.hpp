@@ -60,7 +60,8 @@ struct NetRig {
     static constexpr std::uint64_t ram_size = 8 * MiB;
     static constexpr std::uint64_t outside_ram = 16 * MiB;
 
-    explicit NetRig(virtio::NetConfig config = {.mac = {{0x06, 0, 0xac, 0x10, 0, 2}}}, int type = SOCK_SEQPACKET)
+    explicit NetRig(virtio::NetConfig config = {.mac = {{0x06, 0, 0xac, 0x10, 0, 2}}},
+                    int type = SOCK_SEQPACKET)
         : device(config, make_endpoint(type)) {}
 
     GuestMemory memory = flat_ram(ram_size);
@@ -93,9 +94,12 @@ struct NetRig {
 
     // The peer plays the network.
     void peer_send(std::span<std::byte const> packet) {
-        REQUIRE(::send(peer.get(), packet.data(), packet.size(), MSG_DONTWAIT) == static_cast<ssize_t>(packet.size()));
+        REQUIRE(::send(peer.get(), packet.data(), packet.size(), MSG_DONTWAIT) ==
+                static_cast<ssize_t>(packet.size()));
     }
-    void peer_send(net::Header const& header, std::span<std::byte const> frame) { peer_send(packet_bytes(header, frame)); }
+    void peer_send(net::Header const& header, std::span<std::byte const> frame) {
+        peer_send(packet_bytes(header, frame));
+    }
     std::optional<std::vector<std::byte>> peer_receive() {
         std::vector<std::byte> buffer(128 * 1024);
         ssize_t n = ::recv(peer.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);

@@ -125,7 +125,7 @@ TEST_CASE("virtio-rng stops at its rate limit, asks to be called again, and resu
     CHECK(rig.host.timers[0].delay >= std::chrono::milliseconds(1));
 
     rig.now += std::chrono::milliseconds(500);  // 50 bytes back
-    rig.host.timers[0].due();  // the timer serves the queue again, through the host
+    rig.host.timers[0].due();                   // the timer serves the queue again, through the host
     CHECK(rig.host.kicks == std::vector<std::size_t>{0});
     rig.rng.process_queue(0);
     auto third = rig.driver.next_used();

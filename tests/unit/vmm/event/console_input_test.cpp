@@ -1,4 +1,4 @@
-#include <catch2/catch.hpp>
+#include "vmm/event/console_input.hpp"
 
 #include <fcntl.h>
 #include <pty.h>
@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
 
 #include "vmm/base/unique_fd.hpp"
-#include "vmm/event/console_input.hpp"
 
 namespace kvmlet::test {
 namespace {
@@ -46,7 +46,8 @@ TEST_CASE("Ctrl-A x quits from a terminal even while the guest takes no input") 
 
     boost::asio::io_context io;
     bool quit = false;
-    ConsoleInput input(io, slave, [](std::span<std::byte const>) { return std::size_t{0}; }, [&] { quit = true; });
+    ConsoleInput input(
+        io, slave, [](std::span<std::byte const>) { return std::size_t{0}; }, [&] { quit = true; });
     input.start();
     feed(master, io, std::string(ConsoleInput::pending_limit + 20000, 'a'));
     feed(master, io, "\x01x");
@@ -75,7 +76,8 @@ TEST_CASE("Input from a pipe waits in the pipe while the guest takes none, and n
         [] {});
     input.start();
     std::string sent;
-    for (std::size_t i = 0; sent.size() < ConsoleInput::pending_limit + 30000; ++i) sent += std::to_string(i) + ' ';
+    for (std::size_t i = 0; sent.size() < ConsoleInput::pending_limit + 30000; ++i)
+        sent += std::to_string(i) + ' ';
     // The pipe holds 64 KiB, the input at most pending_limit: more than both in total would block,
     // so the writer stops once the pipe is full and the rest follows once the guest takes input.
     std::size_t written = 0;

@@ -1,8 +1,7 @@
 #include "vmm/vcpu/x86_64/cpuid.hpp"
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -299,7 +298,8 @@ TEST_CASE("the TSC frequency goes into leaf 0x40000010 and the hypervisor's maxi
     auto base = find(entries, 0x4000'0000);
     REQUIRE(base);
     CHECK(base->eax == 0x4000'0010);
-    CHECK(std::count_if(entries.begin(), entries.end(), [](auto const& e) { return e.function == 0x4000'0010; }) == 1);
+    CHECK(std::count_if(entries.begin(), entries.end(),
+                        [](auto const& e) { return e.function == 0x4000'0010; }) == 1);
     auto timing = find(entries, 0x4000'0010);
     REQUIRE(timing);
     CHECK(timing->eax == 2'445'404u);
