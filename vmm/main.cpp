@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <span>
 
 #include "vmm/base/error.hpp"
@@ -41,13 +40,12 @@ void finish_timeline(MachineConfig const& config, StopReason const& reason) {
     if (config.timeline) write_timeline(*config.timeline, timeline, reason);
 }
 
-// The guest went on after stdout failed (`kvmlet run ... | head` with SIGPIPE ignored): say how
-// much of its console output nobody got, once per machine.
+// The guest went on after stdout failed (`kvmlet run ... | head` with SIGPIPE ignored) or while
+// nobody read it: say how much of its console output nobody got, and why, once per machine.
 void report_dropped_output(Machine const& machine) {
     FdSink const& out = machine.console_out();
     if (out.dropped_bytes() > 0)
-        log::info("console: {} bytes of guest output dropped ({})", out.dropped_bytes(),
-                  std::strerror(out.last_error()));
+        log::info("console: {} bytes of guest output dropped ({})", out.dropped_bytes(), out.drop_reason());
 }
 
 // Builds and runs machines until one stops for good (a reset restarts with --on-reboot restart).

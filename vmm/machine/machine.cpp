@@ -292,6 +292,7 @@ StopReason Machine::run(ProcessSignals& signals) {
     io_.run();
     stop_vcpus();
     for (auto& slot : virtio_) slot->stop();
+    console_out_.finish();  // bounded; before main() reports the output that was dropped
     return stop_.reason().value_or(StopReason{StopKind::crashed, "stopped without a reason"});
 }
 

@@ -43,7 +43,8 @@ public:
     // Runs the guest until it stops, and says why; a stop signal (already received or arriving)
     // stops it, SIGUSR2 dumps the vCPUs' registers. Call once.
     StopReason run(ProcessSignals& signals);
-    // Guest console output that could not be written to stdout (a reader that went away).
+    // Guest console output that could not be written to stdout (a reader that went away or stopped
+    // reading); final once run() returned.
     FdSink const& console_out() const noexcept { return console_out_; }
 
 private:
