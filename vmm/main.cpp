@@ -7,6 +7,7 @@
 
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
+#include "vmm/base/timeline.hpp"
 #include "vmm/cli/command_line.hpp"
 #include "vmm/cli/help_text.hpp"
 #include "vmm/cli/host_memory.hpp"
@@ -16,7 +17,6 @@
 #include "vmm/machine/input_files.hpp"
 #include "vmm/machine/machine.hpp"
 #include "vmm/machine/timeline_report.hpp"
-#include "vmm/base/timeline.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 
 namespace kvmlet {
@@ -27,9 +27,12 @@ void report(StopReason const& reason) {
     auto newline = reason.message.find('\n');
     std::string first = reason.message.substr(0, newline);
     std::string detail = newline == std::string::npos ? "" : reason.message.substr(newline + 1);
-    std::string line = first.empty() ? describe(reason.kind) : fmt::format("{}: {}", describe(reason.kind), first);
-    if (reason.kind == StopKind::crashed) log::error("{}", line);
-    else log::info("{}", line);
+    std::string line =
+        first.empty() ? describe(reason.kind) : fmt::format("{}: {}", describe(reason.kind), first);
+    if (reason.kind == StopKind::crashed)
+        log::error("{}", line);
+    else
+        log::info("{}", line);
     if (!detail.empty()) std::fprintf(stderr, "%s\n", detail.c_str());
 }
 
@@ -69,8 +72,9 @@ ExitStatus run(MachineConfig config) {
     if (!config.host_compat) {
         config.host_compat = detect_host_compat();
         if (*config.host_compat != HostCompat::none)
-            log::info("host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
-                      name(*config.host_compat));
+            log::info(
+                "host-compat: {} host detected, compatibility mode on (--host-compat none turns it off)",
+                name(*config.host_compat));
         else
             log::debug("host-compat: none (no kvm_pvm module: KVM runs guests unmodified)");
     }
@@ -83,9 +87,10 @@ ExitStatus run(MachineConfig config) {
 }
 
 int main_inner(int argc, char** argv) {
-    cli::Command command = cli::parse_command_line(
-        std::span<char const* const>(const_cast<char const* const*>(argv) + 1, static_cast<std::size_t>(argc - 1)),
-        cli::host_memory_bytes());
+    cli::Command command =
+        cli::parse_command_line(std::span<char const* const>(const_cast<char const* const*>(argv) + 1,
+                                                             static_cast<std::size_t>(argc - 1)),
+                                cli::host_memory_bytes());
     process_timeline().mark(Phase::args_parsed);
     return std::visit(
         [](auto const& c) -> int {

@@ -19,9 +19,9 @@
 #include <cstring>
 #include <memory>
 
-#include "devices/virtio/mmio_spec.hpp"
 #include "devices/irq_line.hpp"
 #include "devices/virtio/block/block_device.hpp"
+#include "devices/virtio/mmio_spec.hpp"
 #include "devices/virtio/mmio_transport.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 #include "tests/fuzz/temp_disk.hpp"
@@ -53,7 +53,9 @@ public:
     void write(std::uint64_t offset, std::span<std::byte const> data) {
         transport_.write({window_base + offset, offset}, data);
     }
-    void write32(std::uint64_t offset, std::uint32_t value) { write(offset, std::as_bytes(std::span{&value, 1})); }
+    void write32(std::uint64_t offset, std::uint32_t value) {
+        write(offset, std::as_bytes(std::span{&value, 1}));
+    }
     void write64(std::uint64_t offset, std::uint64_t value) {
         write32(offset, static_cast<std::uint32_t>(value));
         write32(offset + 4, static_cast<std::uint32_t>(value >> 32));
@@ -63,7 +65,9 @@ public:
         read(offset, std::as_writable_bytes(std::span{&value, 1}));
         return value;
     }
-    void read(std::uint64_t offset, std::span<std::byte> data) { transport_.read({window_base + offset, offset}, data); }
+    void read(std::uint64_t offset, std::span<std::byte> data) {
+        transport_.read({window_base + offset, offset}, data);
+    }
 
     void bring_up(std::uint8_t size_log2, std::uint8_t choice) {
         std::uint64_t features = 0;
@@ -122,26 +126,36 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
                 driver.write32(offset, in.take<std::uint32_t>());
                 break;
             }
-            case 1: (void)driver.read32(std::uint64_t{in.take<std::uint8_t>()} * 4); break;
+            case 1:
+                (void)driver.read32(std::uint64_t{in.take<std::uint8_t>()} * 4);
+                break;
             case 2:
             case 3: {
                 // The bus only hands the device accesses inside its window.
-                std::uint64_t const offset =
-                    std::min<std::uint64_t>(in.take<std::uint16_t>() & 0xfff, virtio::MmioTransport::window_size - width);
+                std::uint64_t const offset = std::min<std::uint64_t>(
+                    in.take<std::uint16_t>() & 0xfff, virtio::MmioTransport::window_size - width);
                 std::uint64_t value = in.take<std::uint64_t>();
                 auto bytes = std::as_writable_bytes(std::span{&value, 1}).first(width);
-                if ((op & 7) == 2) driver.write(offset, bytes);
-                else driver.read(offset, bytes);
+                if ((op & 7) == 2)
+                    driver.write(offset, bytes);
+                else
+                    driver.read(offset, bytes);
                 break;
             }
-            case 4: (void)apply_patch(in); break;
-            case 5: transport.notify(in.take<std::uint8_t>()); break;
+            case 4:
+                (void)apply_patch(in);
+                break;
+            case 5:
+                transport.notify(in.take<std::uint8_t>());
+                break;
             case 6: {
                 auto const size_log2 = in.take<std::uint8_t>();
                 driver.bring_up(size_log2, in.take<std::uint8_t>());
                 break;
             }
-            default: driver.write32(reg::status, 0); break;
+            default:
+                driver.write32(reg::status, 0);
+                break;
         }
     }
     // Reset leaves nothing behind: the next input starts with an inactive device.

@@ -120,12 +120,11 @@ private:
 
 struct Machine {
     Machine()
-        : rng(std::make_shared<virtio::RngDevice>(
-              virtio::RngConfig{},
-              [](std::span<std::byte> out) {
-                  std::memset(out.data(), 0x5a, out.size());
-                  return true;
-              })),
+        : rng(std::make_shared<virtio::RngDevice>(virtio::RngConfig{},
+                                                  [](std::span<std::byte> out) {
+                                                      std::memset(out.data(), 0x5a, out.size());
+                                                      return true;
+                                                  })),
           transport(std::make_shared<virtio::PciTransport>(ram(), rng, router, intx)) {
         transport->set_notify_region_handler([](std::optional<std::uint64_t> at) {
             if (at) KVMLET_FUZZ_CHECK(point_in_window(*at));

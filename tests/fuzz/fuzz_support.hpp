@@ -78,7 +78,10 @@ inline void quiet_logs() {
 inline virtio::QueueConfig compact_layout(std::uint16_t size) {
     std::uint64_t const avail = 16ull * size;
     std::uint64_t const used = (avail + 6 + 2ull * size + 3) & ~3ull;
-    return {.size = size, .desc = GuestAddress{0}, .avail = GuestAddress{avail}, .used = GuestAddress{used},
+    return {.size = size,
+            .desc = GuestAddress{0},
+            .avail = GuestAddress{avail},
+            .used = GuestAddress{used},
             .ready = true};
 }
 
@@ -143,8 +146,8 @@ inline constexpr int max_rounds = 16;
     std::fprintf(stderr, "fuzz invariant failed: %s\n", what);
     std::abort();
 }
-#define KVMLET_FUZZ_CHECK(cond)                                                  \
-    do {                                                                         \
+#define KVMLET_FUZZ_CHECK(cond)                                                 \
+    do {                                                                        \
         if (!(cond)) ::kvmlet::fuzz::invariant_failed(#cond " (" __FILE__ ")"); \
     } while (0)
 

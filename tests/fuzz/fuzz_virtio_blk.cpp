@@ -24,7 +24,9 @@ constexpr unsigned disk_shift = 5;
 class IdleHost final : public virtio::DeviceHost {
 public:
     void watch(int, Readiness, Callback) noexcept override { invariant_failed("virtio-blk watched an fd"); }
-    void after(std::chrono::nanoseconds, Callback) noexcept override { invariant_failed("virtio-blk set a timer"); }
+    void after(std::chrono::nanoseconds, Callback) noexcept override {
+        invariant_failed("virtio-blk set a timer");
+    }
     void post(Callback) noexcept override { invariant_failed("virtio-blk posted work"); }
     void kick(std::size_t) noexcept override { invariant_failed("virtio-blk kicked a queue"); }
 };
@@ -56,8 +58,8 @@ Devices& devices() {
             *temp_disk({.path = {}, .read_only = false, .id = "kvmlet-fuzz", .cache = CacheMode::writeback}));
         out.read_only = std::make_unique<virtio::BlockDevice>(
             *temp_disk({.path = {}, .read_only = true, .id = {}, .cache = CacheMode::writeback}));
-        if (auto disk = temp_disk({.path = {}, .read_only = false, .id = "0123456789abcdefghij",
-                                   .cache = CacheMode::none}))
+        if (auto disk = temp_disk(
+                {.path = {}, .read_only = false, .id = "0123456789abcdefghij", .cache = CacheMode::none}))
             out.direct = std::make_unique<virtio::BlockDevice>(std::move(*disk));
         return out;
     }();
@@ -67,9 +69,12 @@ Devices& devices() {
 virtio::BlockDevice& pick(unsigned variant) {
     Devices& d = devices();
     switch (variant) {
-        case 1: return *d.read_only;
-        case 2: return d.direct ? *d.direct : *d.read_write;
-        default: return *d.read_write;
+        case 1:
+            return *d.read_only;
+        case 2:
+            return d.direct ? *d.direct : *d.read_write;
+        default:
+            return *d.read_write;
     }
 }
 

@@ -6,7 +6,8 @@
 // 4 GUEST_CSUM + GUEST_TSO4/6, 5 MTU, 6 SOCK_DGRAM instead of SOCK_SEQPACKET, 7 offloads
 // configured off), u8 receive and u8 transmit queue size (1 << (byte % 9)), u16 ram_len and the
 // RAM image; the receive queue in the compact layout (fuzz_support.hpp) at 0, the transmit queue
-// in the same layout right after it, at the next 16-byte boundary. Then up to max_ops operations, an op byte each:
+// in the same layout right after it, at the next 16-byte boundary. Then up to max_ops operations, an op byte
+// each:
 //   op % 8 == 0  notify the receive queue      op % 8 == 1  notify the transmit queue
 //   op % 8 == 2  endpoint readable (only if the device asked; else ignored)
 //   op % 8 == 3  endpoint writable (likewise)
@@ -18,8 +19,8 @@
 //   op % 8 == 7  reset, then DRIVER_OK again with the same features and rings
 #include <sys/socket.h>
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -41,7 +42,9 @@ constexpr std::uint8_t big_frame_flag = 1u << 3;
 
 class RecordingInterrupt final : public virtio::Interrupt {
 public:
-    void used_buffers(std::size_t queue) noexcept override { KVMLET_FUZZ_CHECK(queue <= net::transmit_queue); }
+    void used_buffers(std::size_t queue) noexcept override {
+        KVMLET_FUZZ_CHECK(queue <= net::transmit_queue);
+    }
     void config_changed() noexcept override { invariant_failed("virtio-net never changes its config"); }
     void needs_reset() noexcept override { ++resets; }
     std::uint64_t resets = 0;
@@ -56,7 +59,9 @@ public:
         KVMLET_FUZZ_CHECK(!pending);
         pending = true;
     }
-    void after(std::chrono::nanoseconds, Callback) noexcept override { invariant_failed("virtio-net set a timer"); }
+    void after(std::chrono::nanoseconds, Callback) noexcept override {
+        invariant_failed("virtio-net set a timer");
+    }
     void post(Callback) noexcept override { invariant_failed("virtio-net posted work"); }
     void kick(std::size_t) noexcept override { invariant_failed("virtio-net kicked a queue"); }
     bool readable = false;
@@ -69,7 +74,8 @@ std::uint64_t acked_features(std::uint8_t flags, virtio::NetDevice const& device
     if (flags & 2) f |= bit(virtio::feature::ring_indirect_desc);
     if (flags & 4) f |= bit(net::feature::mrg_rxbuf);
     if (flags & 8) f |= bit(net::feature::csum) | bit(net::feature::host_tso4) | bit(net::feature::host_tso6);
-    if (flags & 16) f |= bit(net::feature::guest_csum) | bit(net::feature::guest_tso4) | bit(net::feature::guest_tso6);
+    if (flags & 16)
+        f |= bit(net::feature::guest_csum) | bit(net::feature::guest_tso4) | bit(net::feature::guest_tso6);
     if (flags & 32) f |= bit(net::feature::mtu);
     return f & (device.features() | bit(virtio::feature::version_1));  // as the transport checks
 }
@@ -87,8 +93,10 @@ struct Rig {
         auto const acked = acked_features(flags, *device);
         bool const event_idx = (acked & bit(virtio::feature::ring_event_idx)) != 0;
         bool const indirect = (acked & bit(virtio::feature::ring_indirect_desc)) != 0;
-        auto rx = virtio::SplitQueue::activate(ram(), rx_config, virtio::NetDevice::queue_size, event_idx, indirect);
-        auto tx = virtio::SplitQueue::activate(ram(), tx_config, virtio::NetDevice::queue_size, event_idx, indirect);
+        auto rx = virtio::SplitQueue::activate(ram(), rx_config, virtio::NetDevice::queue_size, event_idx,
+                                               indirect);
+        auto tx = virtio::SplitQueue::activate(ram(), tx_config, virtio::NetDevice::queue_size, event_idx,
+                                               indirect);
         if (!rx || !tx) return false;
         std::vector<virtio::SplitQueue> queues;
         queues.push_back(std::move(rx).value());
@@ -139,17 +147,25 @@ void network_reads(Rig& rig) {
 
 void run_op(Rig& rig, ByteReader& in, std::uint8_t op) {
     switch (op % 8) {
-        case 0: (void)rig.device->process_queue(net::receive_queue); return;
-        case 1: (void)rig.device->process_queue(net::transmit_queue); return;
+        case 0:
+            (void)rig.device->process_queue(net::receive_queue);
+            return;
+        case 1:
+            (void)rig.device->process_queue(net::transmit_queue);
+            return;
         case 2:
             if (std::exchange(rig.watch.readable, false)) rig.device->endpoint_readable();
             return;
         case 3:
             if (std::exchange(rig.watch.writable, false)) rig.device->endpoint_writable();
             return;
-        case 4: return network_sends(rig, in, op);
-        case 5: return network_reads(rig);
-        case 6: (void)apply_patch(in); return;
+        case 4:
+            return network_sends(rig, in, op);
+        case 5:
+            return network_reads(rig);
+        case 6:
+            (void)apply_patch(in);
+            return;
         default:
             rig.device->reset();
             (void)rig.activate();

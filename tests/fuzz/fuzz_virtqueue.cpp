@@ -36,10 +36,14 @@ std::uint32_t next_random(std::uint32_t& state) {
 std::size_t chunk_size(std::uint32_t& state, std::uint64_t remaining) {
     std::uint32_t const r = next_random(state);
     switch (r % 8) {
-        case 0: return 0;
-        case 1: return static_cast<std::size_t>(std::min<std::uint64_t>(remaining, 4096));
-        case 2: return static_cast<std::size_t>(std::min<std::uint64_t>(remaining + 1, 4096));
-        default: return (r >> 8) % 40 + 1;
+        case 0:
+            return 0;
+        case 1:
+            return static_cast<std::size_t>(std::min<std::uint64_t>(remaining, 4096));
+        case 2:
+            return static_cast<std::size_t>(std::min<std::uint64_t>(remaining + 1, 4096));
+        default:
+            return (r >> 8) % 40 + 1;
     }
 }
 
@@ -56,7 +60,8 @@ bool reference_read(GuestMemory const& memory, std::vector<virtio::Descriptor> c
         std::uint64_t const end = start + d.len;
         if (pos + done < end) {
             std::uint64_t const offset = pos + done - start;
-            std::size_t const take = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, d.len - offset));
+            std::size_t const take =
+                static_cast<std::size_t>(std::min<std::uint64_t>(n - done, d.len - offset));
             if (!memory.read_bytes(GuestAddress{d.addr.value + offset}, out.subspan(done, take)))
                 return false;
             done += take;
@@ -152,7 +157,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     auto const header = take_queue_header(in);
     take_ram_image(in);
     GuestMemory const& memory = ram();
-    auto queue = virtio::SplitQueue::activate(memory, header.config, max_size, header.event_idx, header.indirect);
+    auto queue =
+        virtio::SplitQueue::activate(memory, header.config, max_size, header.event_idx, header.indirect);
     if (!queue) return 0;
     std::uint16_t const queue_size = queue->size();
     std::uint32_t random = 0x9e37'79b9u ^ static_cast<std::uint32_t>(size);

@@ -4,17 +4,16 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <functional>
-
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
 
 #include "firmware/x86_64/acpi_tables.hpp"
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/base/log.hpp"
-#include "vmm/base/timeline.hpp"
 #include "vmm/base/mapped_file.hpp"
+#include "vmm/base/timeline.hpp"
 #include "vmm/machine/virtio_devices.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/x86_64/cpuid.hpp"
@@ -45,9 +44,12 @@ int duplicate_fd(int fd) {
 
 x86_64::EntryProtocol entry_protocol(BootProtocol protocol) {
     switch (protocol) {
-        case BootProtocol::automatic: return x86_64::EntryProtocol::automatic;
-        case BootProtocol::linux64: return x86_64::EntryProtocol::linux64;
-        case BootProtocol::pvh: return x86_64::EntryProtocol::pvh;
+        case BootProtocol::automatic:
+            return x86_64::EntryProtocol::automatic;
+        case BootProtocol::linux64:
+            return x86_64::EntryProtocol::linux64;
+        case BootProtocol::pvh:
+            return x86_64::EntryProtocol::pvh;
     }
     return x86_64::EntryProtocol::automatic;
 }
@@ -90,7 +92,9 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     create_vcpus(kvm);
 }
 
-Machine::~Machine() { stop_vcpus(); }
+Machine::~Machine() {
+    stop_vcpus();
+}
 
 void Machine::create_memory(std::uint64_t size) {
     auto ranges = x86_64::ram_ranges(size);
@@ -115,8 +119,8 @@ void Machine::load_kernel() {
     // Linux uses ECAM only where e820 (or ACPI) says the range is reserved.
     if (pci_) boot_config.reserved.push_back({x86_64::pci_ecam_start, x86_64::pci_ecam_size});
     auto boot = x86_64::load_kernel(*memory_, boot_config);
-    log::debug("kernel: {} at {:#x}-{:#x}, entry {:#x}; command line: {}", boot.protocol, boot.kernel_start.value,
-               boot.kernel_end.value, boot.cpu.rip, boot_config.cmdline);
+    log::debug("kernel: {} at {:#x}-{:#x}, entry {:#x}; command line: {}", boot.protocol,
+               boot.kernel_start.value, boot.kernel_end.value, boot.cpu.rip, boot_config.cmdline);
     boot_state_ = boot.cpu;
 }
 
@@ -130,14 +134,16 @@ std::optional<GuestAddress> Machine::write_acpi_tables() {
     acpi.ram_size = config_.memory_bytes;
     for (auto const& slot : virtio_) {
         if (auto pci_slot = slot->pci_slot()) acpi.pci_slots.push_back(*pci_slot);
-        if (auto mmio = slot->mmio_placement()) acpi.virtio_mmio.push_back({mmio->base, mmio->size, mmio->gsi});
+        if (auto mmio = slot->mmio_placement())
+            acpi.virtio_mmio.push_back({mmio->base, mmio->size, mmio->gsi});
     }
     return x86_64::write_acpi_tables(*memory_, acpi);
 }
 
 void Machine::create_devices() {
     com1_irq_ = std::make_unique<IrqfdLine>(vm_, com1_irq);
-    ByteSink& serial_out = config_.console == ConsoleKind::none ? static_cast<ByteSink&>(discard_) : console_out_;
+    ByteSink& serial_out =
+        config_.console == ConsoleKind::none ? static_cast<ByteSink&>(discard_) : console_out_;
     serial_ = std::make_shared<Serial>(*com1_irq_, serial_out);
     pio_.insert(serial_, com1_port, Serial::port_count);
 
@@ -151,7 +157,8 @@ void Machine::create_devices() {
     mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
     if (config_.acpi) {
         acpi_power_ = std::make_shared<AcpiPower>(
-            AcpiPower::Ports{x86_64::acpi_sleep_control_port, x86_64::acpi_sleep_status_port, x86_64::acpi_reset_port},
+            AcpiPower::Ports{x86_64::acpi_sleep_control_port, x86_64::acpi_sleep_status_port,
+                             x86_64::acpi_reset_port},
             AcpiPower::Values{x86_64::acpi_s5_sleep_type, x86_64::acpi_reset_value},
             AcpiPower::Callbacks{[this] { stop_.request(StopKind::power_off); },
                                  [this] { stop_.request(StopKind::reset); }});
@@ -202,7 +209,8 @@ void Machine::create_virtio_devices() {
 
 std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {
     if (virtio_console_slot_)
-        return virtio_console_slot_->transport().locked([&] { return virtio_console_->enqueue_input(bytes); });
+        return virtio_console_slot_->transport().locked(
+            [&] { return virtio_console_->enqueue_input(bytes); });
     return serial_->enqueue_input(bytes);
 }
 
@@ -258,7 +266,8 @@ void Machine::watch_for_halt() {
             vcpu->kick(true);
         }
         // Sample again quickly while the vCPUs look dead, to confirm; otherwise back off.
-        halt_watch_interval_ = all_dead ? halt_watch_first : std::min(halt_watch_interval_ * 2, halt_watch_max);
+        halt_watch_interval_ =
+            all_dead ? halt_watch_first : std::min(halt_watch_interval_ * 2, halt_watch_max);
         watch_for_halt();
     });
 }
@@ -272,7 +281,8 @@ StopReason Machine::run(ProcessSignals& signals) {
     });
     if (config_.console != ConsoleKind::none) {
         console_in_ = std::make_unique<ConsoleInput>(
-            io_, STDIN_FILENO, [this](std::span<std::byte const> bytes) { return deliver_console_input(bytes); },
+            io_, STDIN_FILENO,
+            [this](std::span<std::byte const> bytes) { return deliver_console_input(bytes); },
             [this] { stop_.request(StopKind::quit); });
         console_in_->start();
     }

@@ -3,7 +3,6 @@
 // one thread per vCPU, and the VMM thread (the caller of run()) on the event loop.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <memory>
 #include <optional>
 #include <thread>
@@ -13,15 +12,15 @@
 #include "devices/legacy/boot_timer.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/pci/pci_bus.hpp"
 #include "devices/virtio/console/console_device.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/event/console_input.hpp"
-#include "vmm/event/process_signals.hpp"
 #include "vmm/event/fd_sink.hpp"
+#include "vmm/event/process_signals.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vm_fd.hpp"
-#include "devices/pci/pci_bus.hpp"
 #include "vmm/machine/gsi_routes.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 #include "vmm/machine/machine_config.hpp"
