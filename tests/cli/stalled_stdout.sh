@@ -29,13 +29,6 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-# Whether process $1 still runs (a zombie does not: kvmlet is our child until `wait`).
-running() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z ]]
-}
 
 mkfifo "$tmp/out"
 # The reader: takes a first read's worth, then keeps the pipe open and reads no more.
@@ -61,20 +54,9 @@ else
         fail "kvmlet exited (status $?) while its stdout was not read, before SIGTERM"
         pid=''
     else
-        kill -TERM "$pid"
-        t0=$(now_ms)
-        while running "$pid" && (($(now_ms) - t0 < STOP_DEADLINE_S * 1000)); do sleep 0.02; done
-        stop_ms=$(($(now_ms) - t0))
-        if running "$pid"; then
-            kill -KILL "$pid"
-            wait "$pid" 2>/dev/null
+        terminate_within "$pid" "$STOP_DEADLINE_S" ||
             fail "kvmlet still ran ${STOP_DEADLINE_S}s after SIGTERM with its stdout not read (then SIGKILLed)"
-        else
-            wait "$pid"
-            status=$?
-            printf 'SIGTERM: kvmlet exited with status %d after %d.%03ds\n' "$status" $((stop_ms / 1000)) \
-                $((stop_ms % 1000))
-        fi
+        status=$stop_status
         pid=''
     fi
 fi

@@ -54,13 +54,6 @@ trap cleanup EXIT
 out=$tmp/stdout err=$tmp/stderr
 : >"$out"
 
-# Whether process $1 still runs (a zombie does not: kvmlet is our child until `wait`).
-running() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z ]]
-}
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 heartbeats() { grep -c '^alive ' "$out"; }
 # The first and last lines of file $1, all of it when short.
 ends() {
@@ -134,20 +127,9 @@ fi
 # 3. SIGTERM, then at most STOP_DEADLINE_S for kvmlet to exit.
 status=''
 if [[ -n $pid ]] && running "$pid"; then
-    kill -TERM "$pid"
-    t0=$(now_ms)
-    while running "$pid" && (($(now_ms) - t0 < STOP_DEADLINE_S * 1000)); do sleep 0.02; done
-    stop_ms=$(($(now_ms) - t0))
-    if running "$pid"; then
-        kill -KILL "$pid"
-        wait "$pid" 2>/dev/null
+    terminate_within "$pid" "$STOP_DEADLINE_S" ||
         fail "kvmlet still ran $((stop_ms / 1000)).$((stop_ms % 1000 / 100))s after SIGTERM (then SIGKILLed)"
-    else
-        wait "$pid"
-        status=$?
-        printf 'SIGTERM: kvmlet exited with status %d after %d.%03ds\n' "$status" $((stop_ms / 1000)) \
-            $((stop_ms % 1000))
-    fi
+    status=$stop_status
 elif [[ -n $pid ]]; then
     wait "$pid"  # it ended by itself (the guest failed and reset): already reported
 fi

@@ -17,6 +17,34 @@ require_kvm() {
     exec 3>&-
 }
 
+# Whether process $1 still runs (a zombie does not: a child is ours until `wait`).
+running() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# terminate_within PID SECONDS: SIGTERM to our child PID, then at most SECONDS for it to exit, and
+# SIGKILL after that. Sets stop_ms (how long it took) and stop_status (its exit status; empty when
+# it had to be SIGKILLed, and then returns 1). Prints the time it took.
+terminate_within() {
+    local pid=$1 t0
+    stop_status=''
+    kill -TERM "$pid"
+    t0=$(now_ms)
+    while running "$pid" && (($(now_ms) - t0 < $2 * 1000)); do sleep 0.02; done
+    stop_ms=$(($(now_ms) - t0))
+    if running "$pid"; then
+        kill -KILL "$pid"
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    wait "$pid" && stop_status=0 || stop_status=$?
+    printf 'SIGTERM: kvmlet exited with status %d after %d.%03ds\n' "$stop_status" $((stop_ms / 1000)) \
+        $((stop_ms % 1000))
+}
+
 # find_guest_image IMAGE FILE...: sets `dir` to guest image IMAGE's directory
 # (guest-images/build --print); skips when the image is not built or lacks one of the FILEs.
 # Not in $(...): a skip there would end only the subshell.
