@@ -87,6 +87,8 @@ Result<DescriptorChain> SplitQueue::walk(std::uint16_t head) const noexcept {
             return unexpected("readable buffer after a writable one");  // §2.7.4.2
         total += raw->len;
         if (total > max_chain_bytes) return unexpected("chain of 4 GiB or more");
+        // Checked once here, so no device meets a buffer outside RAM (STYLE.md §9).
+        if (!memory_->contains(GuestAddress{raw->addr}, raw->len)) return unexpected("buffer outside RAM");
         chain.descriptors.push_back({GuestAddress{raw->addr}, raw->len, writable});
         if (!(raw->flags & desc_f_next)) return chain;
         index = raw->next;

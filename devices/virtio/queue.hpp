@@ -23,8 +23,9 @@ struct QueueConfig {
     bool ready = false;
 };
 
-// One buffer of a chain, after indirect tables are resolved. addr + len does not wrap, but the
-// buffer may lie outside RAM: devices reach it through GuestMemory, which checks.
+// One buffer of a chain, after indirect tables are resolved: it lies entirely in RAM (checked
+// once, at pop). Devices still reach it only through GuestMemory (chain_io.hpp), whose views are
+// taken and used at once.
 struct Descriptor {
     GuestAddress addr;
     std::uint32_t len = 0;
@@ -48,7 +49,8 @@ public:
 
     // The next available chain. Chains that are malformed (a next index out of range, a loop or
     // a chain longer than the queue, an indirect table that is empty, outside RAM, nested or
-    // not negotiated, a readable buffer after a writable one, a total length over 2^32) never
+    // not negotiated, a readable buffer after a writable one, a total length over 2^32, a buffer
+    // not entirely in RAM) never
     // reach the device: they go back to the driver as used with length 0, and are counted.
     // Returns nullopt when the ring is empty or the queue is broken.
     std::optional<DescriptorChain> pop() noexcept;
