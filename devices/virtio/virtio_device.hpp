@@ -73,6 +73,14 @@ public:
     // Whether process_queue may block (file I/O): the device then gets a worker thread of its
     // own; otherwise it runs on the VMM thread's event loop and must never block.
     virtual bool blocking() const noexcept { return false; }
+    // Whether the device takes the host's console input (stdin); the VMM then calls
+    // console_input() with the device lock held. Returns how many bytes it took (0 while it cannot
+    // take any: the caller keeps them and offers them again).
+    virtual bool takes_console_input() const noexcept { return false; }
+    virtual std::size_t console_input(std::span<std::byte const> bytes) noexcept {
+        (void)bytes;
+        return 0;
+    }
 };
 
 }  // namespace kvmlet::virtio

@@ -26,6 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib/report.sh"
 readonly file_bytes=$((4 * 1024 * 1024))
 readonly cmdline="root=/dev/vda rw console=hvc0 reboot=k panic=-1"
+readonly console_input="kvmlet-input-$RANDOM"
 
 die() { echo "virtio_devices.sh: $*" >&2; exit 2; }
 
@@ -54,7 +55,8 @@ busybox=/bin/busybox
 [[ -x $busybox ]] || skip "$busybox not found: install busybox-static (guest-images/build does)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvmlet-virtio.XXXXXX") || die "mktemp failed"
-trap 'rm -rf "$work"' EXIT
+feeder=''
+trap '[[ -n $feeder ]] && kill "$feeder" 2>/dev/null; rm -rf "$work"' EXIT
 rootimg=$work/root.ext4 dataimg=$work/data.ext4 out=$work/stdout err=$work/stderr
 
 sha256() { sha256sum | cut -d' ' -f1; }
@@ -85,8 +87,22 @@ cmd=("$vmm" run --kernel "$dir/vmlinux" --cpus "$cpus" --memory 256M --transport
      --disk "$rootimg" --disk "$dataimg,readonly,id=data" --console virtio --rng
      --cmdline "$cmdline")
 start_ms=$(($(date +%s%N) / 1000000))
-timeout --kill-after=5 "$timeout_s" "${cmd[@]}" </dev/null >"$out" 2>"$err"
+# stdin: a FIFO; once the guest's init says it reads its console, one line for it (kvmlet's
+# console input to virtio-console, hvc0).
+mkfifo "$work/stdin" || die "mkfifo failed"
+(
+    exec 4>"$work/stdin"
+    for ((i = 0; i < timeout_s * 10; i++)); do
+        grep -q 'kvmlet-rootfs: reading console input' "$out" 2>/dev/null && break
+        sleep 0.1
+    done
+    echo "$console_input" >&4
+) &
+feeder=$!
+timeout --kill-after=5 "$timeout_s" "${cmd[@]}" <"$work/stdin" >"$out" 2>"$err"
 status=$?
+kill "$feeder" 2>/dev/null
+wait "$feeder" 2>/dev/null
 elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
 # The console is a tty in the guest: lines end in \r\n. rootfs/init ends its lines with the
 # guest's uptime, "[12.34 s]"; the checks match a copy without it.
@@ -104,6 +120,7 @@ expect_line '^kvmlet-rootfs: started$'
 expect_line '^kvmlet-rootfs: root mount: \S+ / ext4 rw[, ]'
 expect_line '^kvmlet-rootfs: console: hvc0$'
 expect_line "^kvmlet-rootfs: cpus: $cpus\$"
+expect_line "^kvmlet-rootfs: console input: $console_input\$"
 expect_line '^kvmlet-rootfs: cmdline: '
 if grep -qP '^kvmlet-rootfs: cmdline: .*virtio_mmio' "$lines"; then
     fail "the kernel command line names virtio-mmio devices: ACPI should"

@@ -198,19 +198,19 @@ VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device) {
 }
 
 void Machine::create_virtio_devices() {
-    VirtioDevices made = make_virtio_devices(config_, console_out_);
-    for (auto& device : made.devices) {
-        bool const console = device == made.console;
+    for (auto& device : make_virtio_devices(config_, console_out_)) {
+        bool const input = device->takes_console_input();
         VirtioSlot& slot = add_virtio(std::move(device));
-        if (console) virtio_console_slot_ = &slot;
+        if (input && !console_input_slot_) console_input_slot_ = &slot;
     }
-    virtio_console_ = std::move(made.console);
 }
 
+// To the virtio device that takes it (under its lock), else to the 8250.
 std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {
-    if (virtio_console_slot_)
-        return virtio_console_slot_->transport().locked(
-            [&] { return virtio_console_->enqueue_input(bytes); });
+    if (console_input_slot_) {
+        virtio::Transport& transport = console_input_slot_->transport();
+        return transport.locked([&] { return transport.device().console_input(bytes); });
+    }
     return serial_->enqueue_input(bytes);
 }
 

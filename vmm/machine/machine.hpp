@@ -13,7 +13,6 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
 #include "devices/pci/pci_bus.hpp"
-#include "devices/virtio/console/console_device.hpp"
 #include "firmware/x86_64/long_mode.hpp"
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/event/console_input.hpp"
@@ -85,9 +84,8 @@ private:
     // Declared after memory_ and the buses: destroyed (workers stopped) before them.
     std::vector<std::unique_ptr<VirtioSlot>> virtio_;
     std::string virtio_cmdline_;
-    // Where console input goes with --console virtio.
-    std::shared_ptr<virtio::ConsoleDevice> virtio_console_;
-    VirtioSlot* virtio_console_slot_ = nullptr;
+    // The virtio device that takes console input (--console virtio), if any.
+    VirtioSlot* console_input_slot_ = nullptr;
 
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
     std::vector<std::thread> threads_;

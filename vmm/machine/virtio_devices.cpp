@@ -5,6 +5,7 @@
 #include <array>
 
 #include "devices/virtio/block/block_device.hpp"
+#include "devices/virtio/console/console_device.hpp"
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/tap.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
@@ -20,8 +21,7 @@ struct Inputs {
 };
 
 void add_disks(Inputs const& in, VirtioDevices& out) {
-    for (auto const& disk : in.config.disks)
-        out.devices.push_back(std::make_shared<virtio::BlockDevice>(Disk(disk)));
+    for (auto const& disk : in.config.disks) out.push_back(std::make_shared<virtio::BlockDevice>(Disk(disk)));
 }
 
 virtio::net::MacAddress interface_mac(NetInterfaceConfig const& net) {
@@ -46,18 +46,17 @@ void add_nets(Inputs const& in, VirtioDevices& out) {
         auto tap = std::make_unique<virtio::net::Tap>(net.tap ? virtio::net::Tap::open(*net.tap)
                                                               : virtio::net::Tap::create());
         log::debug("net: eth{} on TAP {}, MAC {}", i, tap->name(), device_config.mac.to_string());
-        out.devices.push_back(std::make_shared<virtio::NetDevice>(device_config, std::move(tap)));
+        out.push_back(std::make_shared<virtio::NetDevice>(device_config, std::move(tap)));
     }
 }
 
 void add_console(Inputs const& in, VirtioDevices& out) {
     if (in.config.console != ConsoleKind::virtio) return;
-    out.console = std::make_shared<virtio::ConsoleDevice>(in.console_out);
-    out.devices.push_back(out.console);
+    out.push_back(std::make_shared<virtio::ConsoleDevice>(in.console_out));
 }
 
 void add_rng(Inputs const& in, VirtioDevices& out) {
-    if (in.config.rng) out.devices.push_back(std::make_shared<virtio::RngDevice>(*in.config.rng));
+    if (in.config.rng) out.push_back(std::make_shared<virtio::RngDevice>(*in.config.rng));
 }
 
 using Factory = void (*)(Inputs const&, VirtioDevices&);

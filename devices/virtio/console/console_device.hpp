@@ -37,6 +37,10 @@ public:
     // the driver is not ready or has no buffers: the caller keeps the rest and offers it again).
     // Uses at most chains_per_call chains.
     std::size_t enqueue_input(std::span<std::byte const> bytes) noexcept;
+    bool takes_console_input() const noexcept override { return true; }
+    std::size_t console_input(std::span<std::byte const> bytes) noexcept override {
+        return enqueue_input(bytes);
+    }
 
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
     std::uint64_t bytes_in() const noexcept { return bytes_in_; }
