@@ -78,6 +78,8 @@ void check_chain(virtio::DescriptorChain const& chain, std::uint16_t size) {
     bool seen_writable = false;
     for (auto const& d : chain.descriptors) {
         KVMLET_FUZZ_CHECK(d.addr.value + d.len >= d.addr.value);
+        // Entirely in RAM (checked at pop), by the fuzzer's own arithmetic, not GuestMemory's.
+        KVMLET_FUZZ_CHECK(d.addr.value <= ram_size && d.len <= ram_size - d.addr.value);
         KVMLET_FUZZ_CHECK(d.device_writable || !seen_writable);
         seen_writable = seen_writable || d.device_writable;
         total += d.len;
