@@ -32,6 +32,7 @@ enum class DeviceType : std::uint32_t {
     block = 2,
     console = 3,
     rng = 4,
+    vsock = 19,
 };
 
 // §2.7 Split virtqueues: the largest queue size a split ring can have.

@@ -65,7 +65,8 @@ inline constexpr GuestAddress high_ram_start{4 * GiB};
 // Firecracker-compatible boot-timer MMIO page, at the start of the MMIO hole.
 inline constexpr GuestAddress boot_timer_mmio{0xc000'0000};
 // virtio-mmio devices: one 4 KiB register window each, from here up, in the order disks (as on
-// the command line), network interfaces, console, rng; device i raises IOAPIC pin virtio_mmio_first_irq + i.
+// the command line), network interfaces, console, rng, vsock; device i raises IOAPIC pin
+// virtio_mmio_first_irq + i.
 inline constexpr GuestAddress virtio_mmio_start{0xd000'0000};
 inline constexpr std::uint64_t virtio_mmio_stride = 0x1000;
 inline constexpr std::uint32_t virtio_mmio_first_irq = 5;

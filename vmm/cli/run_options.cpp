@@ -225,6 +225,33 @@ void apply_rng_rate(RunState& state, std::string_view name, std::string_view val
     state.config.rng = virtio::RngConfig{.bytes_per_second = rate};
 }
 
+// cid=N,uds=PATH (PATH without commas)
+void apply_vsock(RunState& state, std::string_view name, std::string_view value) {
+    std::optional<std::uint64_t> cid;
+    std::string uds;
+    std::size_t start = 0;
+    while (start != std::string_view::npos) {
+        std::size_t const next = value.find(',', start);
+        std::string_view const item =
+            value.substr(start, next == std::string_view::npos ? next : next - start);
+        start = next == std::string_view::npos ? next : next + 1;
+        if (item.starts_with("cid=")) {
+            std::uint64_t n = 0;
+            auto const digits = item.substr(4);
+            auto const [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+            if (ec != std::errc{} || end != digits.data() + digits.size() || n < 3 || n > 0xffff'fffe)
+                fail(name, value, "cid must be a number from 3 to 4294967294");
+            cid = n;
+        } else if (item.starts_with("uds=") && item.size() > 4) {
+            uds = std::string(item.substr(4));
+        } else {
+            fail(name, value, fmt::format("unknown property '{}' (cid=N, uds=PATH)", item));
+        }
+    }
+    if (!cid || uds.empty()) fail(name, value, "needs both cid=N and uds=PATH");
+    state.config.vsock = virtio::VsockConfig{.guest_cid = static_cast<std::uint32_t>(*cid), .uds_path = uds};
+}
+
 void apply_timeline(RunState& state, std::string_view name, std::string_view value) {
     if (value.empty()) fail(name, value, "empty path");
     state.config.timeline = std::filesystem::path(value);
@@ -238,7 +265,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 19> options{{
+constexpr std::array<OptionSpec, 20> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -326,6 +353,12 @@ constexpr std::array<OptionSpec, 19> options{{
      .help = "limit virtio-rng to BYTES per second (implies --rng)",
      .default_text = [](MachineConfig const&) { return std::string("unlimited"); },
      .apply = apply_rng_rate},
+    {.name = "--vsock",
+     .value_name = "cid=N,uds=PATH",
+     .help = "a virtio-vsock device with guest CID N (3 or more), relayed to Unix\n"
+             "sockets as Firecracker does: host processes connect to PATH and send\n"
+             "'CONNECT <port>'; the guest's connections to port P go to PATH_P",
+     .apply = apply_vsock},
     {.name = "--timeline",
      .value_name = "PATH",
      .help = "write when each boot phase was reached (wall and CPU time since\n"

@@ -9,6 +9,7 @@
 
 #include "devices/virtio/block/disk.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
+#include "devices/virtio/vsock/vsock_config.hpp"
 #include "vmm/base/guest_address.hpp"
 #include "vmm/vcpu/cpu_template.hpp"
 #include "vmm/vcpu/host_compat_mode.hpp"
@@ -48,6 +49,7 @@ struct MachineConfig {
     std::vector<NetInterfaceConfig> nets;  // virtio-net, in this order (eth0, eth1, ...)
     ConsoleKind console = ConsoleKind::serial;
     std::optional<virtio::RngConfig> rng;           // nullopt: no virtio-rng
+    std::optional<virtio::VsockConfig> vsock;       // nullopt: no virtio-vsock (hybrid, as Firecracker's)
     std::optional<std::filesystem::path> timeline;  // --timeline: where to write the JSON
     VirtioTransport transport = VirtioTransport::pci;
     // ACPI tables (RSDP, XSDT, FADT, MADT, MCFG, DSDT). Without them a kernel learns its CPUs from

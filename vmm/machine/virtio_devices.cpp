@@ -9,6 +9,7 @@
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/tap.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
+#include "devices/virtio/vsock/vsock_device.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
 
@@ -59,8 +60,12 @@ void add_rng(Inputs const& in, VirtioDevices& out) {
     if (in.config.rng) out.push_back(std::make_shared<virtio::RngDevice>(*in.config.rng));
 }
 
+void add_vsock(Inputs const& in, VirtioDevices& out) {
+    if (in.config.vsock) out.push_back(std::make_shared<virtio::VsockDevice>(*in.config.vsock));
+}
+
 using Factory = void (*)(Inputs const&, VirtioDevices&);
-constexpr std::array<Factory, 4> factories{add_disks, add_nets, add_console, add_rng};
+constexpr std::array<Factory, 5> factories{add_disks, add_nets, add_console, add_rng, add_vsock};
 
 }  // namespace
 

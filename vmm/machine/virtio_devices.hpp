@@ -1,6 +1,6 @@
 #pragma once
 // The virtio devices a MachineConfig asks for, made by a table of factories, one per kind of
-// config entry, in the order x86_64/layout.hpp promises: disks, network interfaces, console, rng.
+// config entry, in the order x86_64/layout.hpp promises: disks, network interfaces, console, rng, vsock.
 // The machine wires each into a slot the same way and knows none of them by kind (the one that
 // takes stdin says so: Device::takes_console_input).
 #include <memory>
