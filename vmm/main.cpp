@@ -3,12 +3,18 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <span>
+#include <sstream>
 
+#include "vmm/api/api_server.hpp"
+#include "vmm/api/logger.hpp"
+#include "vmm/api/machine_launch.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/timeline.hpp"
 #include "vmm/cli/command_line.hpp"
+#include "vmm/cli/firecracker_command_line.hpp"
 #include "vmm/cli/help_text.hpp"
 #include "vmm/cli/host_memory.hpp"
 #include "vmm/event/process_signals.hpp"
@@ -65,10 +71,7 @@ StopReason run_machines(MachineConfig const& config, KvmSystem const& kvm, Proce
     }
 }
 
-ExitStatus run(MachineConfig config) {
-    check_input_files(config);  // before /dev/kvm: a wrong file is the user's error on any host
-    ProcessSignals signals;
-    KvmSystem kvm;
+void settle_host_compat(MachineConfig& config) {
     if (!config.host_compat) {
         config.host_compat = detect_host_compat();
         if (*config.host_compat != HostCompat::none)
@@ -78,6 +81,13 @@ ExitStatus run(MachineConfig config) {
         else
             log::debug("host-compat: none (no kvm_pvm module: KVM runs guests unmodified)");
     }
+}
+
+ExitStatus run(MachineConfig config) {
+    check_input_files(config);  // before /dev/kvm: a wrong file is the user's error on any host
+    ProcessSignals signals;
+    KvmSystem kvm;
+    settle_host_compat(config);
     RawTerminal terminal(STDIN_FILENO);
     StopReason reason = run_machines(config, kvm, signals);
     report(reason);
@@ -86,11 +96,111 @@ ExitStatus run(MachineConfig config) {
     return exit_status(reason.kind);
 }
 
+api::Json read_metadata(std::string const& path) {
+    std::ifstream file(path);
+    if (!file) throw Error(fmt::format("--metadata {}: cannot read it", path));
+    std::stringstream text;
+    text << file.rdbuf();
+    api::Json data = api::parse_json(text.str(), "--metadata " + path);
+    if (!data.is_object()) throw Error(fmt::format("--metadata {}: expected a JSON object", path));
+    return data;
+}
+
+// The resources a Firecracker-style run starts from: the config file's, with the command line's
+// logger settings applied first (a config file's "logger" wins, as in Firecracker).
+api::VmResources initial_resources(api::FirecrackerOptions const& options) {
+    if (options.level || options.log_path) {
+        api::LoggerSettings logger;
+        if (options.level) logger = api::read_logger(api::Json{{"level", *options.level}}, "--level");
+        logger.log_path = options.log_path;
+        api::apply_logger(logger);
+    }
+    if (options.verbose) log::set_level(log::Level::debug);
+    api::VmResources resources;
+    if (options.config_file) resources = api::load_config_file(*options.config_file);
+    if (resources.logger) api::apply_logger(*resources.logger);
+    if (options.enable_pci) resources.kvmlet.transport = VirtioTransport::pci;
+    return resources;
+}
+
+// Builds the machine from a start request; a failure goes back to the API (the microVM stays
+// "Not started", as in Firecracker) or, for a config file, ends kvmlet.
+std::unique_ptr<Machine> build_machine(api::MachineLaunch::StartRequest& request, KvmSystem const& kvm) {
+    try {
+        check_input_files(request.config);
+        settle_host_compat(request.config);
+        auto machine = std::make_unique<Machine>(request.config, kvm);
+        if (request.done) request.done(std::nullopt);
+        return machine;
+    } catch (Error const& e) {
+        if (!request.done) throw;
+        log::error("InstanceStart: {}", e.what());
+        request.done(std::string(e.what()));
+        return nullptr;
+    }
+}
+
+// The Firecracker way: configured by a file, the API or both; ends when the guest stops.
+ExitStatus run_firecracker(api::FirecrackerOptions const& options) {
+    api::VmResources resources = initial_resources(options);
+    ProcessSignals signals;
+    KvmSystem kvm;
+    api::MachineLaunch launch;
+    api::ApiRouter router({.id = options.id}, resources, launch);
+    if (options.metadata) router.set_mmds_data(read_metadata(*options.metadata));
+    std::optional<api::MachineLaunch::StartRequest> request;
+    if (options.config_file) {
+        request = api::MachineLaunch::StartRequest{api::to_machine_config(resources), nullptr};
+        router.started_elsewhere();
+    }
+    std::optional<api::ApiServer> server;
+    if (options.api_sock) {
+        server.emplace(*options.api_sock, [&router](api::ApiRequest const& r, api::Reply reply) {
+            router.handle(r, std::move(reply));
+        });
+        launch.set_server(&*server);
+        server->start();
+        log::debug("api: listening on {}", *options.api_sock);
+    }
+    RawTerminal terminal(STDIN_FILENO);
+    std::unique_ptr<Machine> machine;
+    MachineConfig config;
+    while (!machine) {
+        if (!request) request = launch.wait_for_start(signals);
+        if (!request) return exit_status(signals.stop_reason().kind);
+        machine = build_machine(*request, kvm);
+        config = request->config;
+        request.reset();
+    }
+    launch.publish(machine.get());
+    StopReason reason = signals.stop_signal() ? signals.stop_reason() : machine->run(signals);
+    launch.publish(nullptr);
+    report_dropped_output(*machine);
+    machine.reset();
+    report(reason);
+    finish_timeline(config, reason);
+    return exit_status(reason.kind);
+}
+
+// argv[0]'s file name: kvmlet speaks Firecracker's command line when called "firecracker".
+bool called_firecracker(char const* argv0) {
+    if (argv0 == nullptr) return false;
+    std::string_view name(argv0);
+    if (auto slash = name.rfind('/'); slash != std::string_view::npos) name = name.substr(slash + 1);
+    return name == "firecracker";
+}
+
+// Set once the command line is read as Firecracker's: its usage errors point to its own help.
+bool firecracker_syntax = false;
+
 int main_inner(int argc, char** argv) {
-    cli::Command command =
-        cli::parse_command_line(std::span<char const* const>(const_cast<char const* const*>(argv) + 1,
-                                                             static_cast<std::size_t>(argc - 1)),
-                                cli::host_memory_bytes());
+    auto args = std::span<char const* const>(const_cast<char const* const*>(argv) + 1,
+                                             static_cast<std::size_t>(argc > 0 ? argc - 1 : 0));
+    firecracker_syntax = called_firecracker(argc > 0 ? argv[0] : nullptr) ||
+                         (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "firecracker");
+    cli::Command command = called_firecracker(argc > 0 ? argv[0] : nullptr)
+                               ? cli::parse_firecracker_command_line(args)
+                               : cli::parse_command_line(args, cli::host_memory_bytes());
     process_timeline().mark(Phase::args_parsed);
     return std::visit(
         [](auto const& c) -> int {
@@ -104,6 +214,14 @@ int main_inner(int argc, char** argv) {
             } else if constexpr (std::is_same_v<T, cli::RunHelpCommand>) {
                 std::fputs(cli::run_help().c_str(), stdout);
                 return 0;
+            } else if constexpr (std::is_same_v<T, cli::FirecrackerHelpCommand>) {
+                std::fputs(cli::firecracker_help().c_str(), stdout);
+                return 0;
+            } else if constexpr (std::is_same_v<T, cli::FirecrackerVersionCommand>) {
+                std::fputs(cli::firecracker_version_text().c_str(), stdout);
+                return 0;
+            } else if constexpr (std::is_same_v<T, cli::FirecrackerCommand>) {
+                return static_cast<int>(run_firecracker(c.options));
             } else {
                 if (c.config.verbose) log::set_level(log::Level::debug);
                 return static_cast<int>(run(c.config));
@@ -122,7 +240,10 @@ int main(int argc, char** argv) {
         return main_inner(argc, argv);
     } catch (UsageError const& e) {
         log::error("{}", e.what());
-        std::fputs(cli::usage().c_str(), stderr);
+        if (firecracker_syntax)
+            std::fputs("See firecracker --help.\n", stderr);
+        else
+            std::fputs(cli::usage().c_str(), stderr);
         return static_cast<int>(ExitStatus::usage_error);
     } catch (Error const& e) {
         log::error("{}", e.what());

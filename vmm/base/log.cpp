@@ -7,6 +7,7 @@
 namespace kvmlet::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
+std::atomic<int> g_output{STDERR_FILENO};
 
 std::int64_t now_ms() noexcept {
     using namespace std::chrono;
@@ -34,13 +35,18 @@ void write(Level l, std::string_view message) noexcept {
         // One write(2) per line so lines from different threads do not interleave.
         std::size_t done = 0;
         while (done < line.size()) {
-            ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+            ssize_t n =
+                ::write(g_output.load(std::memory_order_relaxed), line.data() + done, line.size() - done);
             if (n <= 0) break;
             done += static_cast<std::size_t>(n);
         }
     } catch (...) {
         // Out of memory while logging: nothing sensible left to do.
     }
+}
+
+void set_output(int fd) noexcept {
+    g_output.store(fd);
 }
 
 bool RateLimit::allow() noexcept {

@@ -16,6 +16,8 @@ void set_level(Level level) noexcept;
 Level level() noexcept;
 bool enabled(Level level) noexcept;
 void write(Level level, std::string_view message) noexcept;
+// Where log lines go: stderr until told otherwise (Firecracker's --log-path). The fd stays open.
+void set_output(int fd) noexcept;
 
 template <class... Args>
 void error(fmt::format_string<Args...> f, Args&&... args) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vmm/base/error.hpp"
+#include "vmm/cli/firecracker_command_line.hpp"
 #include "vmm/cli/run_options.hpp"
 
 namespace kvmlet::cli {
@@ -62,6 +63,22 @@ void check_required(std::span<OptionSpec const> options, std::vector<bool> const
     }
 }
 
+// `kvmlet run --config F` and/or `--api-sock S`: the options of the machine come from the file or
+// the API, so no other option may set them.
+Command firecracker_run(std::span<OptionSpec const> options, std::vector<bool> const& seen, RunState& state) {
+    for (std::size_t i = 0; i < options.size(); ++i) {
+        std::string_view name = options[i].name;
+        if (seen[i] && name != "--config" && name != "--api-sock" && name != "--verbose")
+            throw UsageError(fmt::format(
+                "{}: not with --config or --api-sock (the config file or the API sets it)", name));
+    }
+    api::FirecrackerOptions fc;
+    fc.api_sock = state.api_sock;
+    fc.config_file = state.config_file;
+    fc.verbose = state.config.verbose;
+    return FirecrackerCommand{std::move(fc)};
+}
+
 Command parse_run(Args args, std::uint64_t host_memory_bytes) {
     RunState state{.host_memory_bytes = host_memory_bytes};
     auto const options = run_options();
@@ -82,6 +99,7 @@ Command parse_run(Args args, std::uint64_t host_memory_bytes) {
         spec.apply(state, spec.name, value);
         if (state.help) return RunHelpCommand{};
     }
+    if (state.config_file || state.api_sock) return firecracker_run(options, seen, state);
     check_required(options, seen);
     return RunCommand{std::move(state.config)};
 }
@@ -99,12 +117,14 @@ Command alone(std::string_view name, Args rest, std::uint64_t) {
     return C{};
 }
 
-constexpr std::array<TopLevelEntry, 4> top_level{{
+constexpr std::array<TopLevelEntry, 5> top_level{{
     {"--help", alone<HelpCommand>},
     {"-h", alone<HelpCommand>},
     {"--version", alone<VersionCommand>},
     {"run",
      [](std::string_view, Args rest, std::uint64_t host_memory) { return parse_run(rest, host_memory); }},
+    {"firecracker",
+     [](std::string_view, Args rest, std::uint64_t) { return parse_firecracker_command_line(rest); }},
 }};
 
 }  // namespace

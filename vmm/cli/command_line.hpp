@@ -5,6 +5,7 @@
 #include <span>
 #include <variant>
 
+#include "vmm/api/firecracker_options.hpp"
 #include "vmm/machine/machine_config.hpp"
 
 namespace kvmlet::cli {
@@ -16,7 +17,16 @@ struct RunCommand {        // kvmlet run ...: build and run this machine
     MachineConfig config;
 };
 
-using Command = std::variant<HelpCommand, VersionCommand, RunHelpCommand, RunCommand>;
+// The Firecracker way: a config file, the API, or both (`firecracker ...`, `kvmlet firecracker
+// ...`, `kvmlet run --config F` or `--api-sock S`).
+struct FirecrackerCommand {
+    api::FirecrackerOptions options;
+};
+struct FirecrackerHelpCommand {};     // firecracker --help
+struct FirecrackerVersionCommand {};  // firecracker --version
+
+using Command = std::variant<HelpCommand, VersionCommand, RunHelpCommand, RunCommand, FirecrackerCommand,
+                             FirecrackerHelpCommand, FirecrackerVersionCommand>;
 
 // `args` excludes argv[0]. `host_memory_bytes` caps --memory (see host_memory.hpp). Throws only
 // UsageError, with one line naming the option and value at fault; any input is safe to pass.

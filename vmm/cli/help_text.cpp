@@ -44,6 +44,8 @@ std::string option_line(OptionSpec const& spec, MachineConfig const& defaults) {
 
 std::string usage() {
     return "Usage: kvmlet run [OPTIONS]    boot a Linux kernel in a new KVM virtual machine\n"
+           "       kvmlet firecracker ...  the same, with Firecracker's command line, config file\n"
+           "                               and API (also when kvmlet is called 'firecracker')\n"
            "       kvmlet --version        print the version\n"
            "       kvmlet --help           print this help\n"
            "\n"

@@ -261,11 +261,21 @@ void apply_verbose(RunState& state, std::string_view, std::string_view) {
     state.config.verbose = true;
 }
 
+void apply_config(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.config_file = std::string(value);
+}
+
+void apply_api_sock(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.api_sock = std::string(value);
+}
+
 void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 20> options{{
+constexpr std::array<OptionSpec, 22> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -364,6 +374,16 @@ constexpr std::array<OptionSpec, 20> options{{
      .help = "write when each boot phase was reached (wall and CPU time since\n"
              "process start) and the VM exits per phase, as JSON",
      .apply = apply_timeline},
+    {.name = "--config",
+     .value_name = "FILE",
+     .help = "a config file in Firecracker's schema (docs/api.md); it boots at once.\n"
+             "Only --api-sock and --verbose go with it",
+     .apply = apply_config},
+    {.name = "--api-sock",
+     .value_name = "PATH",
+     .help = "serve Firecracker's HTTP API on this Unix socket; without --config the\n"
+             "microVM waits for its configuration and InstanceStart there",
+     .apply = apply_api_sock},
     {.name = "--verbose", .short_name = "-v", .help = "log more detail to stderr", .apply = apply_verbose},
     {.name = "--help", .short_name = "-h", .help = "print this help and exit", .apply = apply_help},
 }};

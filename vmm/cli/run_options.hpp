@@ -3,6 +3,7 @@
 // (help_text.cpp) both walk it, so a new option is one entry here and nothing else.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ struct RunState {
     MachineConfig config{};
     std::uint64_t host_memory_bytes = 0;  // upper limit for --memory
     bool help = false;                    // --help seen: stop and print the help
+    // --config and --api-sock: the microVM is configured the Firecracker way instead.
+    std::optional<std::string> config_file{};
+    std::optional<std::string> api_sock{};
 };
 
 struct OptionSpec {

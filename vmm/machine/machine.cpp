@@ -29,8 +29,13 @@ constexpr auto halt_watch_max = std::chrono::milliseconds(500);
 // woken by another between two samples is not missed.
 constexpr int halt_rounds_needed = 2;
 
+// How long pause() waits for the vCPUs to park before it kicks them again (covers a kick that
+// landed between a vCPU's look at the pause gate and its next KVM_RUN, and was cleared).
+constexpr auto pause_kick_interval = std::chrono::milliseconds(20);
+
 constexpr std::uint16_t i8042_data_port = 0x60;
 constexpr std::uint16_t i8042_command_port = 0x64;
+constexpr std::uint32_t keyboard_irq = 1;  // ISA IRQ 1: IOAPIC pin 1 and the PIC's IRQ 1
 // PCI configuration mechanism #1: the address at 0xCF8, the data at 0xCFC-0xCFF.
 constexpr std::uint16_t pci_config_port = 0xcf8;
 constexpr std::uint16_t pci_config_ports = 8;
@@ -147,7 +152,8 @@ void Machine::create_devices() {
     serial_ = std::make_shared<Serial>(*com1_irq_, serial_out);
     pio_.insert(serial_, com1_port, Serial::port_count);
 
-    i8042_ = std::make_shared<I8042>([this] { stop_.request(StopKind::reset); });
+    keyboard_irq_ = std::make_unique<IrqfdLine>(vm_, keyboard_irq);
+    i8042_ = std::make_shared<I8042>(*keyboard_irq_, [this] { stop_.request(StopKind::reset); });
     pio_.insert(i8042_, i8042_data_port, 1);
     pio_.insert(i8042_, i8042_command_port, 1);
 
@@ -216,7 +222,7 @@ std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {
 
 void Machine::create_vcpus(KvmSystem const& kvm) {
     auto supported = kvm.supported_cpuid();
-    VcpuContext context{pio_, mmio_, *memory_, stop_, host_compat_};
+    VcpuContext context{pio_, mmio_, *memory_, stop_, pause_, host_compat_};
     std::optional<std::uint32_t> tsc_khz;
     for (std::uint32_t index = 0; index < config_.cpus; ++index) {
         VcpuFd fd = vm_.create_vcpu(index);
@@ -243,17 +249,50 @@ void Machine::start_vcpus() {
 void Machine::stop_vcpus() noexcept {
     if (threads_.empty()) return;
     if (!stop_.requested()) stop_.request(StopKind::signal, "machine destroyed");
-    // The signal interrupts a KVM_RUN in progress; immediate_exit covers a kick that lands between
-    // a vCPU's stop check and its next KVM_RUN.
-    for (auto& vcpu : vcpus_) vcpu->kick(false);
+    pause_.close();  // parked vCPUs go, see the stop and end
+    kick_vcpus();
     for (auto& thread : threads_) thread.join();
     threads_.clear();
+}
+
+// The signal interrupts a KVM_RUN in progress; immediate_exit covers a kick that lands between a
+// vCPU's stop or pause check and its next KVM_RUN.
+void Machine::kick_vcpus() noexcept {
+    for (auto& vcpu : vcpus_) vcpu->kick(false);
+}
+
+void Machine::pause() noexcept {
+    pause_.request();
+    do {
+        kick_vcpus();
+    } while (!pause_.wait_until_parked(pause_kick_interval));
+}
+
+void Machine::resume() noexcept {
+    pause_.release();
+}
+
+MachineState Machine::state() const noexcept {
+    if (stop_.requested()) return MachineState::stopped;
+    if (!started_.load(std::memory_order_acquire)) return MachineState::not_started;
+    return pause_.requested() ? MachineState::paused : MachineState::running;
+}
+
+bool Machine::send_ctrl_alt_del() noexcept {
+    return i8042_->press_ctrl_alt_del();
 }
 
 void Machine::watch_for_halt() {
     halt_watch_.expires_after(halt_watch_interval_);
     halt_watch_.async_wait([this](boost::system::error_code ec) {
         if (ec) return;
+        if (pause_.requested()) {
+            // Parked vCPUs are not halted; sample them afresh once they run again.
+            all_dead_rounds_ = 0;
+            for (auto& vcpu : vcpus_) vcpu->forget_run_state();
+            watch_for_halt();
+            return;
+        }
         bool all_dead = true;
         for (auto& vcpu : vcpus_) all_dead = all_dead && vcpu->run_state() == RunState::dead;
         all_dead_rounds_ = all_dead ? all_dead_rounds_ + 1 : 0;
@@ -274,6 +313,7 @@ void Machine::watch_for_halt() {
 
 StopReason Machine::run(ProcessSignals& signals) {
     using boost::asio::posix::stream_descriptor;
+    started_.store(true, std::memory_order_release);
     // Duplicates: the descriptors close theirs, the process keeps its own.
     stream_descriptor stop_watch(io_, duplicate_fd(signals.stop_fd()));
     stop_watch.async_wait(stream_descriptor::wait_read, [&](boost::system::error_code ec) {

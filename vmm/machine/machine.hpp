@@ -1,6 +1,7 @@
 #pragma once
 // Machine: assembles a VM from a MachineConfig (memory, firmware, devices, vCPUs) and runs it:
 // one thread per vCPU, and the VMM thread (the caller of run()) on the event loop.
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
@@ -25,10 +26,19 @@
 #include "vmm/machine/machine_config.hpp"
 #include "vmm/machine/virtio_slot.hpp"
 #include "vmm/memory/guest_memory.hpp"
+#include "vmm/vcpu/pause_gate.hpp"
 #include "vmm/vcpu/stop_request.hpp"
 #include "vmm/vcpu/vcpu.hpp"
 
 namespace kvmlet {
+
+// What the control API reports (Firecracker's GET /: "Not started", "Running", "Paused").
+enum class MachineState {
+    not_started,  // built, run() not called yet
+    running,
+    paused,   // pause() called and not resumed
+    stopped,  // a stop was requested: run() is returning or has returned
+};
 
 class Machine {
 public:
@@ -45,6 +55,25 @@ public:
     // reading); final once run() returned.
     FdSink const& console_out() const noexcept { return console_out_; }
 
+    // Lifecycle, for the control API. Thread-safe: callable from any thread (the API's, or the
+    // VMM thread) while run() runs on the VMM thread, and harmless before run() and after it.
+    //
+    // pause() parks every vCPU at a safe point (out of KVM_RUN, between two exits) and returns once
+    // all are parked; the guest then executes nothing, while the event loop goes on serving the
+    // devices' completions, and the halt watchdog leaves the machine alone. A stop (a signal, the
+    // console's Ctrl-A x) still ends run() promptly. Before run(), the vCPUs park before their
+    // first KVM_RUN. resume() lets them go on and returns at once. Both are idempotent.
+    void pause() noexcept;
+    void resume() noexcept;
+    bool paused() const noexcept { return pause_.requested(); }
+    MachineState state() const noexcept;
+    // Firecracker's SendCtrlAltDel: the i8042's keyboard sends Ctrl-Alt-Del (pressed, released),
+    // with IRQ 1; a Linux guest reboots (or its init does what it was told to: systemd reboots,
+    // busybox runs its ctrlaltdel action), and with reboot=k resets through the i8042, which ends
+    // run(). False, and nothing sent, when the guest has not enabled its keyboard or has not read
+    // the keys sent before. A paused guest sees them when resumed.
+    bool send_ctrl_alt_del() noexcept;
+
 private:
     void create_memory(std::uint64_t size);
     void load_kernel();
@@ -57,12 +86,15 @@ private:
     void create_vcpus(KvmSystem const& kvm);
     void start_vcpus();
     void stop_vcpus() noexcept;
+    void kick_vcpus() noexcept;
     void watch_for_halt();
 
     MachineConfig config_;
     HostCompat host_compat_;
     boost::asio::io_context io_;
     StopRequest stop_;
+    PauseGate pause_;
+    std::atomic<bool> started_{false};  // run() was called
     VmFd vm_;
     std::optional<GuestMemory> memory_;
     x86_64::BootCpuState boot_state_;
@@ -72,6 +104,7 @@ private:
     FdSink console_out_;
     DiscardSink discard_;
     std::unique_ptr<IrqfdLine> com1_irq_;
+    std::unique_ptr<IrqfdLine> keyboard_irq_;
     std::shared_ptr<Serial> serial_;
     std::shared_ptr<I8042> i8042_;
     std::shared_ptr<BootTimer> boot_timer_;

@@ -39,7 +39,8 @@ void Vcpu::install_kick_handler() {
 void Vcpu::kick(bool check) noexcept {
     if (check) check_requested_.store(true, std::memory_order_release);
     fd_.request_immediate_exit();
-    if (thread_started_.load(std::memory_order_acquire)) ::pthread_kill(thread_, kick_signal());
+    std::lock_guard lock(thread_mutex_);
+    if (thread_running_) ::pthread_kill(thread_, kick_signal());
 }
 
 void Vcpu::request_dump() noexcept {
@@ -69,15 +70,23 @@ ExitReason exit_reason(VcpuExit const& exit) noexcept {
 }  // namespace
 
 void Vcpu::run() noexcept {
-    thread_ = ::pthread_self();
-    thread_started_.store(true, std::memory_order_release);
+    {
+        std::lock_guard lock(thread_mutex_);
+        thread_ = ::pthread_self();
+        thread_running_ = true;
+    }
     Timeline& timeline = process_timeline();
     timeline.mark(Phase::first_kvm_run);
+    PauseGateMember member(context_.pause);
     while (!context_.stop.requested()) {
+        context_.pause.park_if_requested();
+        if (context_.stop.requested()) break;
         VcpuExit exit = fd_.run();
         timeline.count_exit(exit_reason(exit));
         if (handle(exit) == Next::stop) break;
     }
+    std::lock_guard lock(thread_mutex_);
+    thread_running_ = false;
 }
 
 void Vcpu::check_run_state() noexcept {

@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/memory/guest_memory.hpp"
 #include "vmm/vcpu/host_compat.hpp"
+#include "vmm/vcpu/pause_gate.hpp"
 #include "vmm/vcpu/stop_request.hpp"
 
 namespace kvmlet {
@@ -25,6 +27,7 @@ struct VcpuContext {
     IoBus& mmio;
     GuestMemory const& memory;
     StopRequest& stop;
+    PauseGate& pause;  // the vCPU parks here, before KVM_RUN, while the machine is paused
     HostCompat host_compat;
 };
 
@@ -36,9 +39,11 @@ public:
     VcpuFd& fd() noexcept { return fd_; }
     std::uint32_t index() const noexcept { return index_; }
 
-    // The thread body: runs until a stop is requested. Never throws.
+    // The thread body: runs until a stop is requested, parked in the pause gate while a pause is.
+    // Never throws.
     void run() noexcept;
-    // From any thread: make KVM_RUN return soon; with `check`, also sample the run state.
+    // From any thread, also while run() ends or after it ended: make KVM_RUN return soon; with
+    // `check`, also sample the run state.
     void kick(bool check) noexcept;
     // From any thread: the vCPU writes its registers to stderr at its next exit (kvmlet's answer
     // to SIGUSR2: where is each vCPU of a guest that hangs?).
@@ -62,7 +67,8 @@ private:
     VcpuFd fd_;
     std::uint32_t index_;
     VcpuContext context_;
-    std::atomic<bool> thread_started_{false};
+    std::mutex thread_mutex_;      // a kick signals thread_ only while its run() has not ended
+    bool thread_running_ = false;  // guarded by thread_mutex_
     pthread_t thread_{};
     std::atomic<bool> check_requested_{false};
     std::atomic<bool> dump_requested_{false};

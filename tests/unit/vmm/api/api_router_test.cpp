@@ -1,0 +1,181 @@
+#include "vmm/api/api_router.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace kvmlet;
+using namespace kvmlet::api;
+
+namespace {
+
+// Records what the router asks of the machine; start() succeeds or fails as told.
+class FakeMachine final : public MachineControl {
+public:
+    std::optional<std::string> start_error;
+    std::optional<MachineConfig> started;
+    int pauses = 0, resumes = 0, ctrl_alt_dels = 0;
+    std::optional<LoggerSettings> logger;
+
+    void apply_logger(LoggerSettings const& settings) override { logger = settings; }
+
+    void start(MachineConfig config, std::function<void(std::optional<std::string>)> done) override {
+        if (!start_error) started = std::move(config);
+        done(start_error);
+    }
+    std::optional<std::string> pause() override { return ++pauses, std::nullopt; }
+    std::optional<std::string> resume() override { return ++resumes, std::nullopt; }
+    std::optional<std::string> send_ctrl_alt_del() override { return ++ctrl_alt_dels, std::nullopt; }
+    std::optional<std::string> flush_metrics() override { return std::nullopt; }
+    std::optional<std::string> replace_drive(std::size_t, std::string const&) override { return "no"; }
+};
+
+struct Fixture {
+    FakeMachine machine;
+    ApiRouter router{{.id = "vm1"}, {}, machine};
+
+    ApiResponse call(std::string method, std::string target, std::string body = "") {
+        std::optional<ApiResponse> out;
+        router.handle({std::move(method), std::move(target), std::move(body)},
+                      [&](ApiResponse r) { out = r; });
+        REQUIRE(out.has_value());
+        return *out;
+    }
+    std::string fault(ApiResponse const& r) {
+        return Json::parse(r.body).at("fault_message").get<std::string>();
+    }
+    void boot() {
+        REQUIRE(call("PUT", "/boot-source", R"({"kernel_image_path": "vmlinux"})").status == 204);
+        REQUIRE(call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status == 204);
+    }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "success is 204 with no body, a GET 200 with JSON", "[api]") {
+    ApiResponse put = call("PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256})");
+    CHECK(put.status == 204);
+    CHECK(put.body.empty());
+    ApiResponse get = call("GET", "/machine-config");
+    CHECK(get.status == 200);
+    CHECK(Json::parse(get.body)["vcpu_count"] == 2);
+    CHECK(Json::parse(call("GET", "/").body) == Json{{"id", "vm1"},
+                                                     {"state", "Not started"},
+                                                     {"vmm_version", firecracker_version},
+                                                     {"app_name", "kvmlet"}});
+    CHECK(Json::parse(call("GET", "/version").body)["firecracker_version"] == firecracker_version);
+}
+
+TEST_CASE_METHOD(Fixture, "errors are 400 with a fault_message", "[api]") {
+    auto bad = [&](std::string method, std::string target, std::string body) {
+        ApiResponse r = call(method, target, body);
+        CHECK(r.status == 400);
+        return fault(r);
+    };
+    CHECK(bad("PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 256, "x": 1})") ==
+          "machine-config.x: unknown field");
+    CHECK(bad("PUT", "/machine-config", R"({"vcpu_count": 2})") ==
+          "machine-config.mem_size_mib: missing field");
+    CHECK(bad("PUT", "/drives/a", R"({"drive_id": "b", "path_on_host": "x", "is_root_device": false})") ==
+          "The id from the path does not match the id from the body!");
+    CHECK(bad("PUT", "/drives/a.b", R"({"drive_id": "a.b", "path_on_host": "x", "is_root_device": false})")
+              .starts_with("drive_id: \"a.b\" is not a valid id"));
+    CHECK(bad("PUT", "/boot-source", "") == "Empty PUT request.");
+    CHECK(bad("PUT", "/boot-source", "{") == "request body: not valid JSON (byte 2)");
+    CHECK(bad("GET", "/nowhere", "") == "Invalid request path: /nowhere");
+    CHECK(bad("DELETE", "/drives/a", "") == "Invalid request method DELETE for /drives/a");
+    CHECK(bad("PUT", "/drives", "{}") == "Invalid request path: /drives");
+    CHECK(bad("PUT", "/actions", R"({"action_type": "Reboot"})")
+              .starts_with("action_type: \"Reboot\" is not one of"));
+    CHECK(bad("PUT", "/actions", R"({"action_type": "InstanceStart"})") ==
+          "cannot start the microVM without a boot source (kernel_image_path)");
+    CHECK(bad("PUT", "/balloon", "{}") == "Invalid request path: /balloon");
+}
+
+TEST_CASE_METHOD(Fixture, "post-boot requests before the start, and pre-boot ones after it, are refused",
+                 "[api]") {
+    CHECK(fault(call("PATCH", "/vm", R"({"state": "Paused"})")) ==
+          "The requested operation is not supported before starting the microVM.");
+    CHECK(fault(call("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})")) ==
+          "The requested operation is not supported before starting the microVM.");
+    boot();
+    CHECK(machine.started->kernel == "vmlinux");
+    CHECK(Json::parse(call("GET", "/").body)["state"] == "Running");
+    for (auto [method, target, body] :
+         std::initializer_list<std::tuple<char const*, char const*, char const*>>{
+             {"PUT", "/boot-source", R"({"kernel_image_path": "x"})"},
+             {"PUT", "/machine-config", R"({"vcpu_count": 1, "mem_size_mib": 64})"},
+             {"PATCH", "/machine-config", R"({"vcpu_count": 1})"},
+             {"PUT", "/drives/a", R"({"drive_id": "a", "path_on_host": "x", "is_root_device": false})"},
+             {"PUT", "/network-interfaces/e", R"({"iface_id": "e", "host_dev_name": "t0"})"},
+             {"PUT", "/vsock", R"({"guest_cid": 3, "uds_path": "v"})"},
+             {"PUT", "/actions", R"({"action_type": "InstanceStart"})"}}) {
+        ApiResponse r = call(method, target, body);
+        INFO(method << " " << target);
+        CHECK(r.status == 400);
+        CHECK(fault(r) == "The requested operation is not supported after starting the microVM.");
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "pause and resume reach the machine and show in GET /", "[api]") {
+    boot();
+    CHECK(call("PATCH", "/vm", R"({"state": "Paused"})").status == 204);
+    CHECK(Json::parse(call("GET", "/").body)["state"] == "Paused");
+    CHECK(call("PATCH", "/vm", R"({"state": "Resumed"})").status == 204);
+    CHECK(Json::parse(call("GET", "/").body)["state"] == "Running");
+    CHECK(machine.pauses == 1);
+    CHECK(machine.resumes == 1);
+    CHECK(call("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status == 204);
+    CHECK(machine.ctrl_alt_dels == 1);
+    CHECK(call("PATCH", "/vm", R"({"state": "Stopped"})").status == 400);
+}
+
+TEST_CASE_METHOD(Fixture, "a start that fails leaves the microVM not started and configurable", "[api]") {
+    machine.start_error = "kernel vmlinux: No such file or directory";
+    REQUIRE(call("PUT", "/boot-source", R"({"kernel_image_path": "vmlinux"})").status == 204);
+    ApiResponse r = call("PUT", "/actions", R"({"action_type": "InstanceStart"})");
+    CHECK(r.status == 400);
+    CHECK(fault(r) == "kernel vmlinux: No such file or directory");
+    CHECK(Json::parse(call("GET", "/").body)["state"] == "Not started");
+    CHECK(call("PUT", "/boot-source", R"({"kernel_image_path": "other"})").status == 204);
+}
+
+TEST_CASE_METHOD(Fixture, "drives and interfaces are put by id and listed in GET /vm/config", "[api]") {
+    CHECK(call("PUT", "/drives/data",
+               R"({"drive_id": "data", "path_on_host": "d.img", "is_root_device": false})")
+              .status == 204);
+    CHECK(call("PUT", "/drives/root",
+               R"({"drive_id": "root", "path_on_host": "r.img", "is_root_device": true})")
+              .status == 204);
+    // A second PUT with the same id updates the drive in place.
+    CHECK(call("PUT", "/drives/data",
+               R"({"drive_id": "data", "path_on_host": "d2.img", "is_root_device": false})")
+              .status == 204);
+    CHECK(
+        call("PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tap0"})").status ==
+        204);
+    Json config = Json::parse(call("GET", "/vm/config").body);
+    REQUIRE(config["drives"].size() == 2);
+    CHECK(config["drives"][0]["drive_id"] == "root");
+    CHECK(config["drives"][1]["path_on_host"] == "d2.img");
+    CHECK(config["network-interfaces"][0]["host_dev_name"] == "tap0");
+}
+
+TEST_CASE_METHOD(Fixture, "PUT /logger applies the logger at once, before the start only", "[api]") {
+    CHECK(call("PUT", "/logger", R"({"level": "debug", "log_path": "kvmlet.log"})").status == 204);
+    REQUIRE(machine.logger.has_value());
+    CHECK(machine.logger->level == "Debug");  // Firecracker's levels are case-insensitive
+    CHECK(machine.logger->log_path == "kvmlet.log");
+    CHECK(Json::parse(call("GET", "/vm/config").body)["logger"]["level"] == "Debug");
+    CHECK(call("PUT", "/logger", R"({"level": "Loud"})").status == 400);
+    boot();
+    CHECK(call("PUT", "/logger", R"({"level": "Info"})").status == 400);
+}
+
+TEST_CASE_METHOD(Fixture, "MMDS contents are put, patched (RFC 7396) and read back", "[api]") {
+    CHECK(call("PUT", "/mmds", R"({"latest": {"meta-data": {"a": "1", "b": "2"}}})").status == 204);
+    CHECK(call("PATCH", "/mmds", R"({"latest": {"meta-data": {"b": null, "c": "3"}}})").status == 204);
+    CHECK(Json::parse(call("GET", "/mmds").body) ==
+          Json::parse(R"({"latest": {"meta-data": {"a": "1", "c": "3"}}})"));
+    CHECK(call("PUT", "/mmds", "[1]").status == 400);
+    CHECK(fault(call("PUT", "/mmds/config", R"({"network_interfaces": ["eth0"]})")) ==
+          "The network interface ID eth0 is invalid.");
+}

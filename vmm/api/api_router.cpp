@@ -1,0 +1,301 @@
+#include "vmm/api/api_router.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "vmm/base/log.hpp"
+
+namespace kvmlet::api {
+namespace {
+
+// Firecracker's messages for requests in the wrong phase.
+constexpr char const* not_after_start =
+    "The requested operation is not supported after starting the microVM.";
+constexpr char const* not_before_start =
+    "The requested operation is not supported before starting the microVM.";
+
+// A fault in the request: becomes a 400 with this message.
+struct RequestFault {
+    std::string message;
+};
+
+std::vector<std::string> split_path(std::string const& target) {
+    std::vector<std::string> parts;
+    std::size_t start = 1;
+    while (start <= target.size()) {
+        std::size_t end = target.find('/', start);
+        if (end == std::string::npos) end = target.size();
+        parts.push_back(target.substr(start, end - start));
+        start = end + 1;
+    }
+    // "/" gives one empty part; "/drives/" a trailing empty one: both mean the path without it.
+    if (!parts.empty() && parts.back().empty()) parts.pop_back();
+    return parts;
+}
+
+Json body_json(ApiRequest const& request) {
+    if (request.body.empty()) throw RequestFault{fmt::format("Empty {} request.", request.method)};
+    return parse_json(request.body, "request body");
+}
+
+void check_path_id(std::string const& path_id, std::string const& body_id) {
+    if (path_id != body_id) throw RequestFault{"The id from the path does not match the id from the body!"};
+}
+
+}  // namespace
+
+std::string_view state_name(VmState state) noexcept {
+    switch (state) {
+        case VmState::not_started:
+        case VmState::starting:
+            return "Not started";
+        case VmState::running:
+            return "Running";
+        case VmState::paused:
+            return "Paused";
+    }
+    return "Not started";
+}
+
+ApiRouter::ApiRouter(InstanceIdentity identity, VmResources resources, MachineControl& machine)
+    : identity_(std::move(identity)), resources_(std::move(resources)), machine_(machine) {}
+
+void ApiRouter::pre_boot_only() const {
+    if (state_ != VmState::not_started) throw RequestFault{not_after_start};
+}
+
+void ApiRouter::post_boot_only() const {
+    if (state_ != VmState::running && state_ != VmState::paused) throw RequestFault{not_before_start};
+}
+
+void ApiRouter::handle(ApiRequest const& request, Reply reply) {
+    bool deferred = false;
+    ApiResponse response;
+    try {
+        response = route(request, reply, deferred);
+    } catch (RequestFault const& fault) {
+        response = ApiResponse::fault(fault.message);
+    } catch (ConfigError const& e) {
+        response = ApiResponse::fault(e.what());
+    } catch (std::exception const& e) {
+        log::warn("api: {} {}: {}", request.method, request.target, e.what());
+        response = ApiResponse::fault(fmt::format("Internal error: {}", e.what()));
+    }
+    if (!deferred) reply(std::move(response));
+}
+
+ApiResponse ApiRouter::instance_info() const {
+    return ApiResponse::ok(Json{{"id", identity_.id},
+                                {"state", state_name(state_)},
+                                {"vmm_version", firecracker_version},
+                                {"app_name", identity_.app_name}});
+}
+
+ApiResponse ApiRouter::route(ApiRequest const& request, Reply& reply, bool& deferred) {
+    auto const parts = split_path(request.target);
+    std::string const& m = request.method;
+    std::string const first = parts.empty() ? "" : parts[0];
+    auto only = [&](std::size_t n) {
+        if (parts.size() != n) throw RequestFault{fmt::format("Invalid request path: {}", request.target)};
+    };
+    auto wrong_method = [&]() -> ApiResponse {
+        throw RequestFault{fmt::format("Invalid request method {} for {}", m, request.target)};
+    };
+
+    if (first.empty()) return m == "GET" ? instance_info() : wrong_method();
+    if (first == "version") {
+        only(1);
+        return m == "GET" ? ApiResponse::ok(Json{{"firecracker_version", firecracker_version}})
+                          : wrong_method();
+    }
+    if (first == "machine-config") {
+        only(1);
+        if (m == "GET") return ApiResponse::ok(to_json(resources_.machine));
+        if (m != "PUT" && m != "PATCH") return wrong_method();
+        Json body = body_json(request);
+        pre_boot_only();
+        resources_.machine = read_machine_settings(body, "machine-config", resources_.machine, m == "PATCH");
+        return ApiResponse::no_content();
+    }
+    if (first == "vm") {
+        if (parts.size() == 2 && parts[1] == "config")
+            return m == "GET" ? ApiResponse::ok(to_json(resources_)) : wrong_method();
+        only(1);
+        return m == "PATCH" ? patch_vm(body_json(request)) : wrong_method();
+    }
+    if (first == "actions") {
+        only(1);
+        return m == "PUT" ? put_actions(body_json(request), reply, deferred) : wrong_method();
+    }
+    if (first == "drives" || first == "network-interfaces") {
+        only(2);
+        check_id(parts[1], first == "drives" ? "drive_id" : "iface_id");
+        if (m != "PUT" && m != "PATCH") return wrong_method();
+        Json body = body_json(request);
+        if (first == "drives") return m == "PUT" ? put_drive(parts[1], body) : patch_drive(parts[1], body);
+        return m == "PUT" ? put_network_interface(parts[1], body) : patch_network_interface(parts[1], body);
+    }
+    if (first == "mmds") {
+        if (parts.size() == 2 && parts[1] == "config") {
+            if (m != "PUT") return wrong_method();
+            Json body = body_json(request);
+            pre_boot_only();
+            MmdsSettings mmds = read_mmds_config(body, "mmds-config");
+            for (auto const& id : mmds.network_interfaces) {
+                bool known =
+                    std::any_of(resources_.network_interfaces.begin(), resources_.network_interfaces.end(),
+                                [&](NetworkInterface const& n) { return n.iface_id == id; });
+                if (!known) throw RequestFault{fmt::format("The network interface ID {} is invalid.", id)};
+            }
+            resources_.mmds = std::move(mmds);
+            return ApiResponse::no_content();
+        }
+        only(1);
+        if (m == "GET") return ApiResponse::ok(mmds_data_);
+        if (m == "PUT" || m == "PATCH") return put_mmds(m, request.body);
+        return wrong_method();
+    }
+    // The remaining objects are pre-boot PUTs of one settings object each.
+    if (first == "logger") {
+        only(1);
+        if (m != "PUT") return wrong_method();
+        Json body = body_json(request);
+        pre_boot_only();
+        LoggerSettings logger = read_logger(body, "logger");
+        machine_.apply_logger(logger);
+        resources_.logger = std::move(logger);
+        return ApiResponse::no_content();
+    }
+    struct Section {
+        std::string_view name;
+        void (*apply)(VmResources&, Json const&);
+    };
+    static constexpr Section sections[] = {
+        {"boot-source",
+         [](VmResources& r, Json const& j) { r.boot_source = read_boot_source(j, "boot-source"); }},
+        {"vsock", [](VmResources& r, Json const& j) { r.vsock = read_vsock(j, "vsock"); }},
+        {"metrics", [](VmResources& r, Json const& j) { r.metrics = read_metrics(j, "metrics"); }},
+        {"entropy", [](VmResources& r, Json const& j) { r.entropy = read_entropy(j, "entropy"); }},
+    };
+    for (auto const& section : sections) {
+        if (first != section.name) continue;
+        only(1);
+        if (m != "PUT") return wrong_method();
+        Json body = body_json(request);
+        pre_boot_only();
+        section.apply(resources_, body);
+        return ApiResponse::no_content();
+    }
+    throw RequestFault{fmt::format("Invalid request path: {}", request.target)};
+}
+
+ApiResponse ApiRouter::put_actions(Json const& body, Reply& reply, bool& deferred) {
+    JsonObject in(body, "");
+    auto action = in.optional_choice("action_type", {"FlushMetrics", "InstanceStart", "SendCtrlAltDel"});
+    in.finish();
+    if (!action) throw RequestFault{"action_type: missing field"};
+    if (*action == "InstanceStart") {
+        pre_boot_only();
+        MachineConfig config = to_machine_config(resources_);
+        state_ = VmState::starting;
+        deferred = true;
+        machine_.start(std::move(config), [this, reply = std::move(reply)](std::optional<std::string> error) {
+            state_ = error ? VmState::not_started : VmState::running;
+            reply(error ? ApiResponse::fault(*error) : ApiResponse::no_content());
+        });
+        return {};
+    }
+    std::optional<std::string> error;
+    if (*action == "SendCtrlAltDel") {
+        post_boot_only();
+        error = machine_.send_ctrl_alt_del();
+    } else {
+        if (!resources_.metrics)
+            throw RequestFault{"Cannot flush metrics: no metrics are configured (PUT /metrics)."};
+        error = machine_.flush_metrics();
+    }
+    return error ? ApiResponse::fault(*error) : ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::patch_vm(Json const& body) {
+    JsonObject in(body, "");
+    auto wanted = in.optional_choice("state", {"Paused", "Resumed"});
+    in.finish();
+    if (!wanted) throw RequestFault{"state: missing field"};
+    post_boot_only();
+    bool pause = *wanted == "Paused";
+    std::optional<std::string> error = pause ? machine_.pause() : machine_.resume();
+    if (error) return ApiResponse::fault(*error);
+    state_ = pause ? VmState::paused : VmState::running;
+    return ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::put_drive(std::string const& id, Json const& body) {
+    Drive drive = read_drive(body, "drive");
+    check_path_id(id, drive.drive_id);
+    pre_boot_only();
+    resources_.put_drive(std::move(drive));
+    return ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::patch_drive(std::string const& id, Json const& body) {
+    JsonObject in(body, "drive");
+    std::string body_id = in.string("drive_id");
+    auto path = in.optional_string("path_on_host");
+    Json const* limiter = in.optional_object("rate_limiter");
+    in.finish();
+    check_path_id(id, body_id);
+    post_boot_only();
+    auto it = std::find_if(resources_.drives.begin(), resources_.drives.end(),
+                           [&](Drive const& d) { return d.drive_id == id; });
+    if (it == resources_.drives.end()) throw RequestFault{fmt::format("No drive with id {}.", id)};
+    if (path) {
+        if (path->empty()) throw RequestFault{"drive.path_on_host: empty path"};
+        auto index = static_cast<std::size_t>(it - resources_.drives.begin());
+        if (auto error = machine_.replace_drive(index, *path)) return ApiResponse::fault(*error);
+        it->path_on_host = *path;
+    }
+    if (limiter != nullptr)
+        log::warn("drive {}: rate_limiter accepted but not acted on (no rate limiters yet)", id);
+    return ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::put_network_interface(std::string const& id, Json const& body) {
+    NetworkInterface iface = read_network_interface(body, "network-interface");
+    check_path_id(id, iface.iface_id);
+    pre_boot_only();
+    resources_.put_network_interface(std::move(iface));
+    return ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::patch_network_interface(std::string const& id, Json const& body) {
+    JsonObject in(body, "network-interface");
+    std::string body_id = in.string("iface_id");
+    bool limiters = in.optional_object("rx_rate_limiter") != nullptr;
+    limiters = in.optional_object("tx_rate_limiter") != nullptr || limiters;
+    in.finish();
+    check_path_id(id, body_id);
+    post_boot_only();
+    bool known = std::any_of(resources_.network_interfaces.begin(), resources_.network_interfaces.end(),
+                             [&](NetworkInterface const& n) { return n.iface_id == id; });
+    if (!known) throw RequestFault{fmt::format("No network interface with id {}.", id)};
+    if (limiters)
+        log::warn("network interface {}: rate limiters accepted but not acted on (no rate limiters yet)", id);
+    return ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::put_mmds(std::string const& method, std::string const& body_text) {
+    if (body_text.empty()) throw RequestFault{fmt::format("Empty {} request.", method)};
+    Json body = parse_json(body_text, "request body");
+    if (method == "PUT") {
+        if (!body.is_object()) throw RequestFault{"The MMDS contents must be a JSON object."};
+        mmds_data_ = std::move(body);
+    } else {
+        if (!body.is_object()) throw RequestFault{"The MMDS patch must be a JSON object."};
+        mmds_data_.merge_patch(body);  // RFC 7396, as Firecracker does
+    }
+    return ApiResponse::no_content();
+}
+
+}  // namespace kvmlet::api

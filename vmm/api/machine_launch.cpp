@@ -1,0 +1,98 @@
+#include "vmm/api/machine_launch.hpp"
+
+#include <poll.h>
+
+#include <cerrno>
+
+#include "vmm/api/api_server.hpp"
+#include "vmm/api/logger.hpp"
+#include "vmm/base/error.hpp"
+#include "vmm/event/process_signals.hpp"
+#include "vmm/machine/machine.hpp"
+
+namespace kvmlet::api {
+
+MachineLaunch::MachineLaunch() = default;
+
+std::optional<MachineLaunch::StartRequest> MachineLaunch::wait_for_start(ProcessSignals const& signals) {
+    for (;;) {
+        {
+            std::lock_guard lock(mutex_);
+            if (pending_) {
+                StartRequest request = std::move(*pending_);
+                pending_.reset();
+                Done done = std::move(request.done);
+                // The outcome goes back to the API thread, where the router keeps its state.
+                request.done = [this, done = std::move(done)](std::optional<std::string> error) {
+                    if (server_ == nullptr) {
+                        done(std::move(error));
+                        return;
+                    }
+                    server_->post([done, error = std::move(error)] { done(error); });
+                };
+                return request;
+            }
+        }
+        if (signals.stop_signal()) return std::nullopt;
+        pollfd fds[2] = {{.fd = start_ready_.fd(), .events = POLLIN, .revents = 0},
+                         {.fd = signals.stop_fd(), .events = POLLIN, .revents = 0}};
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) throw system_error("poll");
+        start_ready_.consume();
+    }
+}
+
+void MachineLaunch::publish(Machine* machine) noexcept {
+    std::lock_guard lock(mutex_);
+    machine_ = machine;
+}
+
+void MachineLaunch::start(MachineConfig config, std::function<void(std::optional<std::string>)> done) {
+    {
+        std::lock_guard lock(mutex_);
+        pending_ = StartRequest{std::move(config), std::move(done)};
+    }
+    start_ready_.signal();
+}
+
+template <class F>
+std::optional<std::string> MachineLaunch::with_machine(F&& f) {
+    std::lock_guard lock(mutex_);
+    if (machine_ == nullptr) return "The microVM is not running.";
+    return f(*machine_);
+}
+
+std::optional<std::string> MachineLaunch::pause() {
+    return with_machine([](Machine& m) -> std::optional<std::string> {
+        m.pause();
+        return std::nullopt;
+    });
+}
+
+std::optional<std::string> MachineLaunch::resume() {
+    return with_machine([](Machine& m) -> std::optional<std::string> {
+        m.resume();
+        return std::nullopt;
+    });
+}
+
+std::optional<std::string> MachineLaunch::send_ctrl_alt_del() {
+    return with_machine([](Machine& m) -> std::optional<std::string> {
+        if (m.send_ctrl_alt_del()) return std::nullopt;
+        return "The guest has not enabled its keyboard, or has not read the keys sent before.";
+    });
+}
+
+void MachineLaunch::apply_logger(LoggerSettings const& settings) {
+    api::apply_logger(settings);
+}
+
+std::optional<std::string> MachineLaunch::flush_metrics() {
+    return "kvmlet does not write metrics yet.";
+}
+
+std::optional<std::string> MachineLaunch::replace_drive(std::size_t index, std::string const& path) {
+    (void)index, (void)path;
+    return "kvmlet cannot change a drive's backing file after start yet.";
+}
+
+}  // namespace kvmlet::api

@@ -1,0 +1,61 @@
+#pragma once
+// The meeting point of the API thread and the thread that runs the machine (main's): the API asks
+// for a start (InstanceStart) and controls the running machine (pause, Ctrl-Alt-Del, ...); the
+// main thread waits for the start, builds the Machine, publishes it here while it runs, and takes
+// it back before destroying it. A call from the API thread on a machine that is being destroyed
+// waits for it, or finds it gone.
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "vmm/api/api_router.hpp"
+#include "vmm/base/event_fd.hpp"
+
+namespace kvmlet {
+class Machine;
+class ProcessSignals;
+}  // namespace kvmlet
+
+namespace kvmlet::api {
+
+class ApiServer;
+
+class MachineLaunch final : public MachineControl {
+public:
+    using Done = std::function<void(std::optional<std::string>)>;
+    struct StartRequest {
+        MachineConfig config;
+        Done done;  // call with the outcome from any thread: it is posted to the API thread
+    };
+
+    MachineLaunch();
+    // Where `done` callbacks run; without a server (no API) they run where they are called.
+    void set_server(ApiServer* server) noexcept { server_ = server; }
+
+    // Main thread: waits for a start request, or returns nullopt once a stop signal came.
+    std::optional<StartRequest> wait_for_start(ProcessSignals const& signals);
+    // Main thread: `machine` runs (nullptr: it is about to be destroyed).
+    void publish(Machine* machine) noexcept;
+
+    // MachineControl, from the API thread.
+    void apply_logger(LoggerSettings const& settings) override;
+    void start(MachineConfig config, std::function<void(std::optional<std::string>)> done) override;
+    std::optional<std::string> pause() override;
+    std::optional<std::string> resume() override;
+    std::optional<std::string> send_ctrl_alt_del() override;
+    std::optional<std::string> flush_metrics() override;
+    std::optional<std::string> replace_drive(std::size_t index, std::string const& path) override;
+
+private:
+    template <class F>
+    std::optional<std::string> with_machine(F&& f);
+
+    ApiServer* server_ = nullptr;
+    EventFd start_ready_;
+    std::mutex mutex_;
+    std::optional<StartRequest> pending_;
+    Machine* machine_ = nullptr;
+};
+
+}  // namespace kvmlet::api
