@@ -6,6 +6,7 @@ Stdlib plus python3-yaml and python3-jsonschema (tools/setup installs both).
 """
 
 import contextlib
+import ctypes
 import http.client
 import json
 import os
@@ -264,6 +265,13 @@ def require_kvm():
     os.close(fd)
 
 
+def _die_with_parent():
+    # Runs in the child before exec: SIGKILL when the test dies, even by SIGKILL (a CTest timeout),
+    # which gives the test no chance to clean up. Kept across `ip netns exec`'s exec.
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Kvmlet:
     """One kvmlet process, started by the test and ended by PID on every exit path."""
 
@@ -275,7 +283,7 @@ class Kvmlet:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             # stdin: a pipe the test holds, so a guest reading COM1 waits rather than sees EOF.
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
-                                         stdout=out, stderr=err, env=env)
+                                         stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
         print(f"started {name} (pid {self.proc.pid}): {' '.join(argv)}")
 
     @property
@@ -373,8 +381,19 @@ class Scene:
         self.processes.append(k)
         return k
 
+    @staticmethod
+    def remove_orphaned_namespaces():
+        """Namespaces these tests made in a run that was killed (named after its PID, no longer
+        alive): an earlier SIGKILL left them, nothing else will remove them."""
+        listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+        for name in re.findall(r"^(kvmlet-api-[a-z]+-(\d+))\b", listing, re.M):
+            if not os.path.exists(f"/proc/{name[1]}"):
+                print(f"removing network namespace {name[0]}, left by a killed run")
+                subprocess.run(["ip", "netns", "del", name[0]], check=False)
+
     def netns(self, tag):
         """A network namespace of this test's own, with IPv6 off and TAP `tap0` up in it."""
+        self.remove_orphaned_namespaces()
         name = f"kvmlet-api-{tag}-{os.getpid()}"
         subprocess.run(["ip", "netns", "add", name], check=True)
         self.namespaces.append(name)

@@ -12,6 +12,9 @@ Cases (one CTest test each):
                refused after start; post-boot-only ones; a paused guest does not run (a line on
                COM1 is answered only after Resumed); kvmlet ends with the guest. Runs in a network
                namespace of its own with a TAP, for the network interface.
+  start_then_pause
+               PATCH /vm Paused or SendCtrlAltDel at once after InstanceStart's 204 (eight rounds),
+               then SIGTERM while paused ends kvmlet with status 0
   socket       mode 0600; a stale socket replaced; a second kvmlet on a live socket refused with
                one error line and status 1; a regular file at the path refused
   concurrency  50 connections at once doing GETs while clients hold half-sent requests open;
@@ -250,6 +253,33 @@ def error_requests_before_start(c, sock, scene):
            what="PUT /actions FlushMetrics (expected current gap: no metrics yet, docs/api.md)")
     # Nothing above changed the configuration.
     check_instance(c, sock, "Not started", what="GET / after the errors")
+    # A connection stays usable after an error (clients reuse theirs).
+    conn = UnixHTTPConnection(sock)
+    try:
+        answers = []
+        for method, path, data in (("PUT", "/drives/x-y", b"{}"), ("GET", "/machine-config", None),
+                                   ("DELETE", "/", None), ("GET", "/", None)):
+            conn.request(method, path, body=data)
+            r = conn.getresponse()
+            answers.append((r.status, r.read()))
+        c.check([a[0] for a in answers] == [400, 200, 400, 200],
+                "one keep-alive connection: 400, 200, 400, 200 in turn", repr(answers))
+    except OSError as e:
+        c.fail(f"one keep-alive connection across errors: {type(e).__name__}: {e}")
+    finally:
+        conn.close()
+
+
+def failed_start(c, sock):
+    """InstanceStart that cannot succeed (the TAP tap0 does not exist here): 400, and the microVM
+    stays configurable (docs/api.md; Firecracker behaves alike)."""
+    c.call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}, status=400,
+           what="PUT /actions InstanceStart with a TAP that does not exist")
+    check_instance(c, sock, "Not started", what="GET / after the failed start")
+    c.call(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32}, status=204,
+           what="PUT /machine-config after the failed start")
+    c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=400, fault=NOT_BEFORE_START,
+           what="PATCH /vm after the failed start is still before start")
 
 
 def case_pre_boot(args):
@@ -263,7 +293,11 @@ def case_pre_boot(args):
         after = request(sock, "GET", "/vm/config").json()
         c.check(before == after, "no refused request changed GET /vm/config",
                 f"before {json.dumps(before)} after {json.dumps(after)}")
+        failed_start(c, sock)
         c.check(k.running(), "kvmlet still runs after every request")
+        k.signal(signal.SIGTERM)
+        status = k.wait(30)
+        c.check(status == 0, "SIGTERM after a failed start ends kvmlet with status 0", f"status {status}")
         if c.failures:
             k.report()
     return c.finish()
@@ -532,7 +566,41 @@ def case_concurrency(args):
     return c.finish()
 
 
-CASES = {"pre_boot": case_pre_boot, "post_boot": case_post_boot, "socket": case_socket,
+# --- start_then_pause ---------------------------------------------------------------------------
+
+def case_start_then_pause(args):
+    """A client may pause (or send Ctrl-Alt-Del) as soon as InstanceStart answered 204: the microVM
+    is Running by then, so post-boot requests must be served. Eight fresh kvmlets, as the moment
+    matters (a race shows in some rounds only); each then ends by SIGTERM while paused."""
+    c = Checks(args.contract)
+    with Scene("api-start-then-pause") as scene:
+        for i in range(8):
+            sock = scene.path(f"api{i}.sock")
+            k = start_api(scene, args, sock, name=f"kvmlet{i}")
+            c.call(sock, "PUT", "/boot-source", {"kernel_image_path": args.guest("serial_echo")}, status=204)
+            c.call(sock, "PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 32}, status=204)
+            c.call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}, status=204)
+            action = "SendCtrlAltDel" if i % 2 else "pause"
+            if action == "pause":
+                c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204,
+                       what=f"round {i}: PATCH /vm Paused right after InstanceStart's 204")
+            else:
+                r = c.call(sock, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}, status=None,
+                           what=f"round {i}: SendCtrlAltDel right after InstanceStart's 204")
+                c.check(r is None or "not running" not in (r.fault() or ""),
+                        f"round {i}: SendCtrlAltDel finds the microVM running", str(r))
+                c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204, what=f"round {i}: PATCH /vm Paused")
+            r = request(sock, "GET", "/")
+            c.check(r.status == 200 and r.json().get("state") == "Paused", f"round {i}: GET / says Paused", str(r))
+            k.signal(signal.SIGTERM)
+            status = k.wait(30)
+            c.check(status == 0, f"round {i}: SIGTERM while paused ends kvmlet with status 0", f"status {status}")
+            if status != 0 or c.failures:
+                k.report()
+    return c.finish()
+
+
+CASES = {"pre_boot": case_pre_boot, "start_then_pause": case_start_then_pause, "post_boot": case_post_boot, "socket": case_socket,
          "concurrency": case_concurrency}
 
 if __name__ == "__main__":
