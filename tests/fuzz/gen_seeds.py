@@ -333,9 +333,88 @@ def net_seeds():
                                                                      WRITABLE, READ_ALL))
     return s
 
+VSOCK_HDR = struct.Struct('<QQIIIHHIII')
+(V_NOTIFY_RX, V_NOTIFY_TX, V_NOTIFY_EV, V_EPOLL, V_CONNECT, V_WRITE, V_CLOSE, V_LISTEN, V_PATCH, V_TIMER,
+ V_RESET, V_EVENT, V_READ_ALL, V_KICKS) = range(14)
+
+
+def vsock_header(src_port, dst_port, op, length=0, flags=0, buf_alloc=65536, fwd_cnt=0, src_cid=3, dst_cid=2,
+                 vtype=1):
+    return VSOCK_HDR.pack(src_cid, dst_cid, src_port, dst_port, length, vtype, op, flags, buf_alloc, fwd_cnt)
+
+
+def vsock_layouts(sizes):
+    """The three queues' (desc, avail, used) in the target's layout."""
+    out, base = [], 0
+    for size in sizes:
+        d, a, u = compact(size)
+        out.append((base + d, base + a, base + u))
+        base = (base + u + 6 + 8 * size + 15) & ~15
+    return out
+
+
+def vsock_input(flags, size_logs, ram, ops):
+    return struct.pack('<BBBB', flags, *size_logs) + struct.pack('<H', len(ram.b)) + bytes(ram.b) + ops
+
+
+def vsock_seeds():
+    REQUEST, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST = range(1, 8)
+    s = {}
+    sizes = (16, 16, 4)
+    rx, tx, ev = vsock_layouts(sizes)
+
+    def rx_buffers(r, count, at=0x400, size=0x80):
+        queue(r, 16, [(i, [(at + size * i, size, WRITE, 0)]) for i in range(count)], layout=rx)
+
+    def tx_packets(r, packets, at=0x600):
+        chains, addr = [], at
+        for i, p in enumerate(packets):
+            r.put(addr, p)
+            chains.append((i, [(addr, len(p), 0, 0)]))
+            addr += (len(p) + 15) & ~15
+        queue(r, 16, chains, layout=tx)
+
+    # The guest connects to host port 5000 (a listener there), sends, shuts down; the host answers.
+    r = Ram()
+    rx_buffers(r, 4)
+    tx_packets(r, [vsock_header(1025, 5000, REQUEST), vsock_header(1025, 5000, RW, 5) + b'hello',
+                   vsock_header(1025, 5000, CREDIT_REQUEST), vsock_header(1025, 5000, SHUTDOWN, flags=3)])
+    queue(r, 4, [(0, [(0x3f0, 4, WRITE, 0)])], layout=ev)
+    ops = bytes([V_LISTEN, 0, V_NOTIFY_RX, V_NOTIFY_TX, V_LISTEN, 0, V_WRITE, 0]) + struct.pack('<H', 300)
+    ops += bytes([V_EPOLL, V_READ_ALL, V_EVENT, V_TIMER, V_CLOSE, 0, V_EPOLL, V_KICKS])
+    s['guest-connects'] = vsock_input(0, (4, 4, 2), r, ops)
+
+    # A host process connects to guest port 80; the guest's RESPONSE (to host port 2^30), data both
+    # ways with a tiny guest buffer (credit requests), then the host's EOF.
+    r = Ram()
+    rx_buffers(r, 4)
+    tx_packets(r, [vsock_header(80, 1 << 30, RESPONSE, buf_alloc=64),
+                   vsock_header(80, 1 << 30, RW, 4, buf_alloc=64) + b'ping',
+                   vsock_header(80, 1 << 30, CREDIT_UPDATE, buf_alloc=64, fwd_cnt=64)])
+    # The tx ring is published only after the REQUEST went out: avail.idx patched later.
+    r.put(tx[1] + 2, struct.pack('<H', 0))
+    ops = bytes([V_CONNECT, 0]) + struct.pack('<H', 80) + bytes([V_EPOLL, V_NOTIFY_RX])
+    ops += bytes([V_PATCH]) + struct.pack('<HB', tx[1] + 2, 2) + struct.pack('<H', 3)
+    ops += bytes([V_NOTIFY_TX, V_WRITE, 0]) + struct.pack('<H', 200) + bytes([V_EPOLL, V_NOTIFY_TX, V_EPOLL])
+    ops += bytes([V_CLOSE | 16, 0, V_EPOLL, V_READ_ALL, V_TIMER, V_TIMER, V_RESET, V_EPOLL])
+    s['host-connects'] = vsock_input(1, (4, 4, 2), r, ops)
+
+    # Hostile: short header, huge len, unknown op, wrong CIDs, seqpacket, bad CONNECT lines.
+    r = Ram()
+    rx_buffers(r, 4, size=44)
+    tx_packets(r, [b'\x01' * 20, vsock_header(1, 2, RW, 0xffffffff), vsock_header(1, 2, 9),
+                   vsock_header(1, 2, REQUEST, src_cid=7), vsock_header(1, 2, REQUEST, dst_cid=9),
+                   vsock_header(1, 2, RW, 1, vtype=2) + b'x', vsock_header(1, 2, RST)])
+    ops = bytes([V_NOTIFY_TX, V_NOTIFY_RX, V_CONNECT, 1, 0, 0, 9]) + b'HELLO 1\n\n'
+    ops += bytes([V_CONNECT, 2]) + struct.pack('<H', 7) + bytes([V_CONNECT, 3, 0, 0, V_EPOLL, V_TIMER, V_TIMER])
+    s['hostile'] = vsock_input(3, (4, 4, 2), r, ops)
+    return s
+
+
 if __name__ == '__main__':
     write_corpus('fuzz_virtqueue', virtqueue_seeds())
     write_corpus('fuzz_virtio_blk', blk_seeds())
     write_corpus('fuzz_mmio_transport', mmio_seeds())
     write_corpus('fuzz_pci', pci_seeds())
     write_corpus('fuzz_virtio_net', net_seeds())
+    write_corpus('fuzz_virtio_vsock', vsock_seeds())

@@ -120,7 +120,7 @@ bool VsockDevice::send_data(DescriptorChain& chain) noexcept {
 // as Firecracker does, with the timer that ends the connection if the guest does not; EAGAIN
 // waits for the socket; an error resets the connection.
 bool VsockDevice::read_failed(Connection& c, DescriptorChain const& chain, ssize_t result) noexcept {
-    if (result == 0) {
+    if (result == 0 || (c.host_hangup && (result == -EAGAIN || result == -EWOULDBLOCK))) {
         c.host_eof = true;
         Header header = header_to_guest(c, vsock::op::shutdown);
         header.flags = vsock::shutdown_both;
@@ -129,7 +129,8 @@ bool VsockDevice::read_failed(Connection& c, DescriptorChain const& chain, ssize
         update_interest(c);
         return true;
     }
-    if (result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR) {
+    bool const nothing_yet = result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR;
+    if (nothing_yet && !c.host_hangup) {  // a hung-up socket has nothing more to come: EOF above
         update_interest(c);
         return false;
     }
