@@ -72,6 +72,8 @@ def valid_pre_boot_requests(c, sock, scene, args):
     root = sparse_file(scene.path("root.img"))
     data = sparse_file(scene.path("data.img"))
     check_instance(c, sock, "Not started")
+    c.call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}, status=400,
+           what="PUT /actions InstanceStart with no boot source")
     r = c.call(sock, "GET", "/", status=200, what="GET / names the app and version")
     if r and r.status == 200:
         info = r.json()
