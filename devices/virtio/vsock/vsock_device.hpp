@@ -150,6 +150,7 @@ private:
     std::optional<DescriptorChain> next_rx_chain() noexcept;
     bool send_control(DescriptorChain const& chain) noexcept;
     bool send_data(DescriptorChain& chain) noexcept;
+    bool read_into(Connection& c, DescriptorChain const& chain, std::uint32_t credit) noexcept;
     bool read_failed(Connection& c, DescriptorChain const& chain, ssize_t result) noexcept;
     vsock::Header header_to_guest(ConnectionKey key, std::uint16_t op) const noexcept;
     vsock::Header header_to_guest(Connection& c, std::uint16_t op) noexcept;

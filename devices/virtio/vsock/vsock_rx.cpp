@@ -87,33 +87,36 @@ bool VsockDevice::send_data(DescriptorChain& chain) noexcept {
             update_interest(*c);
             continue;
         }
-        iov_.clear();
-        auto const room =
-            view_buffers(active_->memory(), chain, Direction::writable, sizeof(Header), credit, iov_);
-        if (!room || *room == 0) {  // cannot be (RAM and room were checked): the chain goes back
-            c->readable = true;
-            readable_.push_front(c->id);
-            counters_.rx_bad_buffers.add();
-            active_->queue(vsock::rx_queue).add_used(chain.head, 0);
-            return true;
-        }
-        ssize_t const n = ::readv(c->socket.get(), iov_.data(), static_cast<int>(iov_.size()));
-        if (n <= 0) {
-            if (read_failed(*c, chain, n < 0 ? -errno : 0)) return true;
-            continue;
-        }
-        Header header = header_to_guest(*c, vsock::op::rw);
-        header.len = static_cast<std::uint32_t>(n);
-        c->tx_cnt += header.len;
-        counters_.rx_bytes.add(header.len);
-        put_packet(chain, header);
-        // A full buffer may have left more behind: its turn comes again after the others.
-        c->readable = static_cast<std::uint64_t>(n) == *room;
-        if (c->readable) readable_.push_back(c->id);
-        update_interest(*c);
-        return true;
+        if (read_into(*c, chain, credit)) return true;
     }
     return false;
+}
+
+// Reads at most `credit` bytes from the connection's socket into the chain, behind the header;
+// false when nothing came and the chain stays unused.
+bool VsockDevice::read_into(Connection& c, DescriptorChain const& chain, std::uint32_t credit) noexcept {
+    iov_.clear();
+    auto const room =
+        view_buffers(active_->memory(), chain, Direction::writable, sizeof(Header), credit, iov_);
+    if (!room || *room == 0) {  // cannot be (RAM and room were checked): the chain goes back
+        c.readable = true;
+        readable_.push_front(c.id);
+        counters_.rx_bad_buffers.add();
+        active_->queue(vsock::rx_queue).add_used(chain.head, 0);
+        return true;
+    }
+    ssize_t const n = ::readv(c.socket.get(), iov_.data(), static_cast<int>(iov_.size()));
+    if (n <= 0) return read_failed(c, chain, n < 0 ? -errno : 0);
+    Header header = header_to_guest(c, vsock::op::rw);
+    header.len = static_cast<std::uint32_t>(n);
+    c.tx_cnt += header.len;
+    counters_.rx_bytes.add(header.len);
+    put_packet(chain, header);
+    // A full buffer may have left more behind: its turn comes again after the others.
+    c.readable = static_cast<std::uint64_t>(n) == *room;
+    if (c.readable) readable_.push_back(c.id);
+    update_interest(c);
+    return true;
 }
 
 // A read that brought nothing: EOF becomes a SHUTDOWN of both directions in this chain (true),
