@@ -10,6 +10,7 @@
 #include "vmm/api/api_server.hpp"
 #include "vmm/api/logger.hpp"
 #include "vmm/api/machine_launch.hpp"
+#include "vmm/api/metrics.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/timeline.hpp"
@@ -123,12 +124,16 @@ api::VmResources initial_resources(api::FirecrackerOptions const& options) {
     return resources;
 }
 
-// Builds the machine from a start request; a failure goes back to the API (the microVM stays
-// "Not started", as in Firecracker) or, for a config file, ends kvmlet.
-std::unique_ptr<Machine> build_machine(api::MachineLaunch::StartRequest& request, KvmSystem const& kvm) {
+// Builds the machine (and its metrics writer, if configured) from a start request; a failure goes
+// back to the API (the microVM stays "Not started", as in Firecracker) or, for a config file,
+// ends kvmlet.
+std::unique_ptr<Machine> build_machine(api::MachineLaunch::StartRequest& request, KvmSystem const& kvm,
+                                       std::string const& id, std::unique_ptr<api::MetricsWriter>& metrics) {
     try {
         check_input_files(request.config);
         settle_host_compat(request.config);
+        if (request.resources.metrics)
+            metrics = std::make_unique<api::MetricsWriter>(*request.resources.metrics, id, request.resources);
         auto machine = std::make_unique<Machine>(request.config, kvm);
         if (request.done) request.done(std::nullopt);
         return machine;
@@ -150,7 +155,7 @@ ExitStatus run_firecracker(api::FirecrackerOptions const& options) {
     if (options.metadata) router.set_mmds_data(read_metadata(*options.metadata));
     std::optional<api::MachineLaunch::StartRequest> request;
     if (options.config_file) {
-        request = api::MachineLaunch::StartRequest{api::to_machine_config(resources), nullptr};
+        request = api::MachineLaunch::StartRequest{resources, api::to_machine_config(resources), nullptr};
         router.started_elsewhere();
     }
     std::optional<api::ApiServer> server;
@@ -164,17 +169,23 @@ ExitStatus run_firecracker(api::FirecrackerOptions const& options) {
     }
     RawTerminal terminal(STDIN_FILENO);
     std::unique_ptr<Machine> machine;
+    std::unique_ptr<api::MetricsWriter> metrics;
     MachineConfig config;
     while (!machine) {
         if (!request) request = launch.wait_for_start(signals);
         if (!request) return exit_status(signals.stop_reason().kind);
-        machine = build_machine(*request, kvm);
+        machine = build_machine(*request, kvm, options.id, metrics);
         config = request->config;
         request.reset();
     }
-    launch.publish(machine.get());
+    if (metrics) metrics->start_periodic(*machine);
+    launch.publish(machine.get(), metrics.get());
     StopReason reason = signals.stop_signal() ? signals.stop_reason() : machine->run(signals);
     launch.publish(nullptr);
+    if (metrics) {
+        metrics->stop();
+        if (auto error = metrics->write(*machine)) log::warn("{}", *error);  // the last line, at exit
+    }
     report_dropped_output(*machine);
     machine.reset();
     report(reason);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "devices/virtio/device_host.hpp"
@@ -38,6 +39,13 @@ struct Activation {
 // Copies `data.size()` bytes of a configuration space from `offset`; zeros past its end.
 void read_config_space(std::span<std::byte const> space, std::uint64_t offset,
                        std::span<std::byte> data) noexcept;
+
+// One counter of a device's metrics, named as Firecracker's metrics name it where it has one
+// (block read_bytes, net rx_packets_count, ...). Counters only grow while the device lives.
+struct Metric {
+    std::string_view name;
+    std::uint64_t value;
+};
 
 // What a call into a device left undone. Every call does a bounded amount of work (chains and
 // bytes, then it stops: STYLE.md §5.3), so no guest can keep a thread from the rest of its work:
@@ -77,6 +85,9 @@ public:
     // console_input() with the device lock held. Returns how many bytes it took (0 while it cannot
     // take any: the caller keeps them and offers them again).
     virtual bool takes_console_input() const noexcept { return false; }
+    // The device's counters, for metrics. Any thread, without the device lock: counters are
+    // atomic (counter.hpp).
+    virtual std::vector<Metric> metrics() const { return {}; }
     virtual std::size_t console_input(std::span<std::byte const> bytes) noexcept {
         (void)bytes;
         return 0;

@@ -25,7 +25,8 @@ using namespace kvmlet::api;
 class FakeMachine final : public MachineControl {
 public:
     void apply_logger(LoggerSettings const&) override {}  // never touches the host's files
-    void start(MachineConfig, std::function<void(std::optional<std::string>)> done) override {
+    void start(VmResources const&, MachineConfig,
+               std::function<void(std::optional<std::string>)> done) override {
         done(std::nullopt);
     }
     std::optional<std::string> pause() override { return std::nullopt; }

@@ -200,10 +200,11 @@ ApiResponse ApiRouter::put_actions(Json const& body, Reply& reply, bool& deferre
         MachineConfig config = to_machine_config(resources_);
         state_ = VmState::starting;
         deferred = true;
-        machine_.start(std::move(config), [this, reply = std::move(reply)](std::optional<std::string> error) {
-            state_ = error ? VmState::not_started : VmState::running;
-            reply(error ? ApiResponse::fault(*error) : ApiResponse::no_content());
-        });
+        machine_.start(resources_, std::move(config),
+                       [this, reply = std::move(reply)](std::optional<std::string> error) {
+                           state_ = error ? VmState::not_started : VmState::running;
+                           reply(error ? ApiResponse::fault(*error) : ApiResponse::no_content());
+                       });
         return {};
     }
     std::optional<std::string> error;

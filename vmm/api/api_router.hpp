@@ -39,9 +39,11 @@ public:
     virtual ~MachineControl() = default;
     // PUT /logger: the process's log from now on (logger.hpp). Throws ConfigError.
     virtual void apply_logger(LoggerSettings const& settings) = 0;
-    // Builds the machine from `config` and starts it; `done` gets nullopt on success or the error
-    // once the outcome is known, called on the API thread (it changes the router's state).
-    virtual void start(MachineConfig config, std::function<void(std::optional<std::string>)> done) = 0;
+    // Builds the machine from `config` (made from `resources`, which also name the devices in
+    // metrics) and starts it; `done` gets nullopt on success or the error once the outcome is
+    // known, called on the API thread (it changes the router's state).
+    virtual void start(VmResources const& resources, MachineConfig config,
+                       std::function<void(std::optional<std::string>)> done) = 0;
     // Each returns nullopt, or what went wrong. Only called after a successful start.
     virtual std::optional<std::string> pause() = 0;
     virtual std::optional<std::string> resume() = 0;

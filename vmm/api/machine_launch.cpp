@@ -6,6 +6,7 @@
 
 #include "vmm/api/api_server.hpp"
 #include "vmm/api/logger.hpp"
+#include "vmm/api/metrics.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/event/process_signals.hpp"
 #include "vmm/machine/machine.hpp"
@@ -41,15 +42,17 @@ std::optional<MachineLaunch::StartRequest> MachineLaunch::wait_for_start(Process
     }
 }
 
-void MachineLaunch::publish(Machine* machine) noexcept {
+void MachineLaunch::publish(Machine* machine, MetricsWriter* metrics) noexcept {
     std::lock_guard lock(mutex_);
     machine_ = machine;
+    metrics_ = machine == nullptr ? nullptr : metrics;
 }
 
-void MachineLaunch::start(MachineConfig config, std::function<void(std::optional<std::string>)> done) {
+void MachineLaunch::start(VmResources const& resources, MachineConfig config,
+                          std::function<void(std::optional<std::string>)> done) {
     {
         std::lock_guard lock(mutex_);
-        pending_ = StartRequest{std::move(config), std::move(done)};
+        pending_ = StartRequest{resources, std::move(config), std::move(done)};
     }
     start_ready_.signal();
 }
@@ -87,7 +90,10 @@ void MachineLaunch::apply_logger(LoggerSettings const& settings) {
 }
 
 std::optional<std::string> MachineLaunch::flush_metrics() {
-    return "kvmlet does not write metrics yet.";
+    return with_machine([this](Machine& m) -> std::optional<std::string> {
+        if (metrics_ == nullptr) return "No metrics are being written.";
+        return metrics_->write(m);
+    });
 }
 
 std::optional<std::string> MachineLaunch::replace_drive(std::size_t index, std::string const& path) {

@@ -20,11 +20,13 @@ class ProcessSignals;
 namespace kvmlet::api {
 
 class ApiServer;
+class MetricsWriter;
 
 class MachineLaunch final : public MachineControl {
 public:
     using Done = std::function<void(std::optional<std::string>)>;
     struct StartRequest {
+        VmResources resources;
         MachineConfig config;
         Done done;  // call with the outcome from any thread: it is posted to the API thread
     };
@@ -35,12 +37,14 @@ public:
 
     // Main thread: waits for a start request, or returns nullopt once a stop signal came.
     std::optional<StartRequest> wait_for_start(ProcessSignals const& signals);
-    // Main thread: `machine` runs (nullptr: it is about to be destroyed).
-    void publish(Machine* machine) noexcept;
+    // Main thread: `machine` runs, with `metrics` if configured (nullptr: it is about to be
+    // destroyed).
+    void publish(Machine* machine, MetricsWriter* metrics = nullptr) noexcept;
 
     // MachineControl, from the API thread.
     void apply_logger(LoggerSettings const& settings) override;
-    void start(MachineConfig config, std::function<void(std::optional<std::string>)> done) override;
+    void start(VmResources const& resources, MachineConfig config,
+               std::function<void(std::optional<std::string>)> done) override;
     std::optional<std::string> pause() override;
     std::optional<std::string> resume() override;
     std::optional<std::string> send_ctrl_alt_del() override;
@@ -56,6 +60,7 @@ private:
     std::mutex mutex_;
     std::optional<StartRequest> pending_;
     Machine* machine_ = nullptr;
+    MetricsWriter* metrics_ = nullptr;
 };
 
 }  // namespace kvmlet::api

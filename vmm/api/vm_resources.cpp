@@ -501,7 +501,6 @@ void say_what_is_not_acted_on(VmResources const& r) {
     }
     if (r.entropy && r.entropy->rate_limiter) not_acted_on("entropy.rate_limiter", "no rate limiters yet");
     if (r.mmds) not_acted_on("mmds-config", "no MMDS yet");
-    if (r.metrics) not_acted_on("metrics", "no metrics yet");
 }
 
 std::string root_arguments(VmResources const& r) {

@@ -278,6 +278,15 @@ MachineState Machine::state() const noexcept {
     return pause_.requested() ? MachineState::paused : MachineState::running;
 }
 
+std::vector<Machine::DeviceMetrics> Machine::device_metrics() const {
+    std::vector<DeviceMetrics> out;
+    for (auto const& slot : virtio_) {
+        virtio::Device const& device = slot->transport().device();
+        out.push_back({device.type(), device.metrics()});
+    }
+    return out;
+}
+
 bool Machine::send_ctrl_alt_del() noexcept {
     return i8042_->press_ctrl_alt_del();
 }

@@ -74,6 +74,14 @@ public:
     // the keys sent before. A paused guest sees them when resumed.
     bool send_ctrl_alt_del() noexcept;
 
+    // Each virtio device's counters, in the order they were made (make_virtio_devices: disks,
+    // then network interfaces, console, rng, vsock, each kind in its config order). Any thread.
+    struct DeviceMetrics {
+        virtio::DeviceType type;
+        std::vector<virtio::Metric> values;
+    };
+    std::vector<DeviceMetrics> device_metrics() const;
+
 private:
     void create_memory(std::uint64_t size);
     void load_kernel();

@@ -31,6 +31,18 @@ BlockDevice::BlockDevice(Disk disk) : disk_(std::move(disk)), config_(make_confi
     iovecs_.reserve(queue_size);
 }
 
+std::vector<Metric> BlockDevice::metrics() const {
+    auto const& c = counters_;
+    return {{"read_bytes", c.bytes_read.value()},
+            {"write_bytes", c.bytes_written.value()},
+            {"read_count", c.reads.value()},
+            {"write_count", c.writes.value()},
+            {"flush_count", c.flushes.value()},
+            {"queue_event_count", c.requests.value()},
+            {"execute_fails", c.io_errors.value()},
+            {"invalid_reqs_count", c.unsupported.value() + c.no_status.value()}};
+}
+
 std::uint64_t BlockDevice::features() const noexcept {
     std::uint64_t f = bit(blk::feature::size_max) | bit(blk::feature::seg_max) | bit(blk::feature::blk_size) |
                       bit(blk::feature::flush) | bit(feature::ring_indirect_desc) |

@@ -66,6 +66,7 @@ public:
 
     Disk const& disk() const noexcept { return disk_; }
     BlockCounters const& counters() const noexcept { return counters_; }
+    std::vector<Metric> metrics() const override;
 
 private:
     struct Outcome {

@@ -62,7 +62,7 @@ Work ConsoleDevice::transmit() noexcept {
             ok = reader.read(std::span(chunk).first(n));  // false: a buffer outside RAM, drop the rest
             if (!ok) break;
             output_.write(std::span(chunk).first(n));
-            bytes_out_ += n;
+            bytes_out_.add(n);
             budget -= n;
             done += n;
         }
@@ -90,7 +90,7 @@ std::size_t ConsoleDevice::enqueue_input(std::span<std::byte const> bytes) noexc
         if (written) taken += n;
         rx.add_used(chain->head, written ? writer.written() : 0);
     }
-    bytes_in_ += taken;
+    bytes_in_.add(taken);
     active_->signal(receive_queue);
     return taken;
 }

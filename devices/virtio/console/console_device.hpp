@@ -9,6 +9,7 @@
 
 #include "devices/legacy/byte_sink.hpp"
 #include "devices/virtio/active_state.hpp"
+#include "devices/virtio/counter.hpp"
 #include "devices/virtio/virtio_device.hpp"
 
 namespace kvmlet::virtio {
@@ -42,8 +43,11 @@ public:
         return enqueue_input(bytes);
     }
 
-    std::uint64_t bytes_out() const noexcept { return bytes_out_; }
-    std::uint64_t bytes_in() const noexcept { return bytes_in_; }
+    std::uint64_t bytes_out() const noexcept { return bytes_out_.value(); }
+    std::uint64_t bytes_in() const noexcept { return bytes_in_.value(); }
+    std::vector<Metric> metrics() const override {
+        return {{"tx_bytes_count", bytes_out_.value()}, {"rx_bytes_count", bytes_in_.value()}};
+    }
 
 private:
     Work transmit() noexcept;
@@ -54,8 +58,8 @@ private:
     // A transmit chain larger than one call's budget: the bytes of it already written.
     std::optional<DescriptorChain> tx_held_;
     std::uint64_t tx_held_done_ = 0;
-    std::uint64_t bytes_out_ = 0;
-    std::uint64_t bytes_in_ = 0;
+    Counter bytes_out_;
+    Counter bytes_in_;
 };
 
 }  // namespace kvmlet::virtio

@@ -44,6 +44,19 @@ NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint)
     tx_copy_.resize(max_copied_packet);
 }
 
+std::vector<Metric> NetDevice::metrics() const {
+    auto const& c = counters_;
+    return {{"rx_bytes_count", c.rx_bytes.value()},
+            {"rx_packets_count", c.rx_packets.value()},
+            {"rx_fails", c.rx_errors.value()},
+            {"rx_dropped", c.rx_dropped()},
+            {"tx_bytes_count", c.tx_bytes.value()},
+            {"tx_packets_count", c.tx_packets.value()},
+            {"tx_fails", c.tx_errors.value()},
+            {"tx_malformed_frames", c.tx_too_short.value() + c.tx_too_big.value() + c.tx_bad_offload.value()},
+            {"tx_dropped", c.tx_dropped()}};
+}
+
 std::uint64_t NetDevice::features() const noexcept {
     std::uint64_t f = bit(net::feature::mac) | bit(net::feature::status) | bit(net::feature::mtu) |
                       bit(net::feature::mrg_rxbuf) | bit(feature::ring_indirect_desc) |

@@ -98,6 +98,7 @@ public:
     // Throws Error for an MTU below 68 (RFC 791), or a multicast or all-zero MAC.
     NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint);
     NetDevice(NetDevice const&) = delete;
+    std::vector<Metric> metrics() const override;
     NetDevice& operator=(NetDevice const&) = delete;
 
     DeviceType type() const noexcept override { return DeviceType::net; }

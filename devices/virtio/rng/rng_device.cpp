@@ -43,6 +43,10 @@ RngDevice::RngDevice(RngConfig config, Source source, std::function<Clock::time_
     views_.reserve(queue_size);
 }
 
+std::vector<Metric> RngDevice::metrics() const {
+    return {{"entropy_bytes", bytes_served_.value()}, {"entropy_event_count", requests_.value()}};
+}
+
 std::uint64_t RngDevice::features() const noexcept {
     return bit(feature::ring_indirect_desc) | bit(feature::ring_event_idx);
 }
@@ -120,7 +124,8 @@ Work RngDevice::process_queue(std::size_t) noexcept {
         }
         std::uint32_t n = fill(*chain, budget);
         if (config_.bytes_per_second) tokens_ -= n;
-        bytes_served_ += n;
+        bytes_served_.add(n);
+        requests_.add();
         served += n;
         q.add_used(chain->head, n);
     }

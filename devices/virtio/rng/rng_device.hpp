@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "devices/virtio/active_state.hpp"
+#include "devices/virtio/counter.hpp"
 #include "devices/virtio/virtio_device.hpp"
 
 namespace kvmlet::virtio {
@@ -41,7 +42,8 @@ public:
     Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
-    std::uint64_t bytes_served() const noexcept { return bytes_served_; }
+    std::uint64_t bytes_served() const noexcept { return bytes_served_.value(); }
+    std::vector<Metric> metrics() const override;
 
 private:
     std::uint64_t available_tokens() noexcept;
@@ -57,7 +59,8 @@ private:
     std::vector<iovec> views_;             // scratch for one request; reserved once
     double tokens_ = 0;
     Clock::time_point last_refill_{};
-    std::uint64_t bytes_served_ = 0;
+    Counter bytes_served_;
+    Counter requests_;
 };
 
 }  // namespace kvmlet::virtio

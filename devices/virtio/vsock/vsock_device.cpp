@@ -53,6 +53,16 @@ VsockDevice::~VsockDevice() {
     ::unlink(config_.uds_path.c_str());
 }
 
+std::vector<Metric> VsockDevice::metrics() const {
+    auto const& c = counters_;
+    return {{"rx_packets_count", c.rx_packets.value()},    {"rx_bytes_count", c.rx_bytes.value()},
+            {"tx_packets_count", c.tx_packets.value()},    {"tx_bytes_count", c.tx_bytes.value()},
+            {"conns_added", c.connections_opened.value()}, {"conns_refused", c.connections_refused.value()},
+            {"resets_sent", c.resets_sent.value()},        {"tx_malformed", c.tx_malformed.value()},
+            {"tx_wrong_cid", c.tx_wrong_cid.value()},      {"protocol_errors", c.protocol_errors.value()},
+            {"host_errors", c.host_errors.value()}};
+}
+
 std::uint64_t VsockDevice::features() const noexcept {
     return bit(vsock::feature::stream) | bit(feature::ring_indirect_desc) | bit(feature::ring_event_idx);
 }

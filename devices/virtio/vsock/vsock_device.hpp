@@ -101,6 +101,7 @@ public:
     int epoll_fd() const noexcept { return epoll_.get(); }
     VsockConfig const& config() const noexcept { return config_; }
     VsockCounters const& counters() const noexcept { return counters_; }
+    std::vector<Metric> metrics() const override;
     std::size_t connection_count() const noexcept { return connections_.size(); }
 
 private:

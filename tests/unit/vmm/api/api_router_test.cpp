@@ -17,7 +17,8 @@ public:
 
     void apply_logger(LoggerSettings const& settings) override { logger = settings; }
 
-    void start(MachineConfig config, std::function<void(std::optional<std::string>)> done) override {
+    void start(VmResources const&, MachineConfig config,
+               std::function<void(std::optional<std::string>)> done) override {
         if (!start_error) started = std::move(config);
         done(start_error);
     }
