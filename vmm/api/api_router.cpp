@@ -212,6 +212,7 @@ ApiResponse ApiRouter::put_actions(Json const& body, Reply& reply, bool& deferre
         post_boot_only();
         error = machine_.send_ctrl_alt_del();
     } else {
+        post_boot_only();  // as Firecracker: FlushMetrics is not supported before start
         if (!resources_.metrics)
             throw RequestFault{"Cannot flush metrics: no metrics are configured (PUT /metrics)."};
         error = machine_.flush_metrics();
