@@ -15,6 +15,8 @@ Cases (one CTest test each):
   start_then_pause
                PATCH /vm Paused or SendCtrlAltDel at once after InstanceStart's 204 (eight rounds),
                then SIGTERM while paused ends kvmlet with status 0
+  ctrl_alt_del SendCtrlAltDel to a guest with a keyboard driver, sent while paused: it sees the
+               keys after Resumed and resets; kvmlet exits 0
   socket       mode 0600; a stale socket replaced; a second kvmlet on a live socket refused with
                one error line and status 1; a regular file at the path refused
   concurrency  50 connections at once doing GETs while clients hold half-sent requests open;
@@ -459,6 +461,35 @@ def case_post_boot(args):
     return c.finish()
 
 
+# --- ctrl_alt_del -------------------------------------------------------------------------------
+
+def case_ctrl_alt_del(args):
+    """SendCtrlAltDel over the API to a guest with a keyboard driver (ctrl_alt_del.elf sets up the
+    i8042 as Linux does and resets on the keys): 204, the guest sees the keys and resets, kvmlet
+    exits 0. Sent while paused, the keys arrive after Resumed."""
+    c = Checks(args.contract)
+    with Scene("api-ctrl-alt-del") as scene:
+        sock = scene.path("api.sock")
+        k = start_api(scene, args, sock)
+        c.call(sock, "PUT", "/boot-source", {"kernel_image_path": args.guest("ctrl_alt_del")}, status=204)
+        c.call(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32}, status=204)
+        c.call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}, status=204)
+        if c.check(k.wait_for_output("keyboard ready"), "the guest's keyboard driver is ready"):
+            c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204)
+            c.call(sock, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}, status=204,
+                   what="PUT /actions SendCtrlAltDel while paused")
+            time.sleep(0.5)
+            c.check("ctrl-alt-del" not in k.stdout(), "a paused guest has not seen the keys")
+            c.call(sock, "PATCH", "/vm", {"state": "Resumed"}, status=204)
+            c.check(k.wait_for_output("ctrl-alt-del"), "the resumed guest saw Ctrl-Alt-Del")
+        status = k.wait(30)
+        c.check(status == 0, "kvmlet exits 0 when the guest resets on Ctrl-Alt-Del", f"status {status}")
+        c.check("FAIL" not in k.stdout(), "the guest reported no failure")
+        if c.failures:
+            k.report()
+    return c.finish()
+
+
 # --- socket -------------------------------------------------------------------------------------
 
 def case_socket(args):
@@ -647,7 +678,7 @@ def case_start_then_pause(args):
     return c.finish()
 
 
-CASES = {"pre_boot": case_pre_boot, "start_then_pause": case_start_then_pause, "post_boot": case_post_boot, "socket": case_socket,
+CASES = {"pre_boot": case_pre_boot, "start_then_pause": case_start_then_pause, "ctrl_alt_del": case_ctrl_alt_del, "post_boot": case_post_boot, "socket": case_socket,
          "concurrency": case_concurrency}
 
 if __name__ == "__main__":
