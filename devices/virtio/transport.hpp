@@ -48,6 +48,15 @@ public:
         return f();
     }
 
+    // Runs f() with both mutexes held (registers first): for a change of the device's
+    // configuration space from the VMM's side. vCPUs reading registers meanwhile wait.
+    template <class F>
+    auto locked_with_registers(F&& f) {
+        std::lock_guard registers(mutex_);
+        std::lock_guard lock(device_mutex_);
+        return f();
+    }
+
     Device& device() const noexcept { return *device_; }
     std::uint32_t queue_count() const noexcept { return static_cast<std::uint32_t>(queues_.size()); }
     std::uint32_t status() const noexcept;

@@ -97,8 +97,7 @@ std::optional<std::string> MachineLaunch::flush_metrics() {
 }
 
 std::optional<std::string> MachineLaunch::replace_drive(std::size_t index, std::string const& path) {
-    (void)index, (void)path;
-    return "kvmlet cannot change a drive's backing file after start yet.";
+    return with_machine([&](Machine& m) { return m.replace_disk(index, path); });
 }
 
 }  // namespace kvmlet::api

@@ -7,6 +7,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
 
+#include "devices/virtio/block/block_device.hpp"
 #include "firmware/x86_64/acpi_tables.hpp"
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
@@ -285,6 +286,27 @@ std::vector<Machine::DeviceMetrics> Machine::device_metrics() const {
         out.push_back({device.type(), device.metrics()});
     }
     return out;
+}
+
+std::optional<std::string> Machine::replace_disk(std::size_t index, std::string const& path) {
+    std::size_t seen = 0;
+    for (auto const& slot : virtio_) {
+        auto* block = dynamic_cast<virtio::BlockDevice*>(&slot->transport().device());
+        if (block == nullptr || seen++ != index) continue;
+        DiskConfig config = block->disk().config();
+        config.path = path;
+        try {
+            Disk disk(std::move(config));  // opened and locked here, on the caller's thread
+            bool replaced =
+                slot->transport().locked_with_registers([&] { return block->replace_disk(std::move(disk)); });
+            if (!replaced) return fmt::format("disk {}: read-only setting differs", path);
+        } catch (Error const& e) {
+            return std::string(e.what());
+        }
+        log::info("disk {}: now backed by {}", index, path);
+        return std::nullopt;
+    }
+    return fmt::format("no disk {}", index);
 }
 
 bool Machine::send_ctrl_alt_del() noexcept {

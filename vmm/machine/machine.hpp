@@ -81,6 +81,10 @@ public:
         std::vector<virtio::Metric> values;
     };
     std::vector<DeviceMetrics> device_metrics() const;
+    // The disk at `index` (MachineConfig::disks' order) is backed by the image at `path` from now
+    // on, with its other settings kept; the guest is told its new capacity. Any thread; returns
+    // what went wrong (the image cannot be opened or locked, no such disk), changing nothing.
+    std::optional<std::string> replace_disk(std::size_t index, std::string const& path);
 
 private:
     void create_memory(std::uint64_t size);

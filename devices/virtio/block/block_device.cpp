@@ -31,6 +31,14 @@ BlockDevice::BlockDevice(Disk disk) : disk_(std::move(disk)), config_(make_confi
     iovecs_.reserve(queue_size);
 }
 
+bool BlockDevice::replace_disk(Disk disk) noexcept {
+    if (disk.read_only() != disk_.read_only()) return false;
+    disk_ = std::move(disk);
+    config_ = make_config(disk_);
+    if (active_) active_->interrupt().config_changed();
+    return true;
+}
+
 std::vector<Metric> BlockDevice::metrics() const {
     auto const& c = counters_;
     return {{"read_bytes", c.bytes_read.value()},

@@ -65,6 +65,13 @@ public:
     bool blocking() const noexcept override { return true; }  // file I/O: a worker thread of its own
 
     Disk const& disk() const noexcept { return disk_; }
+    // The drive gets a new backing file (Firecracker's PATCH /drives with a path_on_host, which
+    // firecracker-containerd and Kata use to swap placeholder drives): requests from now on go to
+    // `disk`, the capacity is the new one, and an active driver is told its configuration changed
+    // (§2.5.2; Linux then reads the new capacity). Its read-only setting must be the old one: the
+    // features were negotiated. Call with both transport mutexes held (the configuration space
+    // changes). Returns false, changing nothing, when the read-only setting differs.
+    bool replace_disk(Disk disk) noexcept;
     BlockCounters const& counters() const noexcept { return counters_; }
     std::vector<Metric> metrics() const override;
 

@@ -291,4 +291,36 @@ TEST_CASE("cache=none serves a guest buffer that is not aligned for O_DIRECT") {
     CHECK(rig.device.disk().bounced() == 2);
 }
 
+TEST_CASE("A replaced disk serves the next request, with its new capacity and a config-change interrupt") {
+    TempImage first(image_size);
+    TempImage second(2 * image_size);
+    BlockRig rig({.path = first.path()});
+    blk::Config before{};
+    rig.device.read_config(0, std::as_writable_bytes(std::span{&before, 1}));
+    CHECK(before.capacity == image_size / 512);
+
+    Disk replacement({.path = second.path()});
+    REQUIRE(rig.device.replace_disk(std::move(replacement)));
+    CHECK(rig.irq.config == 1);
+    blk::Config after{};
+    rig.device.read_config(0, std::as_writable_bytes(std::span{&after, 1}));
+    CHECK(after.capacity == 2 * image_size / 512);
+
+    // A read past the old end now reaches the new file.
+    auto data = rig.data_in(512);
+    auto status = rig.status();
+    rig.run({rig.header(blk::request_type::in, image_size / 512 + 1), data, status});
+    CHECK(rig.status_at(status) == blk::status::ok);
+    CHECK(rig.guest_data(data) == second.expected(image_size + 512, 512));
+}
+
+TEST_CASE("A disk cannot be replaced by one with another read-only setting") {
+    TempImage first(image_size);
+    TempImage second(image_size);
+    BlockRig rig({.path = first.path()});
+    CHECK_FALSE(rig.device.replace_disk(Disk({.path = second.path(), .read_only = true})));
+    CHECK(rig.irq.config == 0);
+    CHECK(rig.device.disk().config().path == first.path());
+}
+
 }  // namespace kvmlet::test
