@@ -2,7 +2,8 @@
 """The minimal Linux guest driven through kvmlet's Firecracker API, as an orchestrator drives
 Firecracker (issue 15): configured over the socket (machine, boot source, a drive, metrics),
 InstanceStart; then while the guest's init prints its disk's size every second:
-  - PATCH /vm Paused and Resumed: the state shows in GET /, and the guest goes on afterwards;
+  - PATCH /vm Paused and Resumed 100 times while the guest counts: the state shows in GET /,
+    and the count the guest prints goes on without a gap or a repeat (nothing lost);
   - PATCH /drives/scratch with a 2 MiB image in place of the 1 MiB one: the guest sees the new
     capacity (4096 sectors instead of 2048), as firecracker-containerd's drive swap needs;
   - FlushMetrics: a metrics line with the drive's reads;
@@ -39,6 +40,13 @@ def put(sock, method, path, body):
         raise SystemExit(f"FAIL: {method} {path}: {r}")
 
 
+def counts(vm):
+    """The numbers the guest printed as n=N, in order, from whole lines only (the last one may be
+    half written)."""
+    lines = vm.stdout().split("\n")[:-1]
+    return [int(word[2:]) for line in lines for word in line.split() if word.startswith("n=") and word[2:].isdigit()]
+
+
 def state(sock):
     return api_client.request(sock, "GET", "/").json()["state"]
 
@@ -70,9 +78,9 @@ def main():
 def run(vm, sock, images, small, big, metrics):
     if vm.wait_for_socket(sock) is None:
         raise SystemExit("FAIL: the API socket never answered")
-    # The guest's init runs this (kvmlet.run=, spaces as %20): the disk's size in sectors, every
-    # second.
-    script = "while true; do echo size=$(cat /sys/block/vda/size); sleep 1; done"
+    # The guest's init runs this (kvmlet.run=, spaces as %20): a count and the disk's size in
+    # sectors, five times a second (builtins only, no fork: kernel code runs slowly here).
+    script = "i=0; while true; do i=$((i+1)); read s </sys/block/vda/size; echo n=$i size=$s; sleep 0.2; done"
     boot_args = "console=ttyS0 reboot=k panic=-1 kvmlet.run=" + script.replace("%", "%25").replace(" ", "%20")
     put(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256})
     put(sock, "PUT", "/boot-source", {"kernel_image_path": os.path.join(images, "vmlinux"),
@@ -85,18 +93,25 @@ def run(vm, sock, images, small, big, metrics):
     if not vm.wait_for_output("size=2048", timeout=400):
         raise SystemExit("FAIL: the guest never printed the 1 MiB disk's size (size=2048)")
 
-    put(sock, "PATCH", "/vm", {"state": "Paused"})
-    if state(sock) != "Paused":
-        raise SystemExit("FAIL: GET / does not say Paused")
-    printed = vm.stdout().count("size=")
-    put(sock, "PATCH", "/vm", {"state": "Resumed"})
-    if state(sock) != "Running":
-        raise SystemExit("FAIL: GET / does not say Running after Resumed")
+    for cycle in range(100):
+        put(sock, "PATCH", "/vm", {"state": "Paused"})
+        if state(sock) != "Paused":
+            raise SystemExit(f"FAIL: GET / does not say Paused (cycle {cycle})")
+        time.sleep(0.01)
+        put(sock, "PATCH", "/vm", {"state": "Resumed"})
+        if state(sock) != "Running":
+            raise SystemExit(f"FAIL: GET / does not say Running after Resumed (cycle {cycle})")
+        time.sleep(0.02)
+    printed = counts(vm)
     deadline = time.monotonic() + 120
-    while vm.stdout().count("size=") <= printed and time.monotonic() < deadline:
+    while len(counts(vm)) < len(printed) + 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    if vm.stdout().count("size=") <= printed:
-        raise SystemExit("FAIL: the guest printed nothing after it was resumed")
+    seen = counts(vm)
+    if len(seen) < len(printed) + 3:
+        raise SystemExit("FAIL: the guest did not go on counting after the pauses")
+    if seen != list(range(1, len(seen) + 1)):
+        raise SystemExit(f"FAIL: the guest's count has gaps or repeats: {seen}")
+    print(f"100 pause/resume cycles; the guest counted to {seen[-1]} without a gap")
 
     put(sock, "PATCH", "/drives/scratch", {"drive_id": "scratch", "path_on_host": big})
     if not vm.wait_for_output("size=4096", timeout=120):
