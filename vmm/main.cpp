@@ -126,7 +126,7 @@ api::VmResources initial_resources(api::FirecrackerOptions const& options) {
 
 // Builds the machine (and its metrics writer, if configured) from a start request; a failure goes
 // back to the API (the microVM stays "Not started", as in Firecracker) or, for a config file,
-// ends kvmlet.
+// ends kvmlet. Success is told to the API by the caller, once the machine is published.
 std::unique_ptr<Machine> build_machine(api::MachineLaunch::StartRequest& request, KvmSystem const& kvm,
                                        std::string const& id, std::unique_ptr<api::MetricsWriter>& metrics) {
     try {
@@ -134,9 +134,7 @@ std::unique_ptr<Machine> build_machine(api::MachineLaunch::StartRequest& request
         settle_host_compat(request.config);
         if (request.resources.metrics)
             metrics = std::make_unique<api::MetricsWriter>(*request.resources.metrics, id, request.resources);
-        auto machine = std::make_unique<Machine>(request.config, kvm);
-        if (request.done) request.done(std::nullopt);
-        return machine;
+        return std::make_unique<Machine>(request.config, kvm);
     } catch (Error const& e) {
         if (!request.done) throw;
         log::error("InstanceStart: {}", e.what());
@@ -176,10 +174,14 @@ ExitStatus run_firecracker(api::FirecrackerOptions const& options) {
         if (!request) return exit_status(signals.stop_reason().kind);
         machine = build_machine(*request, kvm, options.id, metrics);
         config = request->config;
-        request.reset();
+        if (!machine) request.reset();
     }
     if (metrics) metrics->start_periodic(*machine);
     launch.publish(machine.get(), metrics.get());
+    // InstanceStart is answered only now, so a request sent right after its 204 (PATCH /vm,
+    // SendCtrlAltDel) finds the machine published.
+    if (request->done) request->done(std::nullopt);
+    request.reset();
     StopReason reason = signals.stop_signal() ? signals.stop_reason() : machine->run(signals);
     launch.publish(nullptr);
     if (metrics) {
