@@ -41,8 +41,6 @@ MISSING_FIELD = re.compile(r"missing field")
 ID_MISMATCH = "The id from the path does not match the id from the body!"
 BAD_ID = re.compile(r"is not a valid id")
 TOO_LARGE = re.compile(r"larger than the limit of 51200 bytes")
-# The documented current gaps (docs/api.md): asserted as they are, so a change shows.
-GAP_NO_DRIVE_SWAP = "kvmlet cannot change a drive's backing file after start yet."
 
 
 def sparse_file(path, size=1 << 20):
@@ -59,32 +57,26 @@ def start_api(scene, args, sock, extra=(), **kw):
     return k
 
 
-def drive_swap_gap_or_done(c, sock, drive_id, old_path, new_path):
-    """PATCH /drives/{id} with a new path_on_host after start. Today's documented gap (docs/api.md)
-    is a 400 with GAP_NO_DRIVE_SWAP, asserted as such; once kvmlet swaps drives it must be a 204
-    and GET /vm/config must show the new path. Anything else fails."""
-    r = c.call(sock, "PATCH", f"/drives/{drive_id}", {"drive_id": drive_id, "path_on_host": new_path}, status=None,
+def drive_swap(c, sock, drive_id, old_path, new_path):
+    """PATCH /drives/{id} with a new path_on_host after start (docs/api.md; firecracker-containerd
+    and Kata swap placeholder drives this way): 204, GET /vm/config has the new path, kvmlet holds
+    the new image and has let go of the old one (flock(2), as it locks its images), and a swap to a
+    missing file is a 400 that leaves the drive on the last good image."""
+    r = c.call(sock, "PATCH", f"/drives/{drive_id}", {"drive_id": drive_id, "path_on_host": new_path}, status=204,
                what=f"PATCH /drives/{drive_id} with a new path_on_host after start")
-    if r is None:
+    if r is None or r.status != 204:
         return
+    c.check(drive_path(sock, drive_id) == new_path, "GET /vm/config has the drive's new path")
+    c.check(not lockable(new_path), "kvmlet holds the new image (flock)")
+    c.check(wait_until(lambda: lockable(old_path)), "kvmlet let go of the old image (flock)")
+    c.call(sock, "PATCH", f"/drives/{drive_id}", {"drive_id": drive_id, "path_on_host": new_path + ".missing"},
+           status=400, what=f"PATCH /drives/{drive_id} to a file that does not exist")
+    c.check(drive_path(sock, drive_id) == new_path, "the refused swap left the drive on the last good image")
+
+
+def drive_path(sock, drive_id):
     drives = request(sock, "GET", "/vm/config").json().get("drives", [])
-    path = next((d.get("path_on_host") for d in drives if d.get("drive_id") == drive_id), None)
-    if r.status == 400:
-        c.check(r.fault() == GAP_NO_DRIVE_SWAP, "EXPECTED CURRENT GAP: the drive swap is refused as docs/api.md says",
-                repr(r.fault()))
-        c.check(path != new_path, "the refused swap left the drive's path as it was", repr(path))
-    else:
-        c.check(r.status == 204 and path == new_path, "the drive swap is done: GET /vm/config has the new path",
-                f"{r}; path {path!r}")
-        # kvmlet holds its images with flock(2) (another VM writing one corrupts it): the new
-        # one is held now, the old one let go.
-        c.check(not lockable(new_path), "kvmlet holds the new image (flock)")
-        c.check(wait_until(lambda: lockable(old_path)), "kvmlet let go of the old image (flock)")
-        r = c.call(sock, "PATCH", f"/drives/{drive_id}", {"drive_id": drive_id, "path_on_host": new_path + ".missing"},
-                   status=400, what=f"PATCH /drives/{drive_id} to a file that does not exist")
-        drives = request(sock, "GET", "/vm/config").json().get("drives", [])
-        path = next((d.get("path_on_host") for d in drives if d.get("drive_id") == drive_id), None)
-        c.check(path == new_path, "the refused swap left the drive on the last good image", repr(path))
+    return next((d.get("path_on_host") for d in drives if d.get("drive_id") == drive_id), None)
 
 
 def lockable(path):
@@ -413,7 +405,7 @@ def case_post_boot(args):
         c.call(sock, "PATCH", "/drives/rootfs", {"drive_id": "rootfs"}, status=204, what="PATCH /drives/rootfs, no change")
         c.call(sock, "PATCH", "/drives/rootfs", {"drive_id": "rootfs", "rate_limiter": {"ops": {"size": 100,
                "refill_time": 1000}}}, status=204, what="PATCH /drives/rootfs with a rate limiter")
-        drive_swap_gap_or_done(c, sock, "rootfs", img, sparse_file(scene.path("b.img")))
+        drive_swap(c, sock, "rootfs", img, sparse_file(scene.path("b.img")))
         c.call(sock, "PATCH", "/drives/nosuch", {"drive_id": "nosuch"}, status=400, what="PATCH /drives/nosuch")
         c.call(sock, "PATCH", "/drives/rootfs", {"drive_id": "rootfs", "is_read_only": True}, status=400,
                fault=UNKNOWN_FIELD, what="PATCH /drives/rootfs with a field PartialDrive does not have")

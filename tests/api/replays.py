@@ -12,7 +12,7 @@ Cases (one CTest test each):
   kata         Kata Containers: `firecracker --version` parsed, a config file with vsock and a
                placeholder drive, `GET /` polled until Running; the vsock socket listens; SIGTERM
   containerd   firecracker-containerd: start with stub drives, PATCH /drives with the real image
-               after start (the documented gap, or done), PATCH /vm Paused and Resumed, then the
+               after start, PATCH /vm Paused and Resumed, then the
                agent over vsock (CONNECT 1234, an echo), and kvmlet ends with the guest
   flintlock    flintlock: `--no-api --config-file --metadata` with a network interface and
                mmds-config; kvmlet runs the guest and ends, status 0, when the guest resets
@@ -31,9 +31,7 @@ import sys
 import time
 
 from api_client import Checks, Scene, main, request
-from contract import drive_swap_gap_or_done
-
-GAP_NO_METRICS = "kvmlet does not write metrics yet."
+from contract import drive_swap
 
 
 def firecracker(scene, args):
@@ -90,25 +88,20 @@ def sigterm_exits_cleanly(c, k, sock=None):
         c.check(not os.path.exists(sock), "the API socket is gone after exit")
 
 
-def flush_metrics_gap_or_done(c, sock, metrics_path):
-    """FlushMetrics after start with metrics configured: the documented gap (docs/api.md: a 400
-    saying no metrics are written yet), or, once metrics are written, a 204 and a JSON object per
-    line in the metrics file."""
-    r = c.call(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}, status=None,
+def flush_metrics(c, sock, metrics_path):
+    """FlushMetrics after start with metrics configured: 204, and the metrics file holds JSON
+    objects, one per line (docs/api.md, Metrics)."""
+    r = c.call(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}, status=204,
                what="PUT /actions FlushMetrics after start")
-    if r is None:
-        return
-    if r.status == 400:
-        c.check(r.fault() == GAP_NO_METRICS, "EXPECTED CURRENT GAP: FlushMetrics refused as docs/api.md says",
-                repr(r.fault()))
+    if r is None or r.status != 204:
         return
     try:
         with open(metrics_path) as f:
             lines = [json.loads(line) for line in f if line.strip()]
-        c.check(r.status == 204 and lines and all(isinstance(x, dict) for x in lines),
-                "FlushMetrics wrote JSON objects, one per line, to metrics_path", f"{r}; {len(lines)} lines")
+        c.check(lines and all(isinstance(x, dict) for x in lines),
+                "FlushMetrics wrote JSON objects, one per line, to metrics_path", f"{len(lines)} lines")
     except (OSError, ValueError) as e:
-        c.fail(f"FlushMetrics answered {r.status} but the metrics file is not JSON lines: {e}")
+        c.fail(f"FlushMetrics answered 204 but the metrics file is not JSON lines: {e}")
 
 
 def case_go_sdk(args):
@@ -161,7 +154,7 @@ def case_go_sdk(args):
                         "GET / says Running, with the --id", r.body.decode())
             c.check(os.path.exists(vsock) and stat.S_ISSOCK(os.stat(vsock).st_mode) and listening(vsock),
                     "kvmlet listens on the vsock's uds_path")
-            flush_metrics_gap_or_done(c, sock, scene.path("fc.metrics"))
+            flush_metrics(c, sock, scene.path("fc.metrics"))
         sigterm_exits_cleanly(c, k, sock)
         if c.failures:
             k.report()
@@ -278,9 +271,8 @@ def case_containerd(args):
             return c.finish()
         c.check(k.wait_for_output("listening on port 1234"), "the agent (guest) listens on vsock port 1234")
         image = sparse_file(scene.path("container.img"), 8 << 20)
-        # EXPECTED CURRENT GAP (docs/api.md): kvmlet cannot swap a drive's file after start yet, so the
-        # patch firecracker-containerd depends on is a 400; once it can, a 204 with the new path.
-        drive_swap_gap_or_done(c, sock, "stub0", scene.path("stub0"), image)
+        # The runtime's stub drive becomes the container's image.
+        drive_swap(c, sock, "stub0", scene.path("stub0"), image)
         c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204, what="PauseVM: PATCH /vm Paused")
         poll_state(c, sock, "Paused", timeout=5)
         c.call(sock, "PATCH", "/vm", {"state": "Resumed"}, status=204, what="ResumeVM: PATCH /vm Resumed")
