@@ -24,7 +24,8 @@ constexpr acpi::Signature fadt_signature{'F', 'A', 'C', 'P'};
 constexpr std::uint8_t fadt_revision = 6;
 constexpr std::uint8_t fadt_minor_revision = 5;
 // §5.2.9.3 Table 5.11 "IA-PC Boot Architecture Flags". No LEGACY_DEVICES and no 8042: Linux then
-// skips probing the i8042 (which kvmlet has only to be reset through). MSI_NOT_SUPPORTED stays clear.
+// probes the i8042 only as the DSDT describes it (PS2K: the keyboard, no mouse, so none of the
+// AUX probes that wait for replies). MSI_NOT_SUPPORTED stays clear.
 constexpr std::uint16_t boot_arch_vga_not_present = 1u << 2;
 constexpr std::uint16_t boot_arch_cmos_rtc_not_present = 1u << 5;
 // §5.2.9 Table 5.10 "Fixed ACPI Description Table Fixed Feature Flags".

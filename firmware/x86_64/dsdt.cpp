@@ -84,6 +84,15 @@ Bytes com1() {
                                      res::irq_no_flags(serial_com1_irq)})});
 }
 
+// The i8042 with its keyboard, for Linux's i8042 driver: the FADT's IA-PC boot flags say "no
+// 8042", so the driver probes the controller only where the DSDT describes one (PNP0303, a
+// PC/AT keyboard controller). No PNP0F13 mouse: the driver then skips its AUX probes.
+Bytes keyboard_controller() {
+    return aml::device("PS2K", {hid("PNP0303"), crs({res::io(i8042_data_port, i8042_data_port, 1, 1),
+                                                     res::io(i8042_command_port, i8042_command_port, 1, 1),
+                                                     res::irq_no_flags(i8042_keyboard_irq)})});
+}
+
 // Linux's virtio_mmio driver matches this _HID ("LNRO0005", Linaro's ID for virtio-mmio).
 Bytes virtio_mmio(std::size_t index, AcpiMmioDevice const& device) {
     return aml::device(fmt::format("VR{:02X}", index),
@@ -103,6 +112,7 @@ std::vector<std::uint8_t> make_dsdt(AcpiConfig const& config) {
         devices.push_back(motherboard_resources());
     }
     devices.push_back(com1());
+    devices.push_back(keyboard_controller());
     for (std::size_t i = 0; i < config.virtio_mmio.size(); ++i)
         devices.push_back(virtio_mmio(i, config.virtio_mmio[i]));
     Bytes aml = aml::scope("\\_SB_", devices);

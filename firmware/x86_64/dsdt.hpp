@@ -9,6 +9,7 @@
 //     Device (MBRD)   PNP0C02 motherboard resources (with PCI): reserves the ECAM window, where
 //                     Linux looks before it trusts the MCFG
 //     Device (COM1)   PNP0501 at 0x3f8, IRQ 4
+//     Device (PS2K)   PNP0303 i8042 keyboard controller at 0x60 and 0x64, IRQ 1
 //     Device (VRnn)   "LNRO0005" virtio-mmio: register window and edge-triggered interrupt
 //   }
 //   Name (\_S5_, Package () { acpi_s5_sleep_type, 0, 0, 0 })

@@ -103,6 +103,11 @@ inline constexpr std::uint8_t acpi_s5_sleep_type = 5;
 inline constexpr std::uint16_t serial_com1_base = 0x3f8;
 inline constexpr std::uint8_t serial_com1_ports = 8;
 inline constexpr std::uint8_t serial_com1_irq = 4;
+// The PC/AT keyboard controller (devices/legacy/i8042.hpp) and its keyboard's interrupt; the DSDT
+// describes them.
+inline constexpr std::uint16_t i8042_data_port = 0x60;
+inline constexpr std::uint16_t i8042_command_port = 0x64;
+inline constexpr std::uint8_t i8042_keyboard_irq = 1;
 // Local APIC and IO-APIC, where the in-kernel irqchip puts them.
 inline constexpr GuestAddress ioapic_start{0xfec0'0000};
 inline constexpr GuestAddress lapic_start{0xfee0'0000};

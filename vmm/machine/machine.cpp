@@ -34,9 +34,6 @@ constexpr int halt_rounds_needed = 2;
 // landed between a vCPU's look at the pause gate and its next KVM_RUN, and was cleared).
 constexpr auto pause_kick_interval = std::chrono::milliseconds(20);
 
-constexpr std::uint16_t i8042_data_port = 0x60;
-constexpr std::uint16_t i8042_command_port = 0x64;
-constexpr std::uint32_t keyboard_irq = 1;  // ISA IRQ 1: IOAPIC pin 1 and the PIC's IRQ 1
 // PCI configuration mechanism #1: the address at 0xCF8, the data at 0xCFC-0xCFF.
 constexpr std::uint16_t pci_config_port = 0xcf8;
 constexpr std::uint16_t pci_config_ports = 8;
@@ -153,10 +150,10 @@ void Machine::create_devices() {
     serial_ = std::make_shared<Serial>(*com1_irq_, serial_out);
     pio_.insert(serial_, com1_port, Serial::port_count);
 
-    keyboard_irq_ = std::make_unique<IrqfdLine>(vm_, keyboard_irq);
+    keyboard_irq_ = std::make_unique<IrqfdLine>(vm_, x86_64::i8042_keyboard_irq);
     i8042_ = std::make_shared<I8042>(*keyboard_irq_, [this] { stop_.request(StopKind::reset); });
-    pio_.insert(i8042_, i8042_data_port, 1);
-    pio_.insert(i8042_, i8042_command_port, 1);
+    pio_.insert(i8042_, x86_64::i8042_data_port, I8042::port_length);
+    pio_.insert(i8042_, x86_64::i8042_command_port, I8042::port_length);
 
     boot_timer_ = std::make_shared<BootTimer>(
         &since_process_start, [](ProcessTimes at) { process_timeline().mark(Phase::boot_timer, at); });

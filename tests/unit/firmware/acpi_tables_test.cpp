@@ -438,7 +438,7 @@ std::string address_after(std::string const& dsl, std::string const& heading) {
 
 }  // namespace
 
-TEST_CASE("iasl disassembles the DSDT with PCI: root bridge, _PRT, ECAM, COM1, virtio-mmio, _S5_",
+TEST_CASE("iasl disassembles the DSDT with PCI: root bridge, _PRT, ECAM, COM1, i8042, virtio-mmio, _S5_",
           "[firmware][acpi][iasl]") {
     auto const tables = write_and_read(pci_config());
     auto const dsl = clean_disassembly(tables.by_signature.at("DSDT")).dsl;
@@ -465,6 +465,13 @@ TEST_CASE("iasl disassembles the DSDT with PCI: root bridge, _PRT, ECAM, COM1, v
     CHECK(s.find("IO(Decode16,0x03F8,//RangeMinimum0x03F8,//RangeMaximum0x01,//Alignment0x08,") !=
           std::string::npos);
     CHECK(s.find("IRQNoFlags(){4}") != std::string::npos);
+    CHECK(s.find("Device(PS2K){Name(_HID,EisaId(\"PNP0303\")") != std::string::npos);
+    CHECK(s.find("IO(Decode16,0x0060,//RangeMinimum0x0060,//RangeMaximum0x01,//Alignment0x01,") !=
+          std::string::npos);
+    CHECK(s.find("IO(Decode16,0x0064,//RangeMinimum0x0064,//RangeMaximum0x01,//Alignment0x01,") !=
+          std::string::npos);
+    CHECK(s.find("IRQNoFlags(){1}") != std::string::npos);
+    CHECK(s.find("PNP0F13") == std::string::npos);  // no mouse
     CHECK(occurrences(s, "Name(_HID,\"LNRO0005\")") == 2);
     CHECK(s.find("Device(VR01){Name(_HID,\"LNRO0005\")//_HID:HardwareIDName(_UID,One)") != std::string::npos);
     CHECK(s.find("Memory32Fixed(ReadWrite,0xD0001000,//AddressBase0x00001000,") != std::string::npos);
