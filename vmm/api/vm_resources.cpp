@@ -337,6 +337,8 @@ KvmletSettings read_kvmlet_settings(Json const& json, std::string const& path) {
     k.timeline = in.optional_string("timeline");
     if (auto v = read_named(in, "console", consoles)) k.console = *v;
     if (auto v = in.optional_bool("acpi")) k.acpi = *v;
+    if (auto v = in.optional_uint("stop_grace_ms", 0, KvmletSettings::max_stop_grace_ms))
+        k.stop_grace_ms = *v;
     in.finish();
     return k;
 }
@@ -476,7 +478,8 @@ Json to_json(VmResources const& r) {
     out["kvmlet"] = Json{{"transport", name_of(r.kvmlet.transport, transports)},
                          {"host_compat", name_of(r.kvmlet.host_compat, host_compats)},
                          {"console", name_of(r.kvmlet.console, consoles)},
-                         {"acpi", r.kvmlet.acpi}};
+                         {"acpi", r.kvmlet.acpi},
+                         {"stop_grace_ms", r.kvmlet.stop_grace_ms}};
     if (r.kvmlet.timeline) out["kvmlet"]["timeline"] = *r.kvmlet.timeline;
     return out;
 }
@@ -546,6 +549,7 @@ MachineConfig to_machine_config(VmResources const& r) {
     if (r.kvmlet.timeline) c.timeline = *r.kvmlet.timeline;
     c.console = r.kvmlet.console;
     c.acpi = r.kvmlet.acpi;
+    c.stop_grace = std::chrono::milliseconds(r.kvmlet.stop_grace_ms);
     return c;
 }
 

@@ -100,6 +100,9 @@ struct KvmletSettings {
     std::optional<std::string> timeline;
     ConsoleKind console = ConsoleKind::serial;
     bool acpi = true;
+    // How long a stop signal waits for the guest to shut down after Ctrl-Alt-Del (0: not at all).
+    std::uint64_t stop_grace_ms = 3000;
+    static constexpr std::uint64_t max_stop_grace_ms = 600'000;
 };
 
 struct VmResources {

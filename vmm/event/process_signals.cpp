@@ -22,7 +22,9 @@ constexpr int dump_signal = SIGUSR2;
 // Read by the handlers, so plain globals: lock-free atomics and file descriptors are all a
 // handler may touch.
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_stop_count{0};
 int g_stop_fd = -1;
+int g_again_fd = -1;
 int g_dump_fd = -1;
 bool g_installed = false;
 std::array<struct sigaction, stop_signals.size() + 1> g_previous{};
@@ -41,6 +43,7 @@ void on_stop_signal(int sig) {
     int none = 0;
     g_stop_signal.compare_exchange_strong(none, sig);
     ring(g_stop_fd);
+    if (g_stop_count.fetch_add(1) >= 1) ring(g_again_fd);
 }
 
 void on_dump_signal(int) {
@@ -67,7 +70,9 @@ ProcessSignals::ProcessSignals() {
     if (g_installed) throw Error("process signals: already installed");
     g_stop_fd = make_eventfd();
     g_dump_fd = make_eventfd();
+    g_again_fd = make_eventfd();
     g_stop_signal.store(0);
+    g_stop_count.store(0);
     for (std::size_t i = 0; i < stop_signals.size(); ++i)
         install(stop_signals[i], on_stop_signal, &g_previous[i]);
     install(dump_signal, on_dump_signal, &g_previous.back());
@@ -80,7 +85,8 @@ ProcessSignals::~ProcessSignals() {
     ::sigaction(dump_signal, &g_previous.back(), nullptr);
     ::close(g_stop_fd);
     ::close(g_dump_fd);
-    g_stop_fd = g_dump_fd = -1;
+    ::close(g_again_fd);
+    g_stop_fd = g_dump_fd = g_again_fd = -1;
     g_installed = false;
 }
 
@@ -94,6 +100,9 @@ StopReason ProcessSignals::stop_reason() const {
 
 int ProcessSignals::stop_fd() const noexcept {
     return g_stop_fd;
+}
+int ProcessSignals::again_fd() const noexcept {
+    return g_again_fd;
 }
 int ProcessSignals::dump_fd() const noexcept {
     return g_dump_fd;

@@ -24,6 +24,9 @@ public:
     StopReason stop_reason() const;
     // Readable from the first stop signal on, for good: every later event loop sees it at once.
     int stop_fd() const noexcept;
+    // Readable from the second stop signal on, for good: "stop now", where the first one only
+    // asked the guest to shut down (MachineConfig::stop_grace).
+    int again_fd() const noexcept;
     // Readable after a SIGUSR2; take_dump_request() reads it back to unreadable.
     int dump_fd() const noexcept;
     bool take_dump_request() noexcept;

@@ -339,13 +339,37 @@ void Machine::watch_for_halt() {
     });
 }
 
+// A stop signal: stop now, or (with stop_grace, a running guest and a keyboard that takes the
+// keys) ask the guest to shut down first, and stop when the grace runs out or a second signal
+// comes. The guest's own reset or power-off, if it comes first, is the machine's stop reason.
+void Machine::on_stop_signal(ProcessSignals& signals, boost::asio::posix::stream_descriptor& again,
+                             boost::asio::steady_timer& grace) {
+    std::string reason = signals.stop_reason().message;
+    if (!config_.stop_grace || config_.stop_grace->count() == 0 || paused() || !send_ctrl_alt_del()) {
+        stop_.request(StopKind::signal, reason);
+        return;
+    }
+    log::info("{}: asked the guest to shut down (Ctrl-Alt-Del); stopping it in {} ms, or at a second signal",
+              reason, config_.stop_grace->count());
+    grace.expires_after(*config_.stop_grace);
+    grace.async_wait([this, reason](boost::system::error_code ec) {
+        if (!ec) stop_.request(StopKind::signal, reason + ", and the guest did not shut down in time");
+    });
+    again.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                     [this, reason](boost::system::error_code ec) {
+                         if (!ec) stop_.request(StopKind::signal, reason + " twice");
+                     });
+}
+
 StopReason Machine::run(ProcessSignals& signals) {
     using boost::asio::posix::stream_descriptor;
     started_.store(true, std::memory_order_release);
     // Duplicates: the descriptors close theirs, the process keeps its own.
     stream_descriptor stop_watch(io_, duplicate_fd(signals.stop_fd()));
+    stream_descriptor again_watch(io_, duplicate_fd(signals.again_fd()));
+    boost::asio::steady_timer grace(io_);
     stop_watch.async_wait(stream_descriptor::wait_read, [&](boost::system::error_code ec) {
-        if (!ec) stop_.request(StopKind::signal, signals.stop_reason().message);
+        if (!ec) on_stop_signal(signals, again_watch, grace);
     });
     if (config_.console != ConsoleKind::none) {
         console_in_ = std::make_unique<ConsoleInput>(

@@ -3,6 +3,7 @@
 // one thread per vCPU, and the VMM thread (the caller of run()) on the event loop.
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
@@ -100,6 +101,8 @@ private:
     void stop_vcpus() noexcept;
     void kick_vcpus() noexcept;
     void watch_for_halt();
+    void on_stop_signal(ProcessSignals& signals, boost::asio::posix::stream_descriptor& again,
+                        boost::asio::steady_timer& grace);
 
     MachineConfig config_;
     HostCompat host_compat_;

@@ -1,6 +1,7 @@
 #pragma once
 // Everything needed to build a machine, filled from the command line (vmm/cli) or, later, a
 // config file or the control API. Plain values: validated by whoever fills it.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -56,6 +57,10 @@ struct MachineConfig {
     // the MP table, and virtio-mmio devices from the command line kvmlet appends.
     bool acpi = true;
     bool verbose = false;
+    // On a stop signal (SIGTERM, SIGINT, SIGHUP), first ask the guest to shut down (Ctrl-Alt-Del
+    // on the i8042 keyboard) and stop only if it has not after this long, or at a second signal.
+    // nullopt: stop at once (kvmlet run). The Firecracker way sets it (api/vm_resources.hpp).
+    std::optional<std::chrono::milliseconds> stop_grace;
 
     static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";
     static constexpr std::uint32_t max_cpus = 64;

@@ -64,6 +64,11 @@ TEST_CASE("without boot_args the machine gets kvmlet's default command line and 
     CHECK(c.transport == VirtioTransport::mmio);
     CHECK(c.cpus == 1);
     CHECK(c.memory_bytes == 128 * MiB);
+    // A stop signal first asks the guest to shut down, as Firecracker's clients expect.
+    CHECK(c.stop_grace == std::chrono::milliseconds(3000));
+    CHECK(to_machine_config(
+              parse(R"({"boot-source": {"kernel_image_path": "k"}, "kvmlet": {"stop_grace_ms": 0}})"))
+              .stop_grace == std::chrono::milliseconds(0));
 }
 
 TEST_CASE("a read-only root device by PARTUUID is named so on the command line", "[api]") {
