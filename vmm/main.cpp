@@ -195,6 +195,13 @@ ExitStatus run_firecracker(api::FirecrackerOptions const& options) {
     return exit_status(reason.kind);
 }
 
+// The one error line that ends kvmlet: in the log, and on stderr too when the log goes to a file.
+void report_fatal(std::string_view message) noexcept {
+    log::error("{}", message);
+    if (api::log_goes_to_a_file())
+        std::fprintf(stderr, "kvmlet: error: %.*s\n", static_cast<int>(message.size()), message.data());
+}
+
 // argv[0]'s file name: kvmlet speaks Firecracker's command line when called "firecracker".
 bool called_firecracker(char const* argv0) {
     if (argv0 == nullptr) return false;
@@ -259,10 +266,10 @@ int main(int argc, char** argv) {
             std::fputs(cli::usage().c_str(), stderr);
         return static_cast<int>(ExitStatus::usage_error);
     } catch (Error const& e) {
-        log::error("{}", e.what());
+        report_fatal(e.what());
         return static_cast<int>(e.status());
     } catch (std::exception const& e) {
-        log::error("{}", e.what());
+        report_fatal(e.what());
         return static_cast<int>(ExitStatus::setup_error);
     }
 }

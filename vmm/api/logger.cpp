@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -11,6 +12,8 @@
 
 namespace kvmlet::api {
 namespace {
+
+std::atomic<bool> log_redirected{false};
 
 log::Level level_of(std::string const& name) {
     // Off still shows errors: kvmlet's one error line is how a failed start is reported.
@@ -38,6 +41,11 @@ void apply_logger(LoggerSettings const& settings) {
     }
     // Lines are written whole (log.cpp); a pipe that fills up drops them rather than block kvmlet.
     log::set_output(fd);  // kept open for the rest of the process
+    log_redirected.store(true);
+}
+
+bool log_goes_to_a_file() noexcept {
+    return log_redirected.load();
 }
 
 }  // namespace kvmlet::api
