@@ -41,6 +41,17 @@ TEST_CASE("a stop signal is remembered for good and keeps the stop descriptor re
     CHECK(readable(signals.stop_fd()));
 }
 
+TEST_CASE("the second stop signal, and only it, makes the again descriptor readable") {
+    ProcessSignals signals;
+    CHECK_FALSE(readable(signals.again_fd()));
+    ::raise(SIGTERM);
+    CHECK(readable(signals.stop_fd()));
+    CHECK_FALSE(readable(signals.again_fd()));
+    ::raise(SIGINT);
+    CHECK(readable(signals.again_fd()));
+    CHECK(signals.stop_signal() == SIGTERM);
+}
+
 TEST_CASE("SIGUSR2 makes a dump request that is taken once") {
     ProcessSignals signals;
     CHECK_FALSE(signals.take_dump_request());
