@@ -482,6 +482,46 @@ def case_ctrl_alt_del(args):
     return c.finish()
 
 
+# --- sigterm ------------------------------------------------------------------------------------
+
+def case_sigterm(args):
+    """The Firecracker way, SIGTERM first asks the guest to shut down (docs/api.md, Stopping):
+    a guest with a keyboard driver resets on the Ctrl-Alt-Del it gets, and kvmlet reports the
+    reset; a guest that ignores the keys is stopped when kvmlet.stop_grace_ms runs out (and not
+    before); a second SIGTERM stops it at once."""
+    c = Checks(args.contract)
+    grace_ms = 2000
+    with Scene("api-sigterm") as scene:
+        for name, guest, signals, outcome in (
+                ("keyboard", "ctrl_alt_del", 1, "guest reset"),
+                ("no keyboard", "serial_echo", 1, "did not shut down in time"),
+                ("second signal", "serial_echo", 2, "received Terminated twice")):
+            config = scene.path(f"{guest}-{signals}.json")
+            with open(config, "w") as f:
+                json.dump({"boot-source": {"kernel_image_path": args.guest(guest)},
+                           "machine-config": {"vcpu_count": 1, "mem_size_mib": 32},
+                           "kvmlet": {"stop_grace_ms": grace_ms}}, f)
+            k = scene.kvmlet([args.kvmlet, "firecracker", "--no-api", "--config-file", config])
+            ready = "keyboard ready" if guest == "ctrl_alt_del" else ""
+            c.check(k.wait_for_output(ready) if ready else k.running(), f"{name}: the guest runs")
+            time.sleep(0.2)
+            started = time.monotonic()
+            k.signal(signal.SIGTERM)
+            if signals == 2:
+                time.sleep(0.2)
+                k.signal(signal.SIGTERM)
+            status = k.wait(60)
+            took = time.monotonic() - started
+            c.check(status == 0, f"{name}: SIGTERM ends kvmlet with status 0", f"status {status}")
+            c.check("asked the guest to shut down" in k.stderr(), f"{name}: kvmlet said it asked the guest first")
+            c.check(outcome in k.stderr(), f"{name}: stderr says '{outcome}'")
+            if name == "no keyboard":
+                c.check(took >= grace_ms / 1000, f"{name}: kvmlet waited the whole grace", f"{took:.2f} s")
+            if c.failures:
+                k.report()
+    return c.finish()
+
+
 # --- socket -------------------------------------------------------------------------------------
 
 def case_socket(args):
@@ -670,7 +710,7 @@ def case_start_then_pause(args):
     return c.finish()
 
 
-CASES = {"pre_boot": case_pre_boot, "start_then_pause": case_start_then_pause, "ctrl_alt_del": case_ctrl_alt_del, "post_boot": case_post_boot, "socket": case_socket,
+CASES = {"pre_boot": case_pre_boot, "start_then_pause": case_start_then_pause, "ctrl_alt_del": case_ctrl_alt_del, "sigterm": case_sigterm, "post_boot": case_post_boot, "socket": case_socket,
          "concurrency": case_concurrency}
 
 if __name__ == "__main__":
