@@ -57,16 +57,25 @@ void claim_path(std::string const& path) {
 
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(stream_protocol::socket socket, Handler& handler, std::shared_ptr<std::size_t> open)
-        : socket_(std::move(socket)),
-          deadline_(socket_.get_executor()),
-          handler_(handler),
-          open_(std::move(open)) {
-        ++*open_;
+    Session(stream_protocol::socket socket, Handler& handler)
+        : socket_(std::move(socket)), deadline_(socket_.get_executor()), handler_(handler) {}
+
+    bool closed() const noexcept { return closed_; }
+    // Since when it waits for (the rest of) a request; nullopt while one is being served.
+    std::optional<std::chrono::steady_clock::time_point> reading_since() const noexcept {
+        return reading_since_;
     }
-    ~Session() { --*open_; }
+
+    void close() {
+        closed_ = true;
+        boost::system::error_code ignored;
+        socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+        deadline_.cancel();
+    }
 
     void read() {
+        reading_since_ = std::chrono::steady_clock::now();
         parser_.emplace();
         parser_->header_limit(max_header_bytes);
         parser_->body_limit(max_request_body);
@@ -85,15 +94,9 @@ private:
         });
     }
 
-    void close() {
-        boost::system::error_code ignored;
-        socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
-        socket_.close(ignored);
-        deadline_.cancel();
-    }
-
     void on_read(boost::beast::error_code ec) {
         deadline_.cancel();
+        reading_since_.reset();
         if (ec == http::error::body_limit) {
             bool mmds = parser_->get().target().starts_with("/mmds");
             keep_alive_ = false;
@@ -147,7 +150,8 @@ private:
     stream_protocol::socket socket_;
     boost::asio::steady_timer deadline_;
     Handler& handler_;
-    std::shared_ptr<std::size_t> open_;
+    bool closed_ = false;
+    std::optional<std::chrono::steady_clock::time_point> reading_since_;
     boost::beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     http::response<http::string_body> response_;
@@ -155,10 +159,7 @@ private:
 };
 
 ApiServer::ApiServer(std::string path, Handler handler)
-    : path_(std::move(path)),
-      handler_(std::move(handler)),
-      acceptor_(io_),
-      open_sessions_(std::make_shared<std::size_t>(0)) {
+    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io_) {
     claim_path(path_);
     acceptor_.open();
     // Mode 0600 from the start: the umask applies to bind(2); no other thread runs yet.
@@ -197,17 +198,40 @@ void ApiServer::post(std::function<void()> work) {
     boost::asio::post(io_, std::move(work));
 }
 
+bool ApiServer::make_room() {
+    sessions_.remove_if([](std::weak_ptr<Session> const& weak) {
+        auto session = weak.lock();
+        return !session || session->closed();
+    });
+    if (sessions_.size() < max_connections) return true;
+    // The one that has waited longest for a request (an idle keep-alive connection, or a client
+    // that stopped halfway): a client holding many connections open cannot lock others out.
+    std::shared_ptr<Session> oldest;
+    for (auto const& weak : sessions_) {
+        auto session = weak.lock();
+        auto since = session ? session->reading_since() : std::nullopt;
+        if (since && (!oldest || *since < *oldest->reading_since())) oldest = session;
+    }
+    if (!oldest) return false;
+    if (session_log_limit.allow())
+        log::warn("api: {} connections open, closing the longest idle one", max_connections);
+    oldest->close();
+    return true;
+}
+
 void ApiServer::accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
         if (ec == boost::asio::error::operation_aborted) return;
         if (!ec) {
-            if (*open_sessions_ >= max_connections) {
+            if (make_room()) {
+                auto session = std::make_shared<Session>(std::move(socket), handler_);
+                sessions_.push_back(session);
+                session->read();
+            } else {
                 if (session_log_limit.allow())
-                    log::warn("api: {} connections open, closing a new one", max_connections);
+                    log::warn("api: {} connections busy, closing a new one", max_connections);
                 boost::system::error_code ignored;
                 socket.close(ignored);
-            } else {
-                std::make_shared<Session>(std::move(socket), handler_, open_sessions_)->read();
             }
         } else if (session_log_limit.allow()) {
             log::warn("api: accept: {}", ec.message());

@@ -3,7 +3,9 @@
 // its own, so no client can hold up the machine's event loop or its vCPUs. Each request goes to
 // a handler with a reply callback, which may be called later and from any thread.
 //
-// Limits (a client is untrusted): at most max_connections at once (more are closed at once);
+// Limits (a client is untrusted): at most max_connections at once (at the limit, the connection
+// that has waited longest for its next request is closed to make room; when none waits, the new
+// one is closed);
 // request headers up to 8 KiB and bodies up to max_request_body bytes (more: 400, or 413 for
 // /mmds, and the connection is closed); a connection that sends nothing for idle_timeout, or does
 // not take its response within it, is closed.
@@ -11,6 +13,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -42,12 +45,15 @@ public:
 private:
     class Session;
     void accept();
+    // Whether a new connection may open, after closing the longest idle one if need be.
+    bool make_room();
 
     std::string path_;
     Handler handler_;
     boost::asio::io_context io_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
-    std::shared_ptr<std::size_t> open_sessions_;
+    // Open connections, API thread only.
+    std::list<std::weak_ptr<Session>> sessions_;
     std::thread thread_;
 };
 
