@@ -125,6 +125,9 @@ def run(vm, sock, images, small, big, metrics):
         lines = [json.loads(line) for line in f]
     if not lines or lines[-1].get("id") != "linux1" or "block_scratch" not in lines[-1]:
         raise SystemExit(f"FAIL: no metrics line with the drive: {lines[-1:] or 'none'}")
+    boot = lines[-1].get("boot_timeline_us", {})
+    if not boot.get("first_kvm_run") or not boot.get("boot_timer") or boot["boot_timer"] < boot["first_kvm_run"]:
+        raise SystemExit(f"FAIL: the metrics' boot timeline lacks the guest's boot: {boot}")
     reads = sum(line["block_scratch"]["read_count"] for line in lines)
     if reads == 0:
         raise SystemExit("FAIL: metrics show no reads from the drive, though the guest's kernel read it")

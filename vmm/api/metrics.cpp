@@ -85,6 +85,15 @@ Json MetricsWriter::line(Machine const& machine) {
     }
     out["vcpu"] = vcpu;
 
+    // The boot so far: when each phase was reached, in µs of wall time since the process started
+    // (not a delta: a phase is reached once).
+    Json boot = Json::object();
+    for (std::size_t i = 0; i < phase_count; ++i) {
+        auto phase = static_cast<Phase>(i);
+        if (auto at = timeline.reached(phase)) boot[std::string(name(phase))] = at->wall_us;
+    }
+    out["boot_timeline_us"] = boot;
+
     std::size_t disks = 0, nets = 0;
     for (auto const& device : machine.device_metrics()) {
         std::string section;

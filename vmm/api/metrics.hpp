@@ -4,7 +4,8 @@
 // As in Firecracker, a counter shows what it grew by since the previous line; the line holds
 // "utc_timestamp_ms", "vcpu" (VM exits to kvmlet by reason), "block" and "net" (sums) with
 // "block_<drive_id>" and "net_<iface_id>" for each device, "entropy", "vsock",
-// "virtio_console" where present, and "id" and "properties" as configured.
+// "virtio_console" where present, "boot_timeline_us" (when each boot phase was reached, µs since
+// the process started), and "id" and "properties" as configured.
 #include <chrono>
 #include <condition_variable>
 #include <map>
