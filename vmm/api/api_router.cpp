@@ -152,7 +152,7 @@ ApiResponse ApiRouter::route(ApiRequest const& request, Reply& reply, bool& defe
             return ApiResponse::no_content();
         }
         only(1);
-        if (m == "GET") return ApiResponse::ok(mmds_data_);
+        if (m == "GET") return ApiResponse{200, resources_.mmds_store->json_text()};
         if (m == "PUT" || m == "PATCH") return put_mmds(m, request.body);
         return wrong_method();
     }
@@ -290,14 +290,22 @@ ApiResponse ApiRouter::patch_network_interface(std::string const& id, Json const
 ApiResponse ApiRouter::put_mmds(std::string const& method, std::string const& body_text) {
     if (body_text.empty()) throw RequestFault{fmt::format("Empty {} request.", method)};
     Json body = parse_json(body_text, "request body");
+    auto& store = *resources_.mmds_store;
+    std::optional<std::string> error;
     if (method == "PUT") {
         if (!body.is_object()) throw RequestFault{"The MMDS contents must be a JSON object."};
-        mmds_data_ = std::move(body);
+        error = store.replace(body_text);
     } else {
         if (!body.is_object()) throw RequestFault{"The MMDS patch must be a JSON object."};
-        mmds_data_.merge_patch(body);  // RFC 7396, as Firecracker does
+        error = store.merge_patch(body_text);  // RFC 7396, as Firecracker does
     }
+    if (error) throw RequestFault{fmt::format("The MMDS contents: {}.", *error)};
     return ApiResponse::no_content();
+}
+
+void ApiRouter::set_mmds_data(Json const& data) {
+    if (auto error = resources_.mmds_store->replace(data.dump()))
+        throw ConfigError(fmt::format("MMDS contents: {}", *error));
 }
 
 }  // namespace kvmlet::api

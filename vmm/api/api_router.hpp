@@ -72,8 +72,8 @@ public:
     void started_elsewhere() noexcept { state_ = VmState::running; }
     VmState state() const noexcept { return state_; }
     VmResources const& resources() const noexcept { return resources_; }
-    // MMDS contents (PUT/PATCH/GET /mmds); initially from --metadata.
-    void set_mmds_data(Json data) { mmds_data_ = std::move(data); }
+    // MMDS contents (PUT/PATCH/GET /mmds; resources().mmds_store); initially from --metadata.
+    void set_mmds_data(Json const& data);
 
 private:
     ApiResponse route(ApiRequest const& request, Reply& reply, bool& deferred);
@@ -92,7 +92,6 @@ private:
     VmResources resources_;
     MachineControl& machine_;
     VmState state_ = VmState::not_started;
-    Json mmds_data_ = Json::object();
 };
 
 // The Firecracker version kvmlet speaks a subset of (GET /version, --version).

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -503,7 +505,27 @@ void say_what_is_not_acted_on(VmResources const& r) {
         if (n.mtu) not_acted_on("network-interfaces[].mtu", "VIRTIO_NET_F_MTU is not offered");
     }
     if (r.entropy && r.entropy->rate_limiter) not_acted_on("entropy.rate_limiter", "no rate limiters yet");
-    if (r.mmds) not_acted_on("mmds-config", "no MMDS yet");
+}
+
+std::array<std::uint8_t, 4> ipv4_bytes(std::string const& text) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (std::sscanf(text.c_str(), "%u.%u.%u.%u", &a, &b, &c, &d) != 4 || a > 255 || b > 255 || c > 255 ||
+        d > 255)
+        throw ConfigError(fmt::format("mmds-config.ipv4_address: \"{}\" is not an IPv4 address", text));
+    return {static_cast<std::uint8_t>(a), static_cast<std::uint8_t>(b), static_cast<std::uint8_t>(c),
+            static_cast<std::uint8_t>(d)};
+}
+
+// What an interface named in mmds-config serves; one token authority for the whole microVM.
+std::optional<virtio::net::mmds::MmdsConfig> mmds_config(VmResources const& r) {
+    if (!r.mmds || r.mmds->network_interfaces.empty()) return std::nullopt;
+    namespace mmds = virtio::net::mmds;
+    return mmds::MmdsConfig{.version = r.mmds->version == "V2" ? mmds::Version::v2 : mmds::Version::v1,
+                            .ipv4_address = ipv4_bytes(r.mmds->ipv4_address),
+                            .imds_compat = r.mmds->imds_compat,
+                            .store = r.mmds_store,
+                            .tokens = std::make_shared<mmds::TokenAuthority>(),
+                            .clock = {}};
 }
 
 std::string root_arguments(VmResources const& r) {
@@ -539,8 +561,14 @@ MachineConfig to_machine_config(VmResources const& r) {
                                      .id = d.drive_id.substr(0, 20),
                                      .cache = CacheMode::writeback});
     }
-    for (auto const& n : r.network_interfaces)
-        c.nets.push_back(NetInterfaceConfig{.tap = n.host_dev_name, .mac = n.guest_mac});
+    auto const mmds = mmds_config(r);
+    for (auto const& n : r.network_interfaces) {
+        bool const serves_mmds =
+            mmds && std::find(r.mmds->network_interfaces.begin(), r.mmds->network_interfaces.end(),
+                              n.iface_id) != r.mmds->network_interfaces.end();
+        c.nets.push_back(NetInterfaceConfig{
+            .tap = n.host_dev_name, .mac = n.guest_mac, .mmds = serves_mmds ? mmds : std::nullopt});
+    }
     if (r.entropy) c.rng = virtio::RngConfig{};
     if (r.vsock)
         c.vsock = virtio::VsockConfig{.guest_cid = r.vsock->guest_cid, .uds_path = r.vsock->uds_path};

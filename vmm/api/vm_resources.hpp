@@ -5,10 +5,12 @@
 // these types, so a field means the same in each.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "devices/virtio/net/mmds/mmds_store.hpp"
 #include "vmm/api/json_reader.hpp"
 #include "vmm/machine/machine_config.hpp"
 
@@ -116,6 +118,11 @@ struct VmResources {
     std::optional<MmdsSettings> mmds;
     std::optional<EntropySettings> entropy;
     KvmletSettings kvmlet;
+    // The MMDS data store (PUT/PATCH/GET /mmds, --metadata): one per microVM, shared by every
+    // copy of these resources and by the interfaces that serve MMDS, which read it on the VMM
+    // thread while the API thread writes it.
+    std::shared_ptr<virtio::net::mmds::MmdsStore> mmds_store =
+        std::make_shared<virtio::net::mmds::MmdsStore>();
 
     // Adds or replaces (same id) a drive; the root device, of which there is at most one, goes
     // first so that it becomes /dev/vda. Throws ConfigError.
@@ -153,7 +160,7 @@ Json to_json(MachineSettings const& machine);
 
 // What the machine is built from. Throws ConfigError for what cannot start (no kernel, a
 // setting kvmlet does not support); says once, in the log, which accepted fields it does not act
-// on yet (rate limiters, MMDS, metrics, ...).
+// on yet (rate limiters, ...). The interfaces named in mmds-config serve MMDS from mmds_store.
 MachineConfig to_machine_config(VmResources const& resources);
 
 }  // namespace kvmlet::api

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "devices/virtio/block/disk.hpp"
+#include "devices/virtio/net/mmds/mmds_config.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
 #include "devices/virtio/vsock/vsock_config.hpp"
 #include "vmm/base/guest_address.hpp"
@@ -32,6 +33,9 @@ struct NetInterfaceConfig {
     std::optional<std::string> tap;  // nullopt: tap=auto
     std::optional<std::string> mac;  // nullopt: a random locally administered address
     bool offloads = true;            // checksum and segmentation offloads
+    // MMDS answered on this interface (Firecracker's mmds-config names it); its store and token
+    // authority are the microVM's, shared with the API and the other MMDS interfaces.
+    std::optional<virtio::net::mmds::MmdsConfig> mmds{};
 };
 
 struct MachineConfig {

@@ -44,9 +44,11 @@ void add_nets(Inputs const& in, VirtioDevices& out) {
         NetInterfaceConfig const& net = in.config.nets[i];
         virtio::NetConfig device_config{.mac = interface_mac(net)};
         device_config.offloads = net.offloads;
+        device_config.mmds = net.mmds;
         auto tap = std::make_unique<virtio::net::Tap>(net.tap ? virtio::net::Tap::open(*net.tap)
                                                               : virtio::net::Tap::create());
-        log::debug("net: eth{} on TAP {}, MAC {}", i, tap->name(), device_config.mac.to_string());
+        log::debug("net: eth{} on TAP {}, MAC {}{}", i, tap->name(), device_config.mac.to_string(),
+                   net.mmds ? ", MMDS" : "");
         out.push_back(std::make_shared<virtio::NetDevice>(device_config, std::move(tap)));
     }
 }

@@ -42,6 +42,10 @@ NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint)
     // One byte more than the largest packet, so a packet that fills it is too big.
     packet_.resize(net::max_packet + 1);
     tx_copy_.resize(max_copied_packet);
+    if (config_.mmds) {
+        mmds_ = std::make_unique<net::mmds::MmdsStack>(*config_.mmds);
+        mmds_frame_.resize(net::max_gso_frame);
+    }
 }
 
 std::vector<Metric> NetDevice::metrics() const {
@@ -98,6 +102,7 @@ void NetDevice::reset() noexcept {
     rx_spare_.reset();
     delivery_.active = false;
     delivery_.chains.clear();
+    if (mmds_) mmds_->reset();
 }
 
 Work NetDevice::process_queue(std::size_t queue) noexcept {
@@ -108,6 +113,7 @@ Work NetDevice::process_queue(std::size_t queue) noexcept {
     } else if (queue == net::transmit_queue) {
         transmit();
         active_->signal(net::transmit_queue);
+        deliver_mmds_frames();
     }
     return Work::done;
 }
@@ -125,6 +131,14 @@ void NetDevice::endpoint_writable() noexcept {
     tx_waiting_ = false;
     transmit();
     active_->signal(net::transmit_queue);
+    deliver_mmds_frames();
+}
+
+// What MMDS answered to what the guest just sent goes to the guest now, if it has buffers.
+void NetDevice::deliver_mmds_frames() noexcept {
+    if (!mmds_ || !mmds_->has_frame()) return;
+    receive();
+    active_->signal(net::receive_queue);
 }
 
 void NetDevice::watch_readable() noexcept {

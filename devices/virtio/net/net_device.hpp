@@ -22,6 +22,10 @@
 // guest has no receive buffers the device reads nothing: packets stay queued in the endpoint,
 // and the driver's next notification of the receive queue resumes reading.
 //
+// MMDS: with NetConfig::mmds, every transmitted frame is first offered to the interface's MMDS
+// stack (mmds/mmds_stack.hpp); the frames it takes never reach the endpoint, and the frames it
+// makes go into receive chains before any packet from the endpoint.
+//
 // Every call handles at most max_packets_per_call packets per direction, then asks the watch to
 // call again, so neither a busy guest nor a busy peer can hold the event loop.
 #include <array>
@@ -36,6 +40,7 @@
 #include "devices/virtio/counter.hpp"
 #include "devices/virtio/net/endpoint.hpp"
 #include "devices/virtio/net/mac_address.hpp"
+#include "devices/virtio/net/mmds/mmds_stack.hpp"
 #include "devices/virtio/net/net_spec.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
@@ -53,7 +58,8 @@ namespace kvmlet::virtio {
 struct NetConfig {
     net::MacAddress mac;
     std::uint16_t mtu = net::default_mtu;
-    bool offloads = true;  // offer CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6
+    bool offloads = true;                       // offer CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6
+    std::optional<net::mmds::MmdsConfig> mmds{};  // nullopt: no MMDS on this interface
 };
 
 // Statistics, written by the device's thread and read by any (metrics, tests). Bytes are frame
@@ -79,6 +85,8 @@ struct NetCounters {
     Counter tx_outside_ram;
     Counter tx_errors;   // the endpoint refused the packet
     Counter tx_blocked;  // times the endpoint was full and transmission waited
+    Counter tx_mmds;     // transmitted frames MMDS took (not sent to the endpoint)
+    Counter rx_mmds;     // frames from MMDS put into receive chains
 
     std::uint64_t rx_dropped() const noexcept { return rx_too_big.value() + rx_malformed.value(); }
     std::uint64_t tx_dropped() const noexcept {
@@ -117,6 +125,8 @@ public:
     net::Endpoint& endpoint() noexcept { return *endpoint_; }
     NetConfig const& config() const noexcept { return config_; }
     NetCounters const& counters() const noexcept { return counters_; }
+    // The interface's MMDS stack, or nullptr.
+    net::mmds::MmdsStack const* mmds() const noexcept { return mmds_.get(); }
 
 private:
     struct UsedBuffer {
@@ -152,10 +162,13 @@ private:
                 std::uint64_t frame) noexcept;
     bool drop_tx(NetCounters::Counter& counter, char const* what) noexcept;
     bool offload_accepted(net::Header const& header) const noexcept;
+    bool take_for_mmds(DescriptorChain const& chain, net::Header const& header, std::uint64_t frame) noexcept;
+    void deliver_mmds_frames() noexcept;
 
     // Receive (net_receive.cpp).
     void receive() noexcept;
     bool receive_packet() noexcept;
+    bool receive_mmds_frame() noexcept;
     bool receive_failed(ssize_t result) noexcept;
     std::optional<RxChain> next_rx_chain(std::uint64_t min_capacity) noexcept;
     enum class RxVerdict { ok, too_big, too_short, bad_offload };
@@ -183,6 +196,9 @@ private:
     std::vector<iovec> iov_;          // scratch for one chain; reserved once
     std::vector<std::byte> packet_;   // one received packet, read whole
     std::vector<std::byte> tx_copy_;  // one small transmitted packet, copied out of guest RAM
+
+    std::unique_ptr<net::mmds::MmdsStack> mmds_;
+    std::vector<std::byte> mmds_frame_;  // one transmitted frame for MMDS, copied out of guest RAM
 
     NetCounters counters_;
     log::RateLimit failure_log_{10, std::chrono::seconds(5)};

@@ -11,6 +11,10 @@ namespace kvmlet::virtio {
 void NetDevice::receive() noexcept {
     for (std::uint32_t n = 0; n < max_packets_per_call; ++n) {
         if (delivery_.active && !continue_delivery()) return;  // waits for the driver's next buffers
+        if (mmds_ && mmds_->has_frame()) {  // MMDS's answers go before the endpoint's packets
+            if (!receive_mmds_frame()) return;
+            continue;
+        }
         if (!receive_packet()) return;
     }
     watch_readable();  // the bound: come back once the loop has served the others
@@ -42,6 +46,31 @@ bool NetDevice::receive_packet() noexcept {
     header.flags &= static_cast<std::uint8_t>(net::header_flag::needs_csum | net::header_flag::data_valid);
     header.num_buffers = 1;
     std::memcpy(packet_.data(), &header, sizeof header);
+    delivery_.active = true;
+    delivery_.chains.clear();
+    delivery_.offset = 0;
+    delivery_.length = static_cast<std::size_t>(length);
+    place(*rx);
+    delivery_.first = std::move(rx->chain);
+    if (delivery_.offset == delivery_.length) finish_delivery();
+    return true;
+}
+
+// Puts MMDS's next frame into the next receive chain; false when the guest has none.
+bool NetDevice::receive_mmds_frame() noexcept {
+    auto rx = next_rx_chain(sizeof(net::Header) + net::ethernet_header);
+    if (!rx) return false;
+    net::Header header{};
+    header.num_buffers = 1;  // the stack completes every checksum: no flags
+    std::memcpy(packet_.data(), &header, sizeof header);
+    std::size_t const frame = mmds_->next_frame(std::span(packet_).subspan(sizeof header));
+    std::uint64_t const length = sizeof header + frame;
+    if (frame == 0 || (length > rx->capacity && !acked(net::feature::mrg_rxbuf))) {
+        if (frame != 0) drop_rx(RxVerdict::too_big);  // the guest's TCP asks again (tcp_connection.hpp)
+        rx_spare_ = std::move(rx->chain);
+        return true;
+    }
+    counters_.rx_mmds.add();
     delivery_.active = true;
     delivery_.chains.clear();
     delivery_.offset = 0;

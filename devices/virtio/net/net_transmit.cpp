@@ -1,4 +1,6 @@
 // NetDevice, transmit side: guest chains to endpoint packets (see net_device.hpp).
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -43,6 +45,7 @@ bool NetDevice::send_packet(DescriptorChain const& chain) noexcept {
                                     : net::max_gso_frame;
     if (frame > limit)
         return drop_tx(counters_.tx_too_big, "transmitted frame larger than the offloads allow");
+    if (mmds_ && take_for_mmds(chain, header, frame)) return true;
     header.num_buffers = 0;  // §5.1.6.2: unused on transmit
     // The header goes out from this copy, the one checked above: never read twice.
     if (!gather(chain, header, reader, frame))
@@ -71,6 +74,26 @@ bool NetDevice::gather(DescriptorChain const& chain, net::Header const& header, 
     iov_.push_back(iovec{const_cast<net::Header*>(&header), sizeof header});
     return view_buffers(active_->memory(), chain, Direction::readable, sizeof header, all_bytes, iov_)
         .has_value();
+}
+
+// Whether the frame is for MMDS (its first bytes say so): then it is copied out once and handed
+// to the stack, which checks all of it on that copy, and it does not reach the endpoint.
+bool NetDevice::take_for_mmds(DescriptorChain const& chain, net::Header const& header,
+                              std::uint64_t frame) noexcept {
+    std::array<std::byte, net::mmds::MmdsStack::classify_bytes> first{};
+    auto const prefix =
+        std::span(first).first(static_cast<std::size_t>(std::min<std::uint64_t>(frame, first.size())));
+    ChainReader peek(active_->memory(), chain);
+    if (!peek.skip(sizeof header) || !peek.read(prefix)) return false;  // outside RAM: gather() says so
+    if (!mmds_->addressed_to_mmds(prefix)) return false;
+    counters_.tx_mmds.add();
+    // frame <= max_gso_frame, the buffer's size (send_packet checked it against the limits).
+    auto const whole = std::span(mmds_frame_).first(static_cast<std::size_t>(frame));
+    ChainReader reader(active_->memory(), chain);
+    if (!reader.skip(sizeof header) || !reader.read(whole))
+        return drop_tx(counters_.tx_outside_ram, "transmit buffer outside RAM");
+    mmds_->handle_frame(whole, (header.flags & net::header_flag::needs_csum) != 0);
+    return true;
 }
 
 bool NetDevice::drop_tx(NetCounters::Counter& counter, char const* what) noexcept {
