@@ -411,6 +411,39 @@ def vsock_seeds():
     return s
 
 
+def mmds_seeds():
+    """fuzz_mmds.cpp: built segments through a whole exchange, raw frames, ARP, V2 tokens."""
+    SYN, ACK, PSH, FIN, RST = 2, 16, 8, 1, 4
+
+    def seg(port, flags, request=None, raw=b'', window=0xffff, options=0, seq=0, ack=0):
+        choice = bytes([request]) if request is not None else bytes([128, len(raw)]) + raw
+        return bytes([1, port, flags]) + struct.pack('<bbHB', seq, ack, window, options) + choice
+
+    def read(n=32):
+        return bytes([2, n])
+
+    def exchange(port, request, config_ops=b''):
+        return (seg(port, SYN, options=0x51) + read() + seg(port, ACK) + seg(port, PSH | ACK, request) +
+                read() + seg(port, ACK) + read() + seg(port, FIN | ACK) + read() + seg(port, ACK) + read())
+
+    s = {}
+    s['v1-get'] = bytes([0]) + exchange(0, 0) + exchange(1, 1) + exchange(2, 4)
+    s['v2-token'] = bytes([1]) + exchange(0, 3) + exchange(1, 2) + exchange(2, 3) + bytes([3, 0x10, 0x0e]) + \
+        exchange(3, 3)
+    s['imds-compat'] = bytes([2]) + exchange(0, 1) + exchange(1, 5) + exchange(2, 6)
+    arp = bytes([4, 0, 2, 1, 4, 4, 2, 1, 4, 16, 2, 1])
+    eth = b'\xff' * 6 + b'\x06\x00\x00\x00\x00\x02' + b'\x08\x00'
+    ip = bytes([0x45, 0, 0, 40, 0, 0, 0x20, 0, 64, 6, 0, 0]) + bytes([169, 254, 1, 2, 169, 254, 169, 254])
+    tcp = struct.pack('>HHIIBBHHH', 40000, 80, 1, 0, 0x50, SYN, 1000, 0, 0)
+    raw = eth + ip + tcp
+    s['raw-frames'] = bytes([0]) + arp + bytes([0 | 8]) + struct.pack('<H', len(raw)) + raw + \
+        bytes([0]) + struct.pack('<H', len(raw)) + raw + bytes([0 | 8 | 16]) + struct.pack('<H', 20) + raw[:20] + read()
+    storm = b''.join(seg(i, ACK, ack=5) for i in range(20)) + read(64)
+    conns = b''.join(seg(i, SYN) for i in range(20)) + read(64) + bytes([3, 0x40, 0]) + seg(19, SYN) + read()
+    s['limits'] = bytes([0]) + storm + conns + seg(3, RST) + seg(4, RST, seq=5) + bytes([5, 1, 5, 0x80]) + read()
+    return s
+
+
 if __name__ == '__main__':
     write_corpus('fuzz_virtqueue', virtqueue_seeds())
     write_corpus('fuzz_virtio_blk', blk_seeds())
@@ -418,3 +451,4 @@ if __name__ == '__main__':
     write_corpus('fuzz_pci', pci_seeds())
     write_corpus('fuzz_virtio_net', net_seeds())
     write_corpus('fuzz_virtio_vsock', vsock_seeds())
+    write_corpus('fuzz_mmds', mmds_seeds())

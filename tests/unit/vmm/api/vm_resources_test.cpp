@@ -152,3 +152,25 @@ TEST_CASE("PATCH /machine-config changes only the fields given; PUT resets the r
     CHECK_THROWS_WITH(read_machine_settings(Json{{"mem_size_mib", 256}}, "m", base, false),
                       "m.vcpu_count: missing field");
 }
+
+TEST_CASE("the interfaces named in mmds-config serve MMDS from the resources' store", "[api]") {
+    VmResources r = parse(R"({
+        "boot-source": {"kernel_image_path": "vmlinux"},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"},
+                               {"iface_id": "eth1", "host_dev_name": "tap1"}],
+        "mmds-config": {"version": "V2", "network_interfaces": ["eth1"], "ipv4_address": "169.254.170.2",
+                        "imds_compat": true}})");
+    VmResources copy = r;  // as the API router holds its own
+    REQUIRE_FALSE(copy.mmds_store->replace(R"({"a": "b"})"));
+    MachineConfig c = to_machine_config(r);
+    REQUIRE(c.nets.size() == 2);
+    CHECK_FALSE(c.nets[0].mmds);
+    REQUIRE(c.nets[1].mmds);
+    auto const& m = *c.nets[1].mmds;
+    CHECK(m.version == virtio::net::mmds::Version::v2);
+    CHECK(m.ipv4_address == std::array<std::uint8_t, 4>{169, 254, 170, 2});
+    CHECK(m.imds_compat);
+    CHECK(m.tokens);
+    REQUIRE(m.store == r.mmds_store);
+    CHECK(m.store->json_text() == R"({"a":"b"})");
+}
