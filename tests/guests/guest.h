@@ -1,4 +1,4 @@
-/* Freestanding helpers shared by the tiny guests: port I/O, COM1, reset, halt.
+/* Freestanding helpers shared by the tiny guests: port and memory-mapped I/O, COM1, reset, halt.
  * Plain integer code only: kvmlet's development host emulates guest CPL0 code instruction by
  * instruction and cannot emulate SSE, popcnt, int3 and friends (see /work/shared/HOST.md). */
 #ifndef KVMLET_TESTS_GUESTS_GUEST_H
@@ -31,6 +31,14 @@ static inline uint8_t inb(uint16_t port)
     __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
     return value;
 }
+
+/* Memory-mapped registers; volatile, so each access happens once, in program order. */
+static inline uint8_t mmio_read8(uintptr_t address) { return *(volatile uint8_t *)address; }
+static inline uint16_t mmio_read16(uintptr_t address) { return *(volatile uint16_t *)address; }
+static inline uint32_t mmio_read32(uintptr_t address) { return *(volatile uint32_t *)address; }
+static inline void mmio_write8(uintptr_t address, uint8_t value) { *(volatile uint8_t *)address = value; }
+static inline void mmio_write16(uintptr_t address, uint16_t value) { *(volatile uint16_t *)address = value; }
+static inline void mmio_write32(uintptr_t address, uint32_t value) { *(volatile uint32_t *)address = value; }
 
 static inline void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 {

@@ -20,6 +20,7 @@ enum {
     PCI_CLASS_REVISION = 0x08, /* revision ID, then the 3-byte class code */
     PCI_BAR0 = 0x10,
     PCI_CAPABILITIES_POINTER = 0x34,
+    PCI_HEADER_SIZE = 0x40, /* capabilities start after it */
 
     /* §6.2.2 Command, §6.2.3 Status. */
     PCI_COMMAND_MEMORY = 1 << 1,

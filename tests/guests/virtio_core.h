@@ -1,4 +1,4 @@
-/* The transport-neutral half of the tiny guests' virtio drivers (virtio.h: MMIO, virtio_pci.c:
+/* The transport-neutral half of the tiny guests' virtio drivers (virtio.h: MMIO, virtio_pci_modern.h:
  * PCI): the device status bits, the reserved feature bits, and the driver side of one split
  * virtqueue (queue 0) of at most VIRTQ_SIZE descriptors with one chain in flight at a time. Guest
  * RAM is identity mapped, so a pointer into the image is the physical address the device sees.

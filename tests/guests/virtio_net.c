@@ -18,37 +18,10 @@
  * interrupts: the IOAPIC pins stay masked and MSI-X stays off. */
 #include "guest.h"
 #include "lapic.h"
-#include "pci.h"
-#include "virtio_core.h"
+#include "virtio_pci_modern.h"
 
 enum {
-    VIRTIO_NET_ID = 0x10411af4, /* device << 16 | vendor; virtio 1.2 §4.1.2.1: 0x1040 + type 1 */
-    PCI_HEADER_SIZE = 0x40,
-
-    /* §4.1.4 struct virtio_pci_cap. */
-    VIRTIO_CAP_CFG_TYPE = 3,
-    VIRTIO_CAP_BAR = 4,
-    VIRTIO_CAP_OFFSET = 8,
-    VIRTIO_CAP_NOTIFY_MULTIPLIER = 16,
-    VIRTIO_PCI_CAP_COMMON = 1,
-    VIRTIO_PCI_CAP_NOTIFY = 2,
-    VIRTIO_PCI_CAP_DEVICE = 4,
-    FOUND_ALL = 1 << VIRTIO_PCI_CAP_COMMON | 1 << VIRTIO_PCI_CAP_NOTIFY | 1 << VIRTIO_PCI_CAP_DEVICE,
-
-    /* §4.1.4.3 struct virtio_pci_common_cfg. */
-    COMMON_DEVICE_FEATURE_SELECT = 0x00,
-    COMMON_DEVICE_FEATURE = 0x04,
-    COMMON_DRIVER_FEATURE_SELECT = 0x08,
-    COMMON_DRIVER_FEATURE = 0x0c,
-    COMMON_DEVICE_STATUS = 0x14,
-    COMMON_CONFIG_GENERATION = 0x15,
-    COMMON_QUEUE_SELECT = 0x16,
-    COMMON_QUEUE_SIZE = 0x18,
-    COMMON_QUEUE_ENABLE = 0x1c,
-    COMMON_QUEUE_NOTIFY_OFF = 0x1e,
-    COMMON_QUEUE_DESC = 0x20,
-    COMMON_QUEUE_DRIVER = 0x28,
-    COMMON_QUEUE_DEVICE = 0x30,
+    VIRTIO_NET_TYPE = 1, /* virtio 1.2 §5.1.1: PCI device 1af4:1041 */
 
     /* §5.1.2 virtqueues, §5.1.4 device configuration layout. */
     NET_RECEIVE_QUEUE = 0,
@@ -99,14 +72,9 @@ static const char rx_text[] = "kvmlet host says hello to the tiny guest";
 static uint8_t tx_pattern(uint32_t i) { return (uint8_t)(7 * i + 3); }
 static uint8_t rx_pattern(uint32_t i) { return (uint8_t)(11 * i + 5); }
 
-/* The network function as its capabilities describe it. */
+/* The network function, and the MAC from its configuration. */
 struct virtio_net_pci {
-    uint8_t slot;
-    unsigned found; /* 1 << cfg_type of each capability seen */
-    uint64_t bar;
-    uint32_t common, notify, device, notify_multiplier; /* offsets into BAR 0 */
-    uint16_t notify_off[2];                            /* per queue */
-    uint64_t features;                                 /* accepted */
+    struct virtio_pci_dev pci;
     uint8_t mac[ETH_ALEN];
 };
 
@@ -114,13 +82,6 @@ static struct virtq rx_queue, tx_queue;
 static struct virtio_net_hdr rx_header, tx_header;
 static uint8_t rx_frame[ETH_FRAME_MAX];
 static uint8_t tx_frame[ETH_HEADER + sizeof tx_text + TX_PATTERN_BYTES];
-
-static inline uint8_t mmio_read8(uintptr_t address) { return *(volatile uint8_t *)address; }
-static inline uint16_t mmio_read16(uintptr_t address) { return *(volatile uint16_t *)address; }
-static inline uint32_t mmio_read32(uintptr_t address) { return *(volatile uint32_t *)address; }
-static inline void mmio_write8(uintptr_t address, uint8_t value) { *(volatile uint8_t *)address = value; }
-static inline void mmio_write16(uintptr_t address, uint16_t value) { *(volatile uint16_t *)address = value; }
-static inline void mmio_write32(uintptr_t address, uint32_t value) { *(volatile uint32_t *)address = value; }
 
 static void say(const char *text)
 {
@@ -145,151 +106,37 @@ static void put_mac(const uint8_t *mac)
 
 /* --- 1. The device on the bus ------------------------------------------------------------------ */
 
-static uint8_t find_net_slot(void)
-{
-    for (uint8_t slot = 1; slot < PCI_SLOTS; ++slot) {
-        if (pci_read32(slot, PCI_VENDOR_ID) == VIRTIO_NET_ID) return slot;
-    }
-    fail("no virtio-net 1af4:1041 on bus 0");
-}
-
-static void record_capability(struct virtio_net_pci *d, uint8_t cap)
-{
-    uint8_t type = pci_read8(d->slot, (uint8_t)(cap + VIRTIO_CAP_CFG_TYPE));
-    if (type != VIRTIO_PCI_CAP_COMMON && type != VIRTIO_PCI_CAP_NOTIFY && type != VIRTIO_PCI_CAP_DEVICE) {
-        return;
-    }
-    if (d->found & (1u << type)) return; /* §4.1.4: the first of a type is the preferred one */
-    if (pci_read8(d->slot, (uint8_t)(cap + VIRTIO_CAP_BAR)) != 0) fail("a virtio structure outside BAR 0");
-    uint32_t offset = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_OFFSET));
-    d->found |= 1u << type;
-    if (type == VIRTIO_PCI_CAP_COMMON) d->common = offset;
-    if (type == VIRTIO_PCI_CAP_DEVICE) d->device = offset;
-    if (type == VIRTIO_PCI_CAP_NOTIFY) {
-        d->notify = offset;
-        d->notify_multiplier = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_NOTIFY_MULTIPLIER));
-    }
-}
-
 static void find_device(struct virtio_net_pci *d)
 {
-    d->slot = find_net_slot();
-    int count = 0;
-    for (uint8_t cap = pci_first_capability(d->slot); cap != 0; cap = pci_next_capability(d->slot, cap)) {
-        if (++count > PCI_CAP_MAX) fail("the capability list loops");
-        if (cap < PCI_HEADER_SIZE) fail("a capability points into the header");
-        if (pci_read8(d->slot, cap) == PCI_CAP_VENDOR) record_capability(d, cap);
-    }
-    if (d->found != FOUND_ALL) fail("the common, notify or device configuration capability is missing");
-    d->bar = pci_bar_address(d->slot, 0);
-    if (d->bar == 0) fail("BAR 0 is not placed");
+    uint8_t slot = virtio_pci_find(VIRTIO_NET_TYPE);
+    if (slot == 0) fail("no virtio-net 1af4:1041 on bus 0");
+    const char *error = virtio_pci_probe(&d->pci, slot, 0, 0);
+    if (error) fail(error);
     say("virtio-net: at 00:");
-    serial_put_hex_digits(d->slot, 2);
+    serial_put_hex_digits(d->pci.slot, 2);
     say(".0, BAR 0 at 0x");
-    serial_put_hex_digits(d->bar, 8);
+    serial_put_hex_digits(d->pci.bar, 8);
     say("\r\n");
 }
 
 /* --- 2. Initialisation ----------------------------------------------------------------------- */
-
-static uintptr_t common(const struct virtio_net_pci *d, uint32_t field)
-{
-    return (uintptr_t)(d->bar + d->common + field);
-}
-
-static uintptr_t device_config(const struct virtio_net_pci *d, uint32_t field)
-{
-    return (uintptr_t)(d->bar + d->device + field);
-}
-
-static void write_common64(const struct virtio_net_pci *d, uint32_t field, const volatile void *address)
-{
-    uint64_t value = (uintptr_t)address;
-    mmio_write32(common(d, field), (uint32_t)value); /* §4.1.3.1: two 32-bit halves are fine */
-    mmio_write32(common(d, field + 4), (uint32_t)(value >> 32));
-}
 
 static int timed_out(uint32_t limit_ms)
 {
     return lapic_timer_elapsed_ms() >= limit_ms;
 }
 
-/* §2.4.2: write 0, then wait for the status to read back 0. */
-static void reset_device(const struct virtio_net_pci *d)
-{
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), 0);
-    lapic_timer_start();
-    while (mmio_read8(common(d, COMMON_DEVICE_STATUS)) != 0) {
-        if (timed_out(TIMEOUT_MS)) fail("the device status did not return to 0 after a reset");
-    }
-}
-
-static void set_status(const struct virtio_net_pci *d, uint8_t bits)
-{
-    uint8_t status = mmio_read8(common(d, COMMON_DEVICE_STATUS));
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), (uint8_t)(status | bits));
-}
-
-static uint64_t device_features(const struct virtio_net_pci *d)
-{
-    uint64_t features = 0;
-    for (uint32_t word = 0; word < 2; ++word) {
-        mmio_write32(common(d, COMMON_DEVICE_FEATURE_SELECT), word);
-        features |= (uint64_t)mmio_read32(common(d, COMMON_DEVICE_FEATURE)) << (32 * word);
-    }
-    return features;
-}
-
-/* VERSION_1 and MAC are required; STATUS and MTU taken when offered; nothing else. */
-static void negotiate_features(struct virtio_net_pci *d)
-{
-    uint64_t offered = device_features(d);
-    say("features: device offers 0x");
-    serial_put_hex_digits(offered, 16);
-    say("\r\n");
-    if (!(offered & VIRTIO_F_VERSION_1)) fail("the device does not offer VERSION_1");
-    if (!(offered & VIRTIO_NET_F_MAC)) fail("the device does not offer MAC");
-    d->features = offered & (VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU);
-    for (uint32_t word = 0; word < 2; ++word) {
-        mmio_write32(common(d, COMMON_DRIVER_FEATURE_SELECT), word);
-        mmio_write32(common(d, COMMON_DRIVER_FEATURE), (uint32_t)(d->features >> (32 * word)));
-    }
-    set_status(d, VIRTIO_STATUS_FEATURES_OK);
-    if (!(mmio_read8(common(d, COMMON_DEVICE_STATUS)) & VIRTIO_STATUS_FEATURES_OK)) {
-        fail("the device did not accept the features (FEATURES_OK)");
-    }
-}
-
-/* §4.1.5.1.3 Virtqueue Configuration; no MSI-X vector (the driver polls). */
-static void setup_queue(struct virtio_net_pci *d, uint16_t index, struct virtq *q)
-{
-    mmio_write16(common(d, COMMON_QUEUE_SELECT), index);
-    uint16_t max = mmio_read16(common(d, COMMON_QUEUE_SIZE));
-    if (max == 0) fail("a queue is not available");
-    virtq_init(q, max, 0);
-    mmio_write16(common(d, COMMON_QUEUE_SIZE), q->size);
-    write_common64(d, COMMON_QUEUE_DESC, q->desc);
-    write_common64(d, COMMON_QUEUE_DRIVER, &q->avail);
-    write_common64(d, COMMON_QUEUE_DEVICE, &q->used);
-    d->notify_off[index] = mmio_read16(common(d, COMMON_QUEUE_NOTIFY_OFF));
-    mmio_write16(common(d, COMMON_QUEUE_ENABLE), 1);
-}
-
-/* §3.1.1 Driver Requirements: Device Initialization. */
+/* §3.1.1 Driver Requirements: Device Initialization, with VERSION_1 and MAC required, STATUS and
+ * MTU taken when offered, nothing else; no MSI-X vector (the driver polls). */
 static void init_device(struct virtio_net_pci *d)
 {
-    uint16_t command = pci_read16(d->slot, PCI_COMMAND);
-    pci_write16(d->slot, PCI_COMMAND, command | PCI_COMMAND_MEMORY | PCI_COMMAND_BUS_MASTER);
-    reset_device(d);
-    set_status(d, VIRTIO_STATUS_ACKNOWLEDGE);
-    set_status(d, VIRTIO_STATUS_DRIVER);
-    negotiate_features(d);
-    setup_queue(d, NET_RECEIVE_QUEUE, &rx_queue);
-    setup_queue(d, NET_TRANSMIT_QUEUE, &tx_queue);
-    set_status(d, VIRTIO_STATUS_DRIVER_OK);
-    if (mmio_read8(common(d, COMMON_DEVICE_STATUS)) & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
-        fail("the device needs a reset");
-    }
+    struct virtq *const queues[] = {[NET_RECEIVE_QUEUE] = &rx_queue, [NET_TRANSMIT_QUEUE] = &tx_queue};
+    const char *error = virtio_pci_init(&d->pci, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU, queues,
+                                        2, VIRTIO_PCI_NO_VECTOR);
+    if (error) fail(error);
+    say("features: device offers 0x");
+    serial_put_hex_digits(d->pci.offered, 16);
+    say("\r\n");
     say("queues: receive size ");
     serial_put_dec(rx_queue.size);
     say(", transmit size ");
@@ -302,12 +149,15 @@ static void init_device(struct virtio_net_pci *d)
 /* §4.1.4.3.1: fields read between two equal config_generation values belong together. */
 static void read_config(struct virtio_net_pci *d, uint16_t *status, uint16_t *mtu)
 {
+    const struct virtio_pci_dev *pci = &d->pci;
     for (int attempt = 0; attempt < 10; ++attempt) {
-        uint8_t generation = mmio_read8(common(d, COMMON_CONFIG_GENERATION));
-        for (uint32_t i = 0; i < ETH_ALEN; ++i) d->mac[i] = mmio_read8(device_config(d, NET_CONFIG_MAC + i));
-        *status = mmio_read16(device_config(d, NET_CONFIG_STATUS));
-        *mtu = mmio_read16(device_config(d, NET_CONFIG_MTU));
-        if (mmio_read8(common(d, COMMON_CONFIG_GENERATION)) == generation) return;
+        uint8_t generation = virtio_pci_config_generation(pci);
+        for (uint32_t i = 0; i < ETH_ALEN; ++i) {
+            d->mac[i] = mmio_read8(virtio_pci_config(pci, NET_CONFIG_MAC + i));
+        }
+        *status = mmio_read16(virtio_pci_config(pci, NET_CONFIG_STATUS));
+        *mtu = mmio_read16(virtio_pci_config(pci, NET_CONFIG_MTU));
+        if (virtio_pci_config_generation(pci) == generation) return;
     }
     fail("config_generation keeps changing");
 }
@@ -319,10 +169,10 @@ static void show_config(struct virtio_net_pci *d)
     if (d->mac[0] & 1) fail("the MAC is a multicast address");
     say("config: mac ");
     put_mac(d->mac);
-    if (d->features & VIRTIO_NET_F_STATUS) {
+    if (d->pci.features & VIRTIO_NET_F_STATUS) {
         say((status & NET_STATUS_LINK_UP) ? ", link up" : ", link down");
     }
-    if (d->features & VIRTIO_NET_F_MTU) {
+    if (d->pci.features & VIRTIO_NET_F_MTU) {
         say(", mtu ");
         serial_put_dec(mtu);
     }
@@ -330,13 +180,6 @@ static void show_config(struct virtio_net_pci *d)
 }
 
 /* --- 4. and 5. Frames -------------------------------------------------------------------------- */
-
-/* §4.1.5.2: a 16-bit write of the queue index at the queue's notification address. */
-static void notify(const struct virtio_net_pci *d, uint16_t index)
-{
-    uint32_t offset = d->notify + (uint32_t)d->notify_off[index] * d->notify_multiplier;
-    mmio_write16((uintptr_t)(d->bar + offset), index);
-}
 
 static void zero(volatile void *start, uint32_t len)
 {
@@ -352,7 +195,7 @@ static void post_rx_buffer(const struct virtio_net_pci *d)
     const char *error = virtq_add_chain(&rx_queue, bufs, 2);
     if (error) fail(error);
     virtq_make_available(&rx_queue, 0);
-    notify(d, NET_RECEIVE_QUEUE);
+    virtio_pci_notify(&d->pci, NET_RECEIVE_QUEUE);
 }
 
 /* Waits up to `limit_ms` for the chain at descriptor 0 of `q`; returns its used length. */
@@ -388,7 +231,7 @@ static void transmit(const struct virtio_net_pci *d)
     const char *error = virtq_add_chain(&tx_queue, bufs, 2);
     if (error) fail(error);
     virtq_make_available(&tx_queue, 0);
-    notify(d, NET_TRANSMIT_QUEUE);
+    virtio_pci_notify(&d->pci, NET_TRANSMIT_QUEUE);
     uint32_t len = wait_used(&tx_queue, TIMEOUT_MS, "the transmit chain did not come back");
     say("tx: ");
     serial_put_dec(sizeof tx_frame);

@@ -16,48 +16,17 @@
 #include "idt.h"
 #include "lapic.h"
 #include "pci.h"
-#include "virtio_core.h"
+#include "virtio_pci_modern.h"
 
 enum {
     HOST_BRIDGE_ID = 0x00081b36, /* device << 16 | vendor: Red Hat's PCIe host bridge */
     VIRTIO_RNG_ID = 0x10441af4,  /* virtio 1.2 §4.1.2.1: 0x1040 + device type 4 */
+    MSIX_VECTOR_QUEUE = 0,       /* queue 0's entry in the MSI-X table */
     PCI_INTERRUPT_PIN = 0x3d,
     PCI_INTERRUPT_PIN_INTA = 1,
-    PCI_HEADER_SIZE = 0x40,
 
-    /* §4.1.4 struct virtio_pci_cap, and the notify capability's multiplier (§4.1.4.4). */
-    VIRTIO_CAP_CFG_TYPE = 3,
-    VIRTIO_CAP_BAR = 4,
-    VIRTIO_CAP_OFFSET = 8,
-    VIRTIO_CAP_LENGTH = 12,
-    VIRTIO_CAP_NOTIFY_MULTIPLIER = 16,
-    VIRTIO_CAP_PCI_CFG_DATA = 16, /* §4.1.4.9 struct virtio_pci_cfg_cap */
-    VIRTIO_PCI_CAP_COMMON = 1,
-    VIRTIO_PCI_CAP_NOTIFY = 2,
-    VIRTIO_PCI_CAP_ISR = 3,
-    VIRTIO_PCI_CAP_DEVICE = 4,
-    VIRTIO_PCI_CAP_PCI_CFG = 5,
-    FOUND_MSIX = 1 << 6, /* in the `found` mask, beside 1 << cfg_type */
-    FOUND_ALL = 1 << VIRTIO_PCI_CAP_COMMON | 1 << VIRTIO_PCI_CAP_NOTIFY | 1 << VIRTIO_PCI_CAP_ISR |
-                1 << VIRTIO_PCI_CAP_DEVICE | 1 << VIRTIO_PCI_CAP_PCI_CFG | FOUND_MSIX,
-
-    /* §4.1.4.3 struct virtio_pci_common_cfg. */
-    COMMON_DEVICE_FEATURE_SELECT = 0x00,
-    COMMON_DEVICE_FEATURE = 0x04,
-    COMMON_DRIVER_FEATURE_SELECT = 0x08,
-    COMMON_DRIVER_FEATURE = 0x0c,
-    COMMON_NUM_QUEUES = 0x12,
-    COMMON_DEVICE_STATUS = 0x14,
-    COMMON_QUEUE_SELECT = 0x16,
-    COMMON_QUEUE_SIZE = 0x18,
-    COMMON_QUEUE_MSIX_VECTOR = 0x1a,
-    COMMON_QUEUE_ENABLE = 0x1c,
-    COMMON_QUEUE_NOTIFY_OFF = 0x1e,
-    COMMON_QUEUE_DESC = 0x20,
-    COMMON_QUEUE_DRIVER = 0x28,
-    COMMON_QUEUE_DEVICE = 0x30,
-    COMMON_SIZE = 0x38,
-    VIRTIO_ISR_QUEUE = 1, /* §4.1.4.5 */
+    /* Besides the common, notify and device structures virtio_pci_probe requires. */
+    OTHER_STRUCTURES = 1 << VIRTIO_PCI_CAP_ISR | 1 << VIRTIO_PCI_CAP_PCI_CFG,
     STATUS_ALL_SET = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                      VIRTIO_STATUS_DRIVER_OK,
 
@@ -101,15 +70,12 @@ enum {
  * pci_mmio32_*), above where kvmlet places the BARs of a few devices. */
 #define BAR_MOVED_TO 0xf0000000ul
 
-/* The virtio-pci function as the capabilities describe it. */
+/* The virtio-pci function as the capabilities describe it, with its MSI-X capability. */
 struct virtio_pci {
-    uint8_t slot;
-    uint8_t msix_cap, pci_cfg_cap;
-    unsigned found; /* 1 << cfg_type for each virtio capability, FOUND_MSIX */
-    uint64_t bar, bar_size; /* BAR 0, where all the regions below are */
-    uint32_t common, notify, isr, device, msix_table, msix_pba; /* offsets into BAR 0 */
-    uint32_t notify_multiplier;
-    uint16_t queue_notify_off;
+    struct virtio_pci_dev pci;
+    uint8_t msix_cap;              /* 0 until found */
+    uint64_t bar_size;             /* BAR 0, where all the regions are */
+    uint32_t msix_table, msix_pba; /* offsets into BAR 0 */
 };
 
 static struct virtq queue;
@@ -135,13 +101,6 @@ void spurious_handler(void) {} /* SDM 11.9: no EOI for the spurious vector */
 IDT_ENTRY(msix_entry, msix_handler);
 IDT_ENTRY(intx_entry, intx_handler);
 IDT_ENTRY(spurious_entry, spurious_handler);
-
-static inline uint8_t mmio_read8(uintptr_t address) { return *(volatile uint8_t *)address; }
-static inline uint16_t mmio_read16(uintptr_t address) { return *(volatile uint16_t *)address; }
-static inline uint32_t mmio_read32(uintptr_t address) { return *(volatile uint32_t *)address; }
-static inline void mmio_write8(uintptr_t address, uint8_t value) { *(volatile uint8_t *)address = value; }
-static inline void mmio_write16(uintptr_t address, uint16_t value) { *(volatile uint16_t *)address = value; }
-static inline void mmio_write32(uintptr_t address, uint32_t value) { *(volatile uint32_t *)address = value; }
 
 static void say(const char *text)
 {
@@ -234,47 +193,34 @@ static uint8_t enumerate_bus(void)
 
 static const char *const cfg_type_names[] = {"?", "common", "notify", "isr", "device", "pci-cfg"};
 
-static void record_virtio_capability(struct virtio_pci *d, uint8_t cap)
+/* virtio_pci_probe recorded it (and checked it lies in BAR 0); this prints it. */
+static void print_virtio_capability(const struct virtio_pci *d, uint8_t cap)
 {
-    uint8_t type = pci_read8(d->slot, (uint8_t)(cap + VIRTIO_CAP_CFG_TYPE));
-    uint8_t bar = pci_read8(d->slot, (uint8_t)(cap + VIRTIO_CAP_BAR));
-    uint32_t offset = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_OFFSET));
-    uint32_t length = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_LENGTH));
+    uint8_t slot = d->pci.slot;
+    uint8_t type = pci_read8(slot, (uint8_t)(cap + VIRTIO_CAP_CFG_TYPE));
     if (type < VIRTIO_PCI_CAP_COMMON || type > VIRTIO_PCI_CAP_PCI_CFG) return; /* §4.1.4: ignore */
     say("cap ");
     put_hex(cap, 2);
     say(": virtio ");
     say(cfg_type_names[type]);
     if (type != VIRTIO_PCI_CAP_PCI_CFG) {
-        if (bar != 0) fail("a virtio structure outside BAR 0");
         say(" offset ");
-        put_hex(offset, 4);
+        put_hex(pci_read32(slot, (uint8_t)(cap + VIRTIO_CAP_OFFSET)), 4);
         say(" length ");
-        put_hex(length, 4);
+        put_hex(pci_read32(slot, (uint8_t)(cap + VIRTIO_CAP_LENGTH)), 4);
     }
     say("\r\n");
-    d->found |= 1u << type;
-    if (type == VIRTIO_PCI_CAP_COMMON) d->common = offset;
-    if (type == VIRTIO_PCI_CAP_ISR) d->isr = offset;
-    if (type == VIRTIO_PCI_CAP_DEVICE) d->device = offset;
-    if (type == VIRTIO_PCI_CAP_PCI_CFG) d->pci_cfg_cap = cap;
-    if (type == VIRTIO_PCI_CAP_NOTIFY) {
-        d->notify = offset;
-        d->notify_multiplier = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_NOTIFY_MULTIPLIER));
-    }
-    if (type == VIRTIO_PCI_CAP_COMMON && length < COMMON_SIZE) fail("the common configuration is too short");
 }
 
 static void record_msix_capability(struct virtio_pci *d, uint8_t cap)
 {
-    uint16_t control = pci_read16(d->slot, (uint8_t)(cap + MSIX_CONTROL));
-    uint32_t table = pci_read32(d->slot, (uint8_t)(cap + MSIX_TABLE));
-    uint32_t pba = pci_read32(d->slot, (uint8_t)(cap + MSIX_PBA));
+    uint16_t control = pci_read16(d->pci.slot, (uint8_t)(cap + MSIX_CONTROL));
+    uint32_t table = pci_read32(d->pci.slot, (uint8_t)(cap + MSIX_TABLE));
+    uint32_t pba = pci_read32(d->pci.slot, (uint8_t)(cap + MSIX_PBA));
     if ((table & MSIX_BIR) != 0 || (pba & MSIX_BIR) != 0) fail("the MSI-X table or PBA is outside BAR 0");
     d->msix_cap = cap;
     d->msix_table = table & ~(uint32_t)MSIX_BIR;
     d->msix_pba = pba & ~(uint32_t)MSIX_BIR;
-    d->found |= FOUND_MSIX;
     say("cap ");
     put_hex(cap, 2);
     say(": msix vectors ");
@@ -286,29 +232,33 @@ static void record_msix_capability(struct virtio_pci *d, uint8_t cap)
     say("\r\n");
 }
 
-static void find_capabilities(struct virtio_pci *d)
+static void visit_capability(void *context, uint8_t cap, uint8_t id)
 {
-    int count = 0;
-    for (uint8_t cap = pci_first_capability(d->slot); cap != 0; cap = pci_next_capability(d->slot, cap)) {
-        if (++count > PCI_CAP_MAX) fail("the capability list loops");
-        if (cap < PCI_HEADER_SIZE) fail("a capability points into the header");
-        uint8_t id = pci_read8(d->slot, cap);
-        if (id == PCI_CAP_VENDOR) record_virtio_capability(d, cap);
-        if (id == PCI_CAP_MSIX) record_msix_capability(d, cap);
+    struct virtio_pci *d = context;
+    if (id == PCI_CAP_VENDOR) print_virtio_capability(d, cap);
+    if (id == PCI_CAP_MSIX) record_msix_capability(d, cap);
+}
+
+static void find_capabilities(struct virtio_pci *d, uint8_t slot)
+{
+    const char *error = virtio_pci_probe(&d->pci, slot, visit_capability, d);
+    if (error) fail(error);
+    if ((d->pci.found & OTHER_STRUCTURES) != OTHER_STRUCTURES || d->msix_cap == 0) {
+        fail("a virtio or MSI-X capability is missing");
     }
-    if (d->found != FOUND_ALL) fail("a virtio or MSI-X capability is missing");
 }
 
 static void size_bar0(struct virtio_pci *d)
 {
-    d->bar = pci_bar_address(d->slot, 0);
-    d->bar_size = pci_bar_size(d->slot, 0);
-    if (pci_bar_address(d->slot, 0) != d->bar) fail("BAR 0 lost its address while being sized");
-    if (d->bar_size == 0 || (d->bar_size & (d->bar_size - 1)) != 0) fail("BAR 0's size is not a power of two");
-    if (d->bar == 0 || (d->bar & (d->bar_size - 1)) != 0) fail("BAR 0 is not placed at a multiple of its size");
-    if (d->msix_pba >= d->bar_size || d->notify >= d->bar_size) fail("a region lies beyond BAR 0's size");
+    uint64_t bar = pci_bar_address(d->pci.slot, 0), size = pci_bar_size(d->pci.slot, 0);
+    d->pci.bar = bar;
+    d->bar_size = size;
+    if (pci_bar_address(d->pci.slot, 0) != bar) fail("BAR 0 lost its address while being sized");
+    if (size == 0 || (size & (size - 1)) != 0) fail("BAR 0's size is not a power of two");
+    if (bar == 0 || (bar & (size - 1)) != 0) fail("BAR 0 is not placed at a multiple of its size");
+    if (d->msix_pba >= d->bar_size || d->pci.notify >= d->bar_size) fail("a region lies beyond BAR 0's size");
     say("bar0: at ");
-    put_hex(d->bar, 8);
+    put_hex(d->pci.bar, 8);
     say(" size ");
     put_hex(d->bar_size, 4);
     say("\r\n");
@@ -317,12 +267,12 @@ static void size_bar0(struct virtio_pci *d)
 /* §4.1.4.9: the PCI configuration access capability reaches BAR 0 through configuration space. */
 static void read_through_pci_cfg_window(const struct virtio_pci *d)
 {
-    uint8_t cap = d->pci_cfg_cap;
-    pci_write32(d->slot, (uint8_t)(cap + VIRTIO_CAP_BAR), 0); /* bar 0; id and padding are read-only */
-    pci_write32(d->slot, (uint8_t)(cap + VIRTIO_CAP_OFFSET), d->common + COMMON_NUM_QUEUES);
-    pci_write32(d->slot, (uint8_t)(cap + VIRTIO_CAP_LENGTH), 2);
-    uint16_t through_window = pci_read16(d->slot, (uint8_t)(cap + VIRTIO_CAP_PCI_CFG_DATA));
-    if (through_window != mmio_read16(d->bar + d->common + COMMON_NUM_QUEUES)) {
+    uint8_t slot = d->pci.slot, cap = d->pci.pci_cfg_cap;
+    pci_write32(slot, (uint8_t)(cap + VIRTIO_CAP_BAR), 0); /* bar 0; id and padding are read-only */
+    pci_write32(slot, (uint8_t)(cap + VIRTIO_CAP_OFFSET), d->pci.common + VIRTIO_COMMON_NUM_QUEUES);
+    pci_write32(slot, (uint8_t)(cap + VIRTIO_CAP_LENGTH), 2);
+    uint16_t through_window = pci_read16(slot, (uint8_t)(cap + VIRTIO_CAP_PCI_CFG_DATA));
+    if (through_window != mmio_read16(virtio_pci_common(&d->pci, VIRTIO_COMMON_NUM_QUEUES))) {
         fail("the PCI-cfg window and BAR 0 disagree on num_queues");
     }
     say("pci-cfg window: num_queues ");
@@ -332,75 +282,12 @@ static void read_through_pci_cfg_window(const struct virtio_pci *d)
 
 /* --- 3. virtio-rng over virtio-pci, MSI-X ----------------------------------------------------- */
 
-static uintptr_t common(const struct virtio_pci *d, uint32_t field)
-{
-    return (uintptr_t)(d->bar + d->common + field);
-}
-
-static void write_common64(const struct virtio_pci *d, uint32_t field, const volatile void *address)
-{
-    uint64_t value = (uintptr_t)address;
-    mmio_write32(common(d, field), (uint32_t)value); /* §4.1.3.1: two 32-bit halves are fine */
-    mmio_write32(common(d, field + 4), (uint32_t)(value >> 32));
-}
-
-/* §2.4.2: write 0, then wait for the status to read back 0. */
-static void reset_device(const struct virtio_pci *d)
-{
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), 0);
-    lapic_timer_start();
-    while (mmio_read8(common(d, COMMON_DEVICE_STATUS)) != 0) {
-        if (timed_out()) fail("the device status did not return to 0 after a reset");
-    }
-}
-
-/* VERSION_1 only (§6): feature bit 32 is bit 0 of word 1. */
-static void negotiate_features(const struct virtio_pci *d)
-{
-    mmio_write32(common(d, COMMON_DEVICE_FEATURE_SELECT), 1);
-    if (!(mmio_read32(common(d, COMMON_DEVICE_FEATURE)) & 1)) fail("the device does not offer VERSION_1");
-    mmio_write32(common(d, COMMON_DRIVER_FEATURE_SELECT), 1);
-    mmio_write32(common(d, COMMON_DRIVER_FEATURE), (uint32_t)(VIRTIO_F_VERSION_1 >> 32));
-    mmio_write32(common(d, COMMON_DRIVER_FEATURE_SELECT), 0);
-    mmio_write32(common(d, COMMON_DRIVER_FEATURE), 0);
-}
-
-/* §4.1.5.1.3 Virtqueue Configuration, with MSI-X vector 0 (§4.1.5.1.2: read back to check). */
-static void setup_queue(struct virtio_pci *d)
-{
-    mmio_write16(common(d, COMMON_QUEUE_SELECT), 0);
-    uint16_t max = mmio_read16(common(d, COMMON_QUEUE_SIZE));
-    if (max == 0) fail("queue 0 is not available");
-    virtq_init(&queue, max, 1);
-    mmio_write16(common(d, COMMON_QUEUE_SIZE), queue.size);
-    mmio_write16(common(d, COMMON_QUEUE_MSIX_VECTOR), 0);
-    if (mmio_read16(common(d, COMMON_QUEUE_MSIX_VECTOR)) != 0) fail("queue 0 did not take MSI-X vector 0");
-    write_common64(d, COMMON_QUEUE_DESC, queue.desc);
-    write_common64(d, COMMON_QUEUE_DRIVER, &queue.avail);
-    write_common64(d, COMMON_QUEUE_DEVICE, &queue.used);
-    d->queue_notify_off = mmio_read16(common(d, COMMON_QUEUE_NOTIFY_OFF));
-    mmio_write16(common(d, COMMON_QUEUE_ENABLE), 1);
-}
-
-/* §3.1.1 Driver Requirements: Device Initialization. */
+/* §3.1.1 Driver Requirements: Device Initialization, VERSION_1 only, queue 0 on MSI-X vector 0. */
 static void init_rng(struct virtio_pci *d)
 {
-    uint16_t command = pci_read16(d->slot, PCI_COMMAND);
-    pci_write16(d->slot, PCI_COMMAND, command | PCI_COMMAND_MEMORY | PCI_COMMAND_BUS_MASTER);
-    reset_device(d);
-    uint8_t status = VIRTIO_STATUS_ACKNOWLEDGE;
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), status);
-    status |= VIRTIO_STATUS_DRIVER;
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), status);
-    negotiate_features(d);
-    status |= VIRTIO_STATUS_FEATURES_OK;
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), status);
-    if (!(mmio_read8(common(d, COMMON_DEVICE_STATUS)) & VIRTIO_STATUS_FEATURES_OK)) {
-        fail("the device did not accept VERSION_1 (FEATURES_OK)");
-    }
-    setup_queue(d);
-    status |= VIRTIO_STATUS_DRIVER_OK;
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), status);
+    struct virtq *const queues[] = {&queue};
+    const char *error = virtio_pci_init(&d->pci, 0, 0, queues, 1, MSIX_VECTOR_QUEUE);
+    if (error) fail(error);
     say("virtio-rng: DRIVER_OK, queue 0 size ");
     serial_put_dec(queue.size);
     say(" on MSI-X vector 0\r\n");
@@ -422,13 +309,13 @@ static void enable_interrupts(void)
 
 static uintptr_t msix_entry0(const struct virtio_pci *d, uint32_t field)
 {
-    return (uintptr_t)(d->bar + d->msix_table + field);
+    return (uintptr_t)(d->pci.bar + d->msix_table + field);
 }
 
 static void set_msix_control(const struct virtio_pci *d, uint16_t set, uint16_t clear)
 {
     uint8_t reg = (uint8_t)(d->msix_cap + MSIX_CONTROL);
-    pci_write16(d->slot, reg, (uint16_t)((pci_read16(d->slot, reg) | set) & ~clear));
+    pci_write16(d->pci.slot, reg, (uint16_t)((pci_read16(d->pci.slot, reg) | set) & ~clear));
 }
 
 /* Enables MSI-X, then points table entry 0 at APIC ID 0 with VECTOR_MSIX and unmasks it. */
@@ -456,7 +343,7 @@ static void post_rng_buffer(void)
 /* §4.1.5.2: a 16-bit write of the queue index at the queue's notification address. */
 static void notify_at(uint64_t bar, const struct virtio_pci *d)
 {
-    mmio_write16((uintptr_t)(bar + d->notify + (uint32_t)d->queue_notify_off * d->notify_multiplier), 0);
+    mmio_write16((uintptr_t)(bar + virtio_pci_notify_offset(&d->pci, 0)), 0);
 }
 
 /* Waits for the request to come back; checks it wrote 16 bytes, not all zeros. */
@@ -480,7 +367,7 @@ static void msix_request(const struct virtio_pci *d)
 {
     uint32_t seen = msix_interrupts;
     post_rng_buffer();
-    notify_at(d->bar, d);
+    notify_at(d->pci.bar, d);
     if (!interrupted(&msix_interrupts, seen)) fail("no MSI-X interrupt for the used buffer");
     if (!virtq_has_used(&queue)) fail("the MSI-X interrupt came before the used ring entry");
     uint32_t len = take_rng_result();
@@ -495,7 +382,7 @@ static void msix_request(const struct virtio_pci *d)
 
 static int pba_bit0(const struct virtio_pci *d)
 {
-    return mmio_read32((uintptr_t)(d->bar + d->msix_pba)) & 1;
+    return mmio_read32((uintptr_t)(d->pci.bar + d->msix_pba)) & 1;
 }
 
 static void wait_for_pba_bit0(const struct virtio_pci *d)
@@ -511,7 +398,7 @@ static void msix_masked_request(const struct virtio_pci *d)
     mmio_write32(msix_entry0(d, MSIX_ENTRY_CONTROL), MSIX_ENTRY_MASKED);
     uint32_t seen = msix_interrupts;
     post_rng_buffer();
-    notify_at(d->bar, d);
+    notify_at(d->pci.bar, d);
     take_rng_result();
     wait_for_pba_bit0(d);
     sleep_ms(QUIET_MS);
@@ -527,37 +414,39 @@ static void msix_masked_request(const struct virtio_pci *d)
 /* Memory decoding off, the new address, decoding on again. */
 static void move_bar0(struct virtio_pci *d, uint64_t to)
 {
-    uint16_t command = pci_read16(d->slot, PCI_COMMAND);
-    pci_write16(d->slot, PCI_COMMAND, command & (uint16_t)~PCI_COMMAND_MEMORY);
-    if (mmio_read32(common(d, COMMON_DEVICE_FEATURE_SELECT)) != PCI_ABSENT) {
+    uint16_t command = pci_read16(d->pci.slot, PCI_COMMAND);
+    pci_write16(d->pci.slot, PCI_COMMAND, command & (uint16_t)~PCI_COMMAND_MEMORY);
+    if (mmio_read32(virtio_pci_common(&d->pci, VIRTIO_COMMON_DEVICE_FEATURE_SELECT)) != PCI_ABSENT) {
         fail("BAR 0 still answers with memory decoding off");
     }
-    pci_set_bar_address(d->slot, 0, to);
-    pci_write16(d->slot, PCI_COMMAND, command);
-    if (pci_bar_address(d->slot, 0) != to) fail("BAR 0 did not take its new address");
-    d->bar = to;
+    pci_set_bar_address(d->pci.slot, 0, to);
+    pci_write16(d->pci.slot, PCI_COMMAND, command);
+    if (pci_bar_address(d->pci.slot, 0) != to) fail("BAR 0 did not take its new address");
+    d->pci.bar = to;
 }
 
 static void check_moved_bar(struct virtio_pci *d)
 {
-    uint64_t from = d->bar;
+    uint64_t from = d->pci.bar;
     uint64_t to = from == BAR_MOVED_TO ? BAR_MOVED_TO + d->bar_size : BAR_MOVED_TO;
     move_bar0(d, to);
-    if (mmio_read32((uintptr_t)(from + d->common + COMMON_DEVICE_FEATURE_SELECT)) != PCI_ABSENT) {
+    if (mmio_read32((uintptr_t)(from + d->pci.common + VIRTIO_COMMON_DEVICE_FEATURE_SELECT)) != PCI_ABSENT) {
         fail("the old BAR 0 address still answers");
     }
-    if (mmio_read8(common(d, COMMON_DEVICE_STATUS)) != STATUS_ALL_SET) fail("the device status changed in the move");
+    if (mmio_read8(virtio_pci_common(&d->pci, VIRTIO_COMMON_DEVICE_STATUS)) != STATUS_ALL_SET) {
+        fail("the device status changed in the move");
+    }
 
     uint32_t seen = msix_interrupts;
     post_rng_buffer();
     notify_at(from, d);
     sleep_ms(QUIET_MS);
     if (virtq_has_used(&queue)) fail("a notification at the old BAR 0 address reached the device");
-    notify_at(d->bar, d);
+    notify_at(d->pci.bar, d);
     if (!interrupted(&msix_interrupts, seen)) fail("no MSI-X interrupt after the BAR moved");
     take_rng_result();
     say("bar0: moved to ");
-    put_hex(d->bar, 8);
+    put_hex(d->pci.bar, 8);
     say(", old address reads all-ones, request done with an interrupt\r\n");
 }
 
@@ -578,7 +467,7 @@ static void ioapic_route(uint8_t pin, uint8_t vector)
 
 static uint8_t read_isr(const struct virtio_pci *d)
 {
-    return mmio_read8((uintptr_t)(d->bar + d->isr)); /* §4.1.4.5: reading clears it */
+    return mmio_read8((uintptr_t)(d->pci.bar + d->pci.isr)); /* §4.1.4.5: reading clears it */
 }
 
 /* After the ISR status is read the line falls; waits until no interrupt came for QUIET_MS. */
@@ -598,7 +487,7 @@ static void intx_request(const struct virtio_pci *d, uint8_t pin)
 {
     uint32_t seen = intx_interrupts;
     post_rng_buffer();
-    notify_at(d->bar, d);
+    notify_at(d->pci.bar, d);
     if (!interrupted(&intx_interrupts, seen)) fail("no INTx interrupt for the used buffer");
     if (!interrupted(&intx_interrupts, seen + 1)) fail("INTx not asserted again after EOI with the ISR unread");
     uint8_t isr = read_isr(d);
@@ -617,10 +506,11 @@ static void intx_request(const struct virtio_pci *d, uint8_t pin)
 
 static void check_intx(const struct virtio_pci *d)
 {
-    if (pci_read8(d->slot, PCI_INTERRUPT_PIN) != PCI_INTERRUPT_PIN_INTA) fail("the function does not use INTA");
-    if (pci_read16(d->slot, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE) fail("INTx is disabled in the command register");
+    uint8_t slot = d->pci.slot;
+    if (pci_read8(slot, PCI_INTERRUPT_PIN) != PCI_INTERRUPT_PIN_INTA) fail("the function does not use INTA");
+    if (pci_read16(slot, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE) fail("INTx is disabled in the command register");
     set_msix_control(d, 0, MSIX_CONTROL_ENABLE);
-    uint8_t pin = (uint8_t)(PCI_INTX_FIRST_PIN + d->slot % PCI_INTX_PINS);
+    uint8_t pin = (uint8_t)(PCI_INTX_FIRST_PIN + slot % PCI_INTX_PINS);
     ioapic_route(pin, VECTOR_INTX);
     uint32_t msix_seen = msix_interrupts;
     intx_request(d, pin);
@@ -631,8 +521,8 @@ static void check_intx(const struct virtio_pci *d)
 
 void guest_main(void)
 {
-    struct virtio_pci dev = {.slot = enumerate_bus()};
-    find_capabilities(&dev);
+    struct virtio_pci dev = {0};
+    find_capabilities(&dev, enumerate_bus());
     size_bar0(&dev);
     read_through_pci_cfg_window(&dev);
     init_rng(&dev);

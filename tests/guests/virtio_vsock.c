@@ -11,42 +11,17 @@
  * and resets. One rx buffer and one tx chain in flight at a time. */
 #include "guest.h"
 #include "lapic.h"
-#include "pci.h"
-#include "virtio_core.h"
+#include "virtio_pci_modern.h"
 
 enum {
-    VIRTIO_VSOCK_ID = 0x10531af4, /* device << 16 | vendor; virtio 1.2 §4.1.2.1: 0x1040 + type 19 */
-    PCI_HEADER_SIZE = 0x40,
+    VIRTIO_VSOCK_TYPE = 19, /* virtio 1.2 §5.10.1: PCI device 1af4:1053 */
 
-    /* §4.1.4 struct virtio_pci_cap. */
-    VIRTIO_CAP_CFG_TYPE = 3,
-    VIRTIO_CAP_BAR = 4,
-    VIRTIO_CAP_OFFSET = 8,
-    VIRTIO_CAP_NOTIFY_MULTIPLIER = 16,
-    VIRTIO_PCI_CAP_COMMON = 1,
-    VIRTIO_PCI_CAP_NOTIFY = 2,
-    VIRTIO_PCI_CAP_DEVICE = 4,
-    FOUND_ALL = 1 << VIRTIO_PCI_CAP_COMMON | 1 << VIRTIO_PCI_CAP_NOTIFY | 1 << VIRTIO_PCI_CAP_DEVICE,
-
-    /* §4.1.4.3 struct virtio_pci_common_cfg. */
-    COMMON_DEVICE_FEATURE_SELECT = 0x00,
-    COMMON_DEVICE_FEATURE = 0x04,
-    COMMON_DRIVER_FEATURE_SELECT = 0x08,
-    COMMON_DRIVER_FEATURE = 0x0c,
-    COMMON_DEVICE_STATUS = 0x14,
-    COMMON_QUEUE_SELECT = 0x16,
-    COMMON_QUEUE_SIZE = 0x18,
-    COMMON_QUEUE_ENABLE = 0x1c,
-    COMMON_QUEUE_NOTIFY_OFF = 0x1e,
-    COMMON_QUEUE_DESC = 0x20,
-    COMMON_QUEUE_DRIVER = 0x28,
-    COMMON_QUEUE_DEVICE = 0x30,
-
-    /* §5.10.2 virtqueues, §5.10.6 operations and flags. */
+    /* §5.10.2 virtqueues, §5.10.4 device configuration, §5.10.6 operations and flags. */
     VSOCK_RX = 0,
     VSOCK_TX = 1,
     VSOCK_EVENT = 2,
     VSOCK_QUEUES = 3,
+    VSOCK_CONFIG_GUEST_CID = 0,
     VSOCK_HOST_CID = 2,
     VSOCK_TYPE_STREAM = 1,
     VSOCK_OP_REQUEST = 1,
@@ -83,11 +58,7 @@ struct vsock_hdr {
 _Static_assert(sizeof(struct vsock_hdr) == 44, "§5.10.6");
 
 struct vsock_pci {
-    uint8_t slot;
-    unsigned found;
-    uint64_t bar;
-    uint32_t common, notify, device, notify_multiplier;
-    uint16_t notify_off[VSOCK_QUEUES];
+    struct virtio_pci_dev pci;
     uint64_t cid;
 };
 
@@ -103,15 +74,9 @@ struct connection {
 };
 
 static struct virtq queues[VSOCK_QUEUES];
+static struct virtq *const queue_list[VSOCK_QUEUES] = {&queues[0], &queues[1], &queues[2]};
 static uint8_t rx_buffer[sizeof(struct vsock_hdr) + PAYLOAD_MAX];
 static uint8_t tx_buffer[sizeof(struct vsock_hdr) + PAYLOAD_MAX];
-
-static inline uint8_t mmio_read8(uintptr_t a) { return *(volatile uint8_t *)a; }
-static inline uint16_t mmio_read16(uintptr_t a) { return *(volatile uint16_t *)a; }
-static inline uint32_t mmio_read32(uintptr_t a) { return *(volatile uint32_t *)a; }
-static inline void mmio_write8(uintptr_t a, uint8_t v) { *(volatile uint8_t *)a = v; }
-static inline void mmio_write16(uintptr_t a, uint16_t v) { *(volatile uint16_t *)a = v; }
-static inline void mmio_write32(uintptr_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 
 __attribute__((noreturn)) static void fail(const char *what)
 {
@@ -130,114 +95,25 @@ static void copy(void *to, const void *from, uint32_t len)
 
 /* --- 1. and 2. The device ---------------------------------------------------------------------- */
 
-static void record_capability(struct vsock_pci *d, uint8_t cap)
-{
-    uint8_t type = pci_read8(d->slot, (uint8_t)(cap + VIRTIO_CAP_CFG_TYPE));
-    if (type != VIRTIO_PCI_CAP_COMMON && type != VIRTIO_PCI_CAP_NOTIFY && type != VIRTIO_PCI_CAP_DEVICE) return;
-    if (d->found & (1u << type)) return; /* §4.1.4: the first of a type is the preferred one */
-    if (pci_read8(d->slot, (uint8_t)(cap + VIRTIO_CAP_BAR)) != 0) fail("a virtio structure outside BAR 0");
-    uint32_t offset = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_OFFSET));
-    d->found |= 1u << type;
-    if (type == VIRTIO_PCI_CAP_COMMON) d->common = offset;
-    if (type == VIRTIO_PCI_CAP_DEVICE) d->device = offset;
-    if (type == VIRTIO_PCI_CAP_NOTIFY) {
-        d->notify = offset;
-        d->notify_multiplier = pci_read32(d->slot, (uint8_t)(cap + VIRTIO_CAP_NOTIFY_MULTIPLIER));
-    }
-}
-
 static void find_device(struct vsock_pci *d)
 {
-    d->slot = 0;
-    for (uint8_t slot = 1; slot < PCI_SLOTS && d->slot == 0; ++slot) {
-        if (pci_read32(slot, PCI_VENDOR_ID) == VIRTIO_VSOCK_ID) d->slot = slot;
-    }
-    if (d->slot == 0) fail("no virtio-vsock 1af4:1053 on bus 0");
-    int count = 0;
-    for (uint8_t cap = pci_first_capability(d->slot); cap != 0; cap = pci_next_capability(d->slot, cap)) {
-        if (++count > PCI_CAP_MAX) fail("the capability list loops");
-        if (cap < PCI_HEADER_SIZE) fail("a capability points into the header");
-        if (pci_read8(d->slot, cap) == PCI_CAP_VENDOR) record_capability(d, cap);
-    }
-    if (d->found != FOUND_ALL) fail("the common, notify or device configuration capability is missing");
-    d->bar = pci_bar_address(d->slot, 0);
-    if (d->bar == 0) fail("BAR 0 is not placed");
+    uint8_t slot = virtio_pci_find(VIRTIO_VSOCK_TYPE);
+    if (slot == 0) fail("no virtio-vsock 1af4:1053 on bus 0");
+    const char *error = virtio_pci_probe(&d->pci, slot, 0, 0);
+    if (error) fail(error);
     serial_puts("virtio-vsock: at 00:");
-    serial_put_hex_digits(d->slot, 2);
+    serial_put_hex_digits(d->pci.slot, 2);
     serial_puts(".0\r\n");
 }
 
-static uintptr_t common(const struct vsock_pci *d, uint32_t field)
-{
-    return (uintptr_t)(d->bar + d->common + field);
-}
-
-static void write_common64(const struct vsock_pci *d, uint32_t field, const volatile void *address)
-{
-    uint64_t value = (uintptr_t)address;
-    mmio_write32(common(d, field), (uint32_t)value);
-    mmio_write32(common(d, field + 4), (uint32_t)(value >> 32));
-}
-
-static void set_status(const struct vsock_pci *d, uint8_t bits)
-{
-    uint8_t status = mmio_read8(common(d, COMMON_DEVICE_STATUS));
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), (uint8_t)(status | bits));
-}
-
-static void negotiate_features(struct vsock_pci *d)
-{
-    uint64_t offered = 0;
-    for (uint32_t word = 0; word < 2; ++word) {
-        mmio_write32(common(d, COMMON_DEVICE_FEATURE_SELECT), word);
-        offered |= (uint64_t)mmio_read32(common(d, COMMON_DEVICE_FEATURE)) << (32 * word);
-    }
-    if (!(offered & VIRTIO_F_VERSION_1)) fail("the device does not offer VERSION_1");
-    uint64_t accepted = offered & (VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_STREAM);
-    for (uint32_t word = 0; word < 2; ++word) {
-        mmio_write32(common(d, COMMON_DRIVER_FEATURE_SELECT), word);
-        mmio_write32(common(d, COMMON_DRIVER_FEATURE), (uint32_t)(accepted >> (32 * word)));
-    }
-    set_status(d, VIRTIO_STATUS_FEATURES_OK);
-    if (!(mmio_read8(common(d, COMMON_DEVICE_STATUS)) & VIRTIO_STATUS_FEATURES_OK)) {
-        fail("the device did not accept the features (FEATURES_OK)");
-    }
-}
-
-static void setup_queue(struct vsock_pci *d, uint16_t index)
-{
-    struct virtq *q = &queues[index];
-    mmio_write16(common(d, COMMON_QUEUE_SELECT), index);
-    uint16_t max = mmio_read16(common(d, COMMON_QUEUE_SIZE));
-    if (max == 0) fail("a queue is not available");
-    virtq_init(q, max, 0);
-    mmio_write16(common(d, COMMON_QUEUE_SIZE), q->size);
-    write_common64(d, COMMON_QUEUE_DESC, q->desc);
-    write_common64(d, COMMON_QUEUE_DRIVER, &q->avail);
-    write_common64(d, COMMON_QUEUE_DEVICE, &q->used);
-    d->notify_off[index] = mmio_read16(common(d, COMMON_QUEUE_NOTIFY_OFF));
-    mmio_write16(common(d, COMMON_QUEUE_ENABLE), 1);
-}
-
+/* §3.1.1 Driver Requirements: Device Initialization; no MSI-X vector (the driver polls). */
 static void init_device(struct vsock_pci *d)
 {
-    uint16_t command = pci_read16(d->slot, PCI_COMMAND);
-    pci_write16(d->slot, PCI_COMMAND, command | PCI_COMMAND_MEMORY | PCI_COMMAND_BUS_MASTER);
-    mmio_write8(common(d, COMMON_DEVICE_STATUS), 0);
-    lapic_timer_start();
-    while (mmio_read8(common(d, COMMON_DEVICE_STATUS)) != 0) {
-        if (lapic_timer_elapsed_ms() >= TIMEOUT_MS) fail("the device status did not return to 0");
-    }
-    set_status(d, VIRTIO_STATUS_ACKNOWLEDGE);
-    set_status(d, VIRTIO_STATUS_DRIVER);
-    negotiate_features(d);
-    for (uint16_t q = 0; q < VSOCK_QUEUES; ++q) setup_queue(d, q);
-    set_status(d, VIRTIO_STATUS_DRIVER_OK);
-    if (mmio_read8(common(d, COMMON_DEVICE_STATUS)) & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
-        fail("the device needs a reset");
-    }
+    const char *error =
+        virtio_pci_init(&d->pci, 0, VIRTIO_VSOCK_F_STREAM, queue_list, VSOCK_QUEUES, VIRTIO_PCI_NO_VECTOR);
+    if (error) fail(error);
     /* §5.10.4: le64 guest_cid, read as two halves (it does not change). */
-    uintptr_t config = (uintptr_t)(d->bar + d->device);
+    uintptr_t config = virtio_pci_config(&d->pci, VSOCK_CONFIG_GUEST_CID);
     d->cid = mmio_read32(config) | (uint64_t)mmio_read32(config + 4) << 32;
     serial_puts("config: guest cid ");
     serial_put_dec(d->cid);
@@ -245,12 +121,6 @@ static void init_device(struct vsock_pci *d)
 }
 
 /* --- 3. and 4. Packets ------------------------------------------------------------------------- */
-
-static void notify(const struct vsock_pci *d, uint16_t index)
-{
-    uint32_t offset = d->notify + (uint32_t)d->notify_off[index] * d->notify_multiplier;
-    mmio_write16((uintptr_t)(d->bar + offset), index);
-}
 
 static uint32_t wait_used(struct virtq *q, uint32_t limit_ms, const char *what)
 {
@@ -270,7 +140,7 @@ static void post_rx(const struct vsock_pci *d)
     const char *error = virtq_add_chain(&queues[VSOCK_RX], &buf, 1);
     if (error) fail(error);
     virtq_make_available(&queues[VSOCK_RX], 0);
-    notify(d, VSOCK_RX);
+    virtio_pci_notify(&d->pci, VSOCK_RX);
 }
 
 /* One packet to the host's end of the connection: `op`, and `len` payload bytes from `payload`. */
@@ -292,7 +162,7 @@ static void send(const struct vsock_pci *d, struct connection *c, uint16_t op, c
     const char *error = virtq_add_chain(&queues[VSOCK_TX], &buf, 1);
     if (error) fail(error);
     virtq_make_available(&queues[VSOCK_TX], 0);
-    notify(d, VSOCK_TX);
+    virtio_pci_notify(&d->pci, VSOCK_TX);
     wait_used(&queues[VSOCK_TX], TIMEOUT_MS, "a tx chain did not come back");
     c->tx_cnt += len;
 }
