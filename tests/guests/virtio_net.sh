@@ -16,21 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib/report.sh"
 readonly mac=06:00:ac:10:00:02
 
-die() { echo "virtio_net.sh: $*" >&2; exit 2; }
-
-kvmlet=${1:-} guest=${2:-}
-[[ -n $kvmlet && -n $guest ]] || die "usage: virtio_net.sh KVMLET GUEST_ELF [--timeout SECONDS]"
-shift 2
-timeout_s=30
-while (($#)); do
-    case $1 in
-        --timeout) timeout_s=$2; shift 2 ;;
-        *) die "unknown argument '$1'" ;;
-    esac
-done
-[[ -x $kvmlet ]] || die "kvmlet binary '$kvmlet' is missing or not executable"
-[[ -f $guest ]] || die "guest '$guest' is missing"
-
+parse_guest_args "$@"
 require_kvm
 require_netns
 command -v python3 >/dev/null || skip "python3 not found"
@@ -112,10 +98,4 @@ grep -qi 'virtio-net' "$err" && fail "kvmlet logged a virtio-net warning"
 echo "command (in namespace $ns): ${cmd[*]}"
 echo "exit status $status after ${elapsed_ms} ms"
 cat "$work/peer"
-if ((${#failures[@]} == 0)); then
-    tr -d '\r' <"$out"
-    echo "PASS"
-    exit 0
-fi
-report_failures "$out" "$err"
-exit 1
+finish_guest_test "$out" "$err"

@@ -13,20 +13,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/report.sh
 source "$here/../lib/report.sh"
 
-die() { echo "virtio_vsock.sh: $*" >&2; exit 2; }
-
-kvmlet=${1:-} guest=${2:-}
-[[ -n $kvmlet && -n $guest ]] || die "usage: virtio_vsock.sh KVMLET GUEST_ELF [--timeout SECONDS]"
-shift 2
-timeout_s=30
-while (($#)); do
-    case $1 in
-        --timeout) timeout_s=$2; shift 2 ;;
-        *) die "unknown argument '$1'" ;;
-    esac
-done
-[[ -x $kvmlet ]] || die "kvmlet binary '$kvmlet' is missing or not executable"
-[[ -f $guest ]] || die "guest '$guest' is missing"
+parse_guest_args "$@"
 require_kvm
 command -v python3 >/dev/null || skip "python3 not found"
 
@@ -101,10 +88,4 @@ grep -q FAIL "$out" && fail "the guest reported a failure"
 
 echo "command: ${cmd[*]}"
 cat "$work/host"
-if ((${#failures[@]} == 0)); then
-    tr -d '\r' <"$out"
-    echo "PASS"
-    exit 0
-fi
-report_failures "$out" "$err"
-exit 1
+finish_guest_test "$out" "$err"

@@ -5,6 +5,28 @@
 failures=()
 fail() { failures+=("$*"); }
 
+# die WHY: a usage or set-up error of the script (not a test failure): exits 2.
+die() { echo "${0##*/}: $*" >&2; exit 2; }
+
+# parse_guest_args ARGS...: the command line `KVMLET GUEST_ELF [--timeout SECONDS]` of a script
+# that runs one guest; sets `kvmlet`, `guest` and `timeout_s` (30 unless given), and dies unless
+# kvmlet is executable and the guest exists.
+# shellcheck disable=SC2034 # the caller uses them
+parse_guest_args() {
+    kvmlet=${1:-} guest=${2:-}
+    [[ -n $kvmlet && -n $guest ]] || die "usage: ${0##*/} KVMLET GUEST_ELF [--timeout SECONDS]"
+    shift 2
+    timeout_s=30
+    while (($#)); do
+        case $1 in
+            --timeout) timeout_s=$2; shift 2 ;;
+            *) die "unknown argument '$1'" ;;
+        esac
+    done
+    [[ -x $kvmlet ]] || die "kvmlet binary '$kvmlet' is missing or not executable"
+    [[ -f $guest ]] || die "guest '$guest' is missing"
+}
+
 # skip WHY: the test cannot run here; CTest shows it as skipped (SKIP_RETURN_CODE 77), and
 # tools/test fails the run unless KVMLET_ALLOW_SKIP=1.
 skip() { echo "SKIP: $*"; exit 77; }
@@ -117,4 +139,16 @@ report_failures() {
     done
     echo "------------------"
     for f in "${failures[@]}"; do echo "FAIL: $f"; done
+}
+
+# finish_guest_test OUT ERR [TITLE FILE]...: exits 0 after the guest's stdout OUT (without \r) and
+# "PASS" when no check failed; else exits 1 after report_failures with the same arguments.
+finish_guest_test() {
+    if ((${#failures[@]} == 0)); then
+        tr -d '\r' <"$1"
+        echo "PASS"
+        exit 0
+    fi
+    report_failures "$@"
+    exit 1
 }
