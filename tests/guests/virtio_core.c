@@ -1,6 +1,8 @@
 /* The transport-neutral half of the tiny guests' virtio drivers (see virtio_core.h). */
 #include "virtio_core.h"
 
+#include "lapic.h"
+
 /* volatile, so the compiler cannot turn the loop into a call to memset (there is no libc). */
 static void zero(volatile void *start, uint32_t len)
 {
@@ -48,6 +50,15 @@ void virtq_make_available(struct virtq *q, uint16_t head)
 int virtq_has_used(const struct virtq *q)
 {
     return ((const volatile struct virtq_used *)&q->used)->idx != q->last_used;
+}
+
+int virtq_poll_used(const struct virtq *q, uint32_t limit_ms)
+{
+    lapic_timer_start();
+    while (!virtq_has_used(q)) {
+        if (lapic_timer_elapsed_ms() >= limit_ms) return 0;
+    }
+    return 1;
 }
 
 const char *virtq_pop_used(struct virtq *q, uint16_t head, uint32_t *len)

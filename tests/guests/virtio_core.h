@@ -105,6 +105,10 @@ void virtq_make_available(struct virtq *q, uint16_t head);
 /* Whether the device has returned a chain the driver has not consumed yet. */
 int virtq_has_used(const struct virtq *q);
 
+/* Polls virtq_has_used() until it holds (1) or `limit_ms` have passed (0), timed by the local
+ * APIC timer (lapic.h), which it restarts. */
+int virtq_poll_used(const struct virtq *q, uint32_t limit_ms);
+
 /* Consumes the next used entry (virtq_has_used() must be true); checks that it is `head` and
  * stores its used length. */
 const char *virtq_pop_used(struct virtq *q, uint16_t head, uint32_t *len);

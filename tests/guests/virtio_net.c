@@ -17,7 +17,6 @@
  * Prints one line per step, then "virtio-net: ok" or "virtio-net: FAIL <what>", and resets. No
  * interrupts: the IOAPIC pins stay masked and MSI-X stays off. */
 #include "guest.h"
-#include "lapic.h"
 #include "virtio_pci_modern.h"
 
 enum {
@@ -121,18 +120,13 @@ static void find_device(struct virtio_net_pci *d)
 
 /* --- 2. Initialisation ----------------------------------------------------------------------- */
 
-static int timed_out(uint32_t limit_ms)
-{
-    return lapic_timer_elapsed_ms() >= limit_ms;
-}
-
 /* §3.1.1 Driver Requirements: Device Initialization, with VERSION_1 and MAC required, STATUS and
  * MTU taken when offered, nothing else; no MSI-X vector (the driver polls). */
 static void init_device(struct virtio_net_pci *d)
 {
     struct virtq *const queues[] = {[NET_RECEIVE_QUEUE] = &rx_queue, [NET_TRANSMIT_QUEUE] = &tx_queue};
-    const char *error = virtio_pci_init(&d->pci, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU, queues,
-                                        2, VIRTIO_PCI_NO_VECTOR);
+    uint64_t wanted = VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU;
+    const char *error = virtio_pci_init(&d->pci, VIRTIO_NET_F_MAC, wanted, queues, 2, VIRTIO_PCI_NO_VECTOR);
     if (error) fail(error);
     say("features: device offers 0x");
     serial_put_hex_digits(d->pci.offered, 16);
@@ -201,10 +195,7 @@ static void post_rx_buffer(const struct virtio_net_pci *d)
 /* Waits up to `limit_ms` for the chain at descriptor 0 of `q`; returns its used length. */
 static uint32_t wait_used(struct virtq *q, uint32_t limit_ms, const char *what)
 {
-    lapic_timer_start();
-    while (!virtq_has_used(q)) {
-        if (timed_out(limit_ms)) fail(what);
-    }
+    if (!virtq_poll_used(q, limit_ms)) fail(what);
     uint32_t len;
     const char *error = virtq_pop_used(q, 0, &len);
     if (error) fail(error);

@@ -349,10 +349,7 @@ static void notify_at(uint64_t bar, const struct virtio_pci *d)
 /* Waits for the request to come back; checks it wrote 16 bytes, not all zeros. */
 static uint32_t take_rng_result(void)
 {
-    lapic_timer_start();
-    while (!virtq_has_used(&queue)) {
-        if (timed_out()) fail("timed out waiting for the device to return the buffer");
-    }
+    if (!virtq_poll_used(&queue, TIMEOUT_MS)) fail("timed out waiting for the device to return the buffer");
     uint32_t len;
     const char *error = virtq_pop_used(&queue, 0, &len);
     if (error) fail(error);

@@ -10,7 +10,6 @@
  * then prints how many bytes it echoed and "virtio-vsock: ok" (or "virtio-vsock: FAIL <what>"),
  * and resets. One rx buffer and one tx chain in flight at a time. */
 #include "guest.h"
-#include "lapic.h"
 #include "virtio_pci_modern.h"
 
 enum {
@@ -124,10 +123,7 @@ static void init_device(struct vsock_pci *d)
 
 static uint32_t wait_used(struct virtq *q, uint32_t limit_ms, const char *what)
 {
-    lapic_timer_start();
-    while (!virtq_has_used(q)) {
-        if (lapic_timer_elapsed_ms() >= limit_ms) fail(what);
-    }
+    if (!virtq_poll_used(q, limit_ms)) fail(what);
     uint32_t len;
     const char *error = virtq_pop_used(q, 0, &len);
     if (error) fail(error);
