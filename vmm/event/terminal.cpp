@@ -28,7 +28,7 @@ void install_fatal_handlers() {
         struct sigaction action {};
         action.sa_handler = restore_and_reraise;
         sigemptyset(&action.sa_mask);
-        action.sa_flags = SA_RESETHAND;
+        action.sa_flags = static_cast<int>(SA_RESETHAND);  // 0x80000000: the sign bit of sa_flags
         ::sigaction(sig, &action, nullptr);
     }
 }

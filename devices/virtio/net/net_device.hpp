@@ -58,7 +58,7 @@ namespace kvmlet::virtio {
 struct NetConfig {
     net::MacAddress mac;
     std::uint16_t mtu = net::default_mtu;
-    bool offloads = true;                       // offer CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6
+    bool offloads = true;                         // offer CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6
     std::optional<net::mmds::MmdsConfig> mmds{};  // nullopt: no MMDS on this interface
 };
 
