@@ -17,11 +17,13 @@ void guest_main(void)
     if (!error) error = hostile_setup_ring(&dev, VIRTIO_CONSOLE_TRANSMIT_QUEUE, &transmit);
     if (error) hostile_fail(error);
     /* Posted after DRIVER_OK: a device may transmit what it finds at activation on the vCPU's
-     * own thread, and the marker below must come out. */
+     * own thread, and the marker must come out. The marker goes before the notification: COM1
+     * and the console share kvmlet's stdout buffer, which the flood fills at once, and a marker
+     * printed after it would be dropped with the flood's overflow. */
     hostile_driver_ok(&dev);
     hostile_post_flood(&transmit, table, 0);
-    virtio_write(&dev, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_CONSOLE_TRANSMIT_QUEUE);
     serial_puts("flooding\r\n");
+    virtio_write(&dev, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_CONSOLE_TRANSMIT_QUEUE);
     hostile_start_heartbeat();
     hostile_repost_forever(&dev, VIRTIO_CONSOLE_TRANSMIT_QUEUE, &transmit, 1);
 }
