@@ -304,7 +304,7 @@ ApiResponse ApiRouter::put_mmds(std::string const& method, std::string const& bo
 }
 
 void ApiRouter::set_mmds_data(Json const& data) {
-    if (auto error = resources_.mmds_store->replace(data.dump()))
+    if (auto error = resources_.mmds_store->replace(ApiResponse::dump(data)))
         throw ConfigError(fmt::format("MMDS contents: {}", *error));
 }
 

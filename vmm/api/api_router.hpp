@@ -24,9 +24,14 @@ struct ApiResponse {
     std::string body;  // empty for 204
 
     static ApiResponse no_content() { return {}; }
-    static ApiResponse ok(Json const& json) { return {200, json.dump()}; }
+    // Serialised with invalid UTF-8 replaced (U+FFFD): a message may quote the request's path,
+    // which is the client's bytes, and nlohmann throws on invalid UTF-8 otherwise.
+    static ApiResponse ok(Json const& json) { return {200, dump(json)}; }
     static ApiResponse fault(std::string const& message, unsigned status = 400) {
-        return {status, Json{{"fault_message", message}}.dump()};
+        return {status, dump(Json{{"fault_message", message}})};
+    }
+    static std::string dump(Json const& json) {
+        return json.dump(-1, ' ', false, Json::error_handler_t::replace);
     }
 };
 

@@ -21,6 +21,9 @@ Json parse_json(std::string_view text, std::string_view what) {
         return Json::parse(text.begin(), text.end());
     } catch (Json::parse_error const& e) {
         throw ConfigError(fmt::format("{}: not valid JSON (byte {})", what, e.byte));
+    } catch (Json::exception const& e) {
+        // A number too large for any integer or double, for one: the text is JSON, kvmlet cannot hold it.
+        throw ConfigError(fmt::format("{}: {}", what, e.what()));
     }
 }
 

@@ -108,6 +108,8 @@ TEST_CASE("config file errors name the field and its path", "[api]") {
     CHECK(error_of(R"({"machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "cpu_template": "T2"}})") ==
           "machine-config.cpu_template: \"T2\" is not supported by kvmlet (only \"None\")");
     CHECK(error_of("{\"a\":") == "test: not valid JSON (byte 6)");
+    // Found by fuzz_config_file: a number no integer or double holds is a ConfigError too.
+    CHECK(error_of(R"({"a": 10000000000e0000000003296802724})").starts_with("test: "));
 }
 
 TEST_CASE("two root devices, or the same id twice, are refused", "[api]") {
