@@ -256,6 +256,18 @@ class Checks:
         return 0
 
 
+def minimal_image_dir():
+    """The directory of guest-images/build's minimal image (vmlinux, initrd.cpio), or None when
+    it is not built (tools/test builds it)."""
+    root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    out = subprocess.run([os.path.join(root, "guest-images", "build"), "--print", "minimal"],
+                         capture_output=True, text=True, check=False)
+    path = out.stdout.strip()
+    if out.returncode != 0 or not os.path.isfile(os.path.join(path, "vmlinux")):
+        return None
+    return path
+
+
 def require_kvm():
     """No skips: a test that cannot reach /dev/kvm fails (CTest label kvm says it needs it)."""
     try:

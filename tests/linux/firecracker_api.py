@@ -21,15 +21,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api"))
 import api_client  # noqa: E402  (tests/api/api_client.py)
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
 
 def image_dir():
-    import subprocess
-    out = subprocess.run([os.path.join(ROOT, "guest-images", "build"), "--print", "minimal"],
-                         capture_output=True, text=True)
-    path = out.stdout.strip()
-    if out.returncode != 0 or not os.path.isfile(os.path.join(path, "vmlinux")):
+    path = api_client.minimal_image_dir()
+    if path is None:
         raise SystemExit("FAIL: the minimal guest image is not built (guest-images/build minimal; tools/test does)")
     return path
 

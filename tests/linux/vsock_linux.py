@@ -26,7 +26,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api"))
 import api_client  # noqa: E402  (tests/api/api_client.py)
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 GUEST_CID = 3
 GUEST_PORT = 1234  # the guest's listener
 HOST_PORT = 5000  # the test's listener, <uds_path>_5000
@@ -50,10 +48,8 @@ class Failure(Exception):
 
 
 def image_dir():
-    out = subprocess.run([os.path.join(ROOT, "guest-images", "build"), "--print", "minimal"],
-                         capture_output=True, text=True)
-    path = out.stdout.strip()
-    if out.returncode != 0 or not os.path.isfile(os.path.join(path, "vmlinux")):
+    path = api_client.minimal_image_dir()
+    if path is None:
         raise Failure("the minimal guest image is not built (guest-images/build minimal; tools/test does)")
     return path
 
