@@ -26,6 +26,7 @@ constexpr std::uint8_t dual_name_prefix = 0x2e;
 constexpr std::uint8_t multi_name_prefix = 0x2f;
 constexpr std::uint8_t ext_op_prefix = 0x5b;
 constexpr std::uint8_t device_op = 0x82;  // after ext_op_prefix
+constexpr std::uint8_t notify_op = 0x86;
 constexpr std::uint8_t root_char = '\\';
 constexpr std::uint8_t parent_prefix_char = '^';
 constexpr std::uint8_t null_name = 0x00;
@@ -260,6 +261,13 @@ Bytes method(std::string_view path, std::uint8_t args, std::vector<Bytes> const&
     body.push_back(args);  // §20.2.5.2 MethodFlags: bits 2:0 ArgCount, SerializeFlag and SyncLevel 0
     append(body, concat(terms));
     return with_pkg_length({method_op}, body);
+}
+
+Bytes notify(std::string_view path, std::uint8_t value) {
+    Bytes out{notify_op};
+    append(out, name_string(path));
+    append(out, integer(value));
+    return out;
 }
 
 Bytes return_value(Bytes const& value) {

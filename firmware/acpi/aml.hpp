@@ -50,5 +50,8 @@ Bytes device(std::string_view path, std::vector<Bytes> const& terms);
 // A method of `args` (0 to 7) arguments, not serialized, sync level 0.
 Bytes method(std::string_view path, std::uint8_t args, std::vector<Bytes> const& terms);
 Bytes return_value(Bytes const& value);
+// §19.6.92 Notify (path, value): the OS's handler of the object at `path` gets `value` (0x80 on a
+// PNP0C0C power button: "button pressed", §4.8.3.1.1).
+Bytes notify(std::string_view path, std::uint8_t value);
 
 }  // namespace kvmlet::firmware::acpi::aml

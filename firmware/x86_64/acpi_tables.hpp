@@ -3,11 +3,14 @@
 // chapter 5), written once into guest RAM at [acpi_tables_start, acpi_tables_end):
 //
 //   RSDP (revision 2) -> XSDT -> FADT -> DSDT (AML: \_SB_.PCI0, motherboard resources, COM1,
+//                                              the i8042, the power button and its GED,
 //                                              virtio-mmio devices, \_S5_)
 //                             -> MADT (local APICs, the I/O APIC, LINT1 NMI)
 //                             -> MCFG (ECAM, when there is PCI)
 //
 // The machine is "hardware-reduced" (§4.1): no PM1 event/control blocks, no SCI, no GPEs, no FACS.
+// Its power button is therefore a control-method one (PNP0C0C) that a Generic Event Device
+// (§5.6.9) notifies when its interrupt fires.
 // Soft-off and reset go through the FADT's one-byte sleep control and reset registers in I/O space
 // (devices/legacy/acpi_power.hpp answers them). The MP table (mp_table.hpp) stays for kernels
 // built without ACPI; a kernel with ACPI prefers these tables.
@@ -38,6 +41,7 @@ struct AcpiConfig {
     std::uint64_t ram_size = 0;               // places the 64-bit PCI window (pci_mmio64_start)
     std::vector<std::uint8_t> pci_slots;      // bus-0 device numbers with INTA, for _PRT; not 0
     std::vector<AcpiMmioDevice> virtio_mmio;  // "LNRO0005" devices, _UID = index
+    bool power_button = false;                // \_SB_.PWRB and its GED on acpi_power_button_irq
 };
 
 // Writes the RSDP at acpi_tables_start and the other tables after it. Returns the RSDP's address

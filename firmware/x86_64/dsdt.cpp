@@ -93,6 +93,21 @@ Bytes keyboard_controller() {
                                                      res::irq_no_flags(i8042_keyboard_irq)})});
 }
 
+// A hardware-reduced machine has no fixed power button (§4.8.3.1.1): the button is a PNP0C0C
+// device, and a Generic Event Device (ACPI0013, §5.6.9) on its own interrupt notifies it. Linux's
+// GED driver runs _EVT with the interrupt's number when it fires; there is only one event, so
+// _EVT does not look at it. Linux's button driver then reports KEY_POWER.
+constexpr std::uint8_t notify_button_pressed = 0x80;
+
+std::vector<Bytes> power_button() {
+    return {aml::device("PWRB", {hid("PNP0C0C"), aml::name("_UID", aml::zero())}),
+            aml::device("GED0",
+                        {aml::name("_HID", aml::string("ACPI0013")), aml::name("_UID", aml::zero()),
+                         crs({res::extended_interrupt(acpi_power_button_irq, res::Trigger::edge,
+                                                      res::Polarity::active_high, res::Sharing::exclusive)}),
+                         aml::method("_EVT", 1, {aml::notify("PWRB", notify_button_pressed)})})};
+}
+
 // Linux's virtio_mmio driver matches this _HID ("LNRO0005", Linaro's ID for virtio-mmio).
 Bytes virtio_mmio(std::size_t index, AcpiMmioDevice const& device) {
     return aml::device(fmt::format("VR{:02X}", index),
@@ -113,6 +128,8 @@ std::vector<std::uint8_t> make_dsdt(AcpiConfig const& config) {
     }
     devices.push_back(com1());
     devices.push_back(keyboard_controller());
+    if (config.power_button)
+        for (Bytes& device : power_button()) devices.push_back(std::move(device));
     for (std::size_t i = 0; i < config.virtio_mmio.size(); ++i)
         devices.push_back(virtio_mmio(i, config.virtio_mmio[i]));
     Bytes aml = aml::scope("\\_SB_", devices);

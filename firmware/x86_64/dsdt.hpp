@@ -10,6 +10,10 @@
 //                     Linux looks before it trusts the MCFG
 //     Device (COM1)   PNP0501 at 0x3f8, IRQ 4
 //     Device (PS2K)   PNP0303 i8042 keyboard controller at 0x60 and 0x64, IRQ 1
+//     Device (PWRB)   PNP0C0C power button (with power_button): a control-method button
+//     Device (GED0)   ACPI0013 Generic Event Device (with power_button): its interrupt is
+//                     acpi_power_button_irq, edge-triggered; its _EVT does Notify (PWRB, 0x80),
+//                     "button pressed" (ACPI 6.5 §5.6.9, §4.8.3.1.1)
 //     Device (VRnn)   "LNRO0005" virtio-mmio: register window and edge-triggered interrupt
 //   }
 //   Name (\_S5_, Package () { acpi_s5_sleep_type, 0, 0, 0 })

@@ -108,6 +108,11 @@ inline constexpr std::uint8_t serial_com1_irq = 4;
 inline constexpr std::uint16_t i8042_data_port = 0x60;
 inline constexpr std::uint16_t i8042_command_port = 0x64;
 inline constexpr std::uint8_t i8042_keyboard_irq = 1;
+// The ACPI power button's interrupt: the DSDT's Generic Event Device (ACPI0013) takes it and
+// notifies \_SB_.PWRB. IRQ 3 (a PC's COM2, which kvmlet does not have) is free: COM1 has 4, the
+// keyboard 1, virtio-mmio devices start at virtio_mmio_first_irq and PCI INTx at pci_intx_first_irq.
+inline constexpr std::uint8_t acpi_power_button_irq = 3;
+static_assert(acpi_power_button_irq < virtio_mmio_first_irq);
 // Local APIC and IO-APIC, where the in-kernel irqchip puts them.
 inline constexpr GuestAddress ioapic_start{0xfec0'0000};
 inline constexpr GuestAddress lapic_start{0xfee0'0000};

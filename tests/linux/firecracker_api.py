@@ -8,8 +8,8 @@ InstanceStart; then while the guest's init prints its disk's size every second:
     capacity (4096 sectors instead of 2048), as firecracker-containerd's drive swap needs;
   - FlushMetrics: a metrics line with the drive's reads;
   - SIGTERM: kvmlet exits with status 0 and writes a last metrics line.
-SendCtrlAltDel is not tried here: the minimal kernel has no i8042 or keyboard driver
-(CONFIG_SERIO off); tests/guests' ctrl_alt_del guest checks it.
+SendCtrlAltDel is not tried here: the minimal kernel has no keyboard driver (CONFIG_SERIO off),
+and its ACPI power button is power_button.py's; tests/guests' ctrl_alt_del guest checks the keys.
 Usage: firecracker_api.py KVMLET"""
 import json
 import signal

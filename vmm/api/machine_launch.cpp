@@ -81,7 +81,9 @@ std::optional<std::string> MachineLaunch::resume() {
 std::optional<std::string> MachineLaunch::send_ctrl_alt_del() {
     return with_machine([](Machine& m) -> std::optional<std::string> {
         if (m.send_ctrl_alt_del()) return std::nullopt;
-        return "The guest has not enabled its keyboard, or has not read the keys sent before.";
+        return "The guest has no ACPI power button, and has not enabled its keyboard or has not read the "
+               "keys "
+               "sent before.";
     });
 }
 

@@ -135,6 +135,7 @@ std::optional<GuestAddress> Machine::write_acpi_tables() {
     acpi.cpus = config_.cpus;
     acpi.pci = pci_ != nullptr;
     acpi.ram_size = config_.memory_bytes;
+    acpi.power_button = power_button_irq_ != nullptr;
     for (auto const& slot : virtio_) {
         if (auto pci_slot = slot->pci_slot()) acpi.pci_slots.push_back(*pci_slot);
         if (auto mmio = slot->mmio_placement())
@@ -169,6 +170,8 @@ void Machine::create_devices() {
         for (std::uint16_t port :
              {x86_64::acpi_sleep_control_port, x86_64::acpi_sleep_status_port, x86_64::acpi_reset_port})
             pio_.insert(acpi_power_, port, AcpiPower::port_length);
+        // The power button has no registers: a press is one edge on the GED's interrupt.
+        power_button_irq_ = std::make_unique<IrqfdLine>(vm_, x86_64::acpi_power_button_irq);
     }
     if (config_.transport == VirtioTransport::pci) create_pci_bus();
     create_virtio_devices();
@@ -307,7 +310,10 @@ std::optional<std::string> Machine::replace_disk(std::size_t index, std::string 
 }
 
 bool Machine::send_ctrl_alt_del() noexcept {
-    return i8042_->press_ctrl_alt_del();
+    bool const keys = i8042_->press_ctrl_alt_del();
+    if (power_button_irq_ == nullptr) return keys;
+    power_button_irq_->trigger();
+    return true;
 }
 
 void Machine::watch_for_halt() {
@@ -349,8 +355,10 @@ void Machine::on_stop_signal(ProcessSignals& signals, boost::asio::posix::stream
         stop_.request(StopKind::signal, reason);
         return;
     }
-    log::info("{}: asked the guest to shut down (Ctrl-Alt-Del); stopping it in {} ms, or at a second signal",
-              reason, config_.stop_grace->count());
+    log::info(
+        "{}: asked the guest to shut down (Ctrl-Alt-Del, power button); stopping it in {} ms, or at a second "
+        "signal",
+        reason, config_.stop_grace->count());
     grace.expires_after(*config_.stop_grace);
     grace.async_wait([this, reason](boost::system::error_code ec) {
         if (!ec) stop_.request(StopKind::signal, reason + ", and the guest did not shut down in time");

@@ -68,11 +68,14 @@ public:
     void resume() noexcept;
     bool paused() const noexcept { return pause_.requested(); }
     MachineState state() const noexcept;
-    // Firecracker's SendCtrlAltDel: the i8042's keyboard sends Ctrl-Alt-Del (pressed, released),
-    // with IRQ 1; a Linux guest reboots (or its init does what it was told to: systemd reboots,
-    // busybox runs its ctrlaltdel action), and with reboot=k resets through the i8042, which ends
-    // run(). False, and nothing sent, when the guest has not enabled its keyboard or has not read
-    // the keys sent before. A paused guest sees them when resumed.
+    // Firecracker's SendCtrlAltDel, and the first step of a graceful stop: asks the guest to shut
+    // down both ways a PC has. The i8042's keyboard sends Ctrl-Alt-Del (pressed, released) with
+    // IRQ 1: a Linux guest reboots (or its init does what it was told to: systemd reboots, busybox
+    // runs its ctrlaltdel action), and with reboot=k resets through the i8042, which ends run().
+    // With ACPI, the power button is pressed too (the GED's interrupt; Linux reports KEY_POWER:
+    // systemd-logind powers off, acpid runs its action). False, and nothing sent, when neither is
+    // there: no ACPI, and a guest that has not enabled its keyboard or has not read the keys sent
+    // before. A paused guest sees them when resumed.
     bool send_ctrl_alt_del() noexcept;
 
     // Each virtio device's counters, in the order they were made (make_virtio_devices: disks,
@@ -120,6 +123,7 @@ private:
     DiscardSink discard_;
     std::unique_ptr<IrqfdLine> com1_irq_;
     std::unique_ptr<IrqfdLine> keyboard_irq_;
+    std::unique_ptr<IrqfdLine> power_button_irq_;  // with ACPI
     std::shared_ptr<Serial> serial_;
     std::shared_ptr<I8042> i8042_;
     std::shared_ptr<BootTimer> boot_timer_;

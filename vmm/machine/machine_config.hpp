@@ -62,8 +62,8 @@ struct MachineConfig {
     bool acpi = true;
     bool verbose = false;
     // On a stop signal (SIGTERM, SIGINT, SIGHUP), first ask the guest to shut down (Ctrl-Alt-Del
-    // on the i8042 keyboard) and stop only if it has not after this long, or at a second signal.
-    // nullopt: stop at once (kvmlet run). The Firecracker way sets it (api/vm_resources.hpp).
+    // on the i8042 keyboard, and the ACPI power button) and stop only if it has not after this long, or at a
+    // second signal. nullopt: stop at once (kvmlet run). The Firecracker way sets it (api/vm_resources.hpp).
     std::optional<std::chrono::milliseconds> stop_grace;
 
     static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";

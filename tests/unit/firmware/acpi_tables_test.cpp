@@ -109,7 +109,8 @@ x86::AcpiConfig pci_config(std::uint32_t cpus = 4) {
             .pci = true,
             .ram_size = 4 * GiB,
             .pci_slots = {1, 2, 5},
-            .virtio_mmio = {{GuestAddress{0xd000'0000}, 0x1000, 5}, {GuestAddress{0xd000'1000}, 0x1000, 6}}};
+            .virtio_mmio = {{GuestAddress{0xd000'0000}, 0x1000, 5}, {GuestAddress{0xd000'1000}, 0x1000, 6}},
+            .power_button = true};
 }
 
 x86::AcpiConfig mmio_config(std::uint32_t cpus = 1) {
@@ -438,8 +439,10 @@ std::string address_after(std::string const& dsl, std::string const& heading) {
 
 }  // namespace
 
-TEST_CASE("iasl disassembles the DSDT with PCI: root bridge, _PRT, ECAM, COM1, i8042, virtio-mmio, _S5_",
-          "[firmware][acpi][iasl]") {
+TEST_CASE(
+    "iasl disassembles the DSDT with PCI: root bridge, _PRT, ECAM, COM1, i8042, power button, "
+    "virtio-mmio, _S5_",
+    "[firmware][acpi][iasl]") {
     auto const tables = write_and_read(pci_config());
     auto const dsl = clean_disassembly(tables.by_signature.at("DSDT")).dsl;
     auto const s = squeezed(dsl);
@@ -472,6 +475,12 @@ TEST_CASE("iasl disassembles the DSDT with PCI: root bridge, _PRT, ECAM, COM1, i
           std::string::npos);
     CHECK(s.find("IRQNoFlags(){1}") != std::string::npos);
     CHECK(s.find("PNP0F13") == std::string::npos);  // no mouse
+    CHECK(s.find("Device(PWRB){Name(_HID,EisaId(\"PNP0C0C\")") != std::string::npos);
+    CHECK(s.find("Device(GED0){Name(_HID,\"ACPI0013\"") != std::string::npos);
+    CHECK(s.find("Interrupt(ResourceConsumer,Edge,ActiveHigh,Exclusive,,,){0x00000003,}") !=
+          std::string::npos);
+    CHECK(s.find("Method(_EVT,1,NotSerialized)") != std::string::npos);
+    CHECK(s.find("Notify(PWRB,0x80)") != std::string::npos);
     CHECK(occurrences(s, "Name(_HID,\"LNRO0005\")") == 2);
     CHECK(s.find("Device(VR01){Name(_HID,\"LNRO0005\")//_HID:HardwareIDName(_UID,One)") != std::string::npos);
     CHECK(s.find("Memory32Fixed(ReadWrite,0xD0001000,//AddressBase0x00001000,") != std::string::npos);
@@ -486,6 +495,8 @@ TEST_CASE("iasl disassembles the DSDT without PCI: no root bridge, no ECAM reser
     auto const s = squeezed(clean_disassembly(tables.by_signature.at("DSDT")).dsl);
     CHECK(s.find("PCI0") == std::string::npos);
     CHECK(s.find("PNP0C02") == std::string::npos);
+    CHECK(s.find("PWRB") == std::string::npos);  // power_button not asked for
+    CHECK(s.find("ACPI0013") == std::string::npos);
     CHECK(s.find("Device(COM1)") != std::string::npos);
     CHECK(s.find("Device(VR00){Name(_HID,\"LNRO0005\")") != std::string::npos);
     CHECK(s.find("Name(\\_S5,") != std::string::npos);

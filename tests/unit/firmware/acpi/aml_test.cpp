@@ -136,6 +136,11 @@ TEST_CASE("Scope, Device and Method wrap their name and terms in a package lengt
     CHECK_THROWS_AS(aml::method("FOO", 8, {}), kvmlet::Error);
 }
 
+TEST_CASE("Notify names its object and the notification value", "[firmware][acpi]") {
+    CHECK(aml::notify("PWRB", 0x80) == cat({{0x86}, chars("PWRB"), {0x0a, 0x80}}));
+    CHECK(aml::notify("\\_SB_.PWRB", 0x02) == cat({{0x86, 0x5c, 0x2e}, chars("_SB_PWRB"), {0x0a, 0x02}}));
+}
+
 TEST_CASE("a device longer than 63 bytes gets a two-byte package length", "[firmware][acpi]") {
     Bytes const data(60, 0xaa);
     auto const dev = aml::device("DEV0", {aml::name("BUF0", aml::buffer(data))});
