@@ -25,10 +25,25 @@ blk::Config make_config(Disk const& disk) {
     return c;
 }
 
+// What a request costs the bandwidth bucket: the bytes of its buffers without the header and the
+// status byte (the data of a read or write; GET_ID's and discard's few bytes), from the lengths
+// alone, before any of guest memory is read.
+std::uint64_t request_bytes(DescriptorChain const& chain) {
+    std::uint64_t total = 0;
+    for (auto const& d : chain.descriptors) total += d.len;
+    std::uint64_t const framing = sizeof(blk::RequestHeader) + 1;
+    return total > framing ? total - framing : 0;
+}
+
 }  // namespace
 
-BlockDevice::BlockDevice(Disk disk) : disk_(std::move(disk)), config_(make_config(disk_)) {
+BlockDevice::BlockDevice(Disk disk, RateLimiterConfig const& limits, QueueThrottle::Now now)
+    : disk_(std::move(disk)), config_(make_config(disk_)), throttle_(0, limits, std::move(now)) {
     iovecs_.reserve(queue_size);
+}
+
+void BlockDevice::update_rate_limiter(RateLimiterConfig const& change) noexcept {
+    throttle_.update(change, active_ ? &active_->host() : nullptr);
 }
 
 bool BlockDevice::replace_disk(Disk disk) noexcept {
@@ -48,7 +63,8 @@ std::vector<Metric> BlockDevice::metrics() const {
             {"flush_count", c.flushes.value()},
             {"queue_event_count", c.requests.value()},
             {"execute_fails", c.io_errors.value()},
-            {"invalid_reqs_count", c.unsupported.value() + c.no_status.value()}};
+            {"invalid_reqs_count", c.unsupported.value() + c.no_status.value()},
+            {"rate_limiter_throttled_events", throttle_.throttled()}};
 }
 
 std::uint64_t BlockDevice::features() const noexcept {
@@ -72,6 +88,8 @@ bool BlockDevice::activate(Activation activation) noexcept {
 
 void BlockDevice::reset() noexcept {
     active_.reset();
+    held_.reset();
+    throttle_.reset();
 }
 
 Work BlockDevice::process_queue(std::size_t queue) noexcept {
@@ -83,9 +101,14 @@ Work BlockDevice::process_queue(std::size_t queue) noexcept {
     Work work = Work::more;
     std::uint64_t moved = 0;
     for (std::uint32_t n = 0; n < chains_per_call && moved < bytes_per_call; ++n) {
-        auto chain = q.pop();
+        auto chain = held_ ? std::exchange(held_, std::nullopt) : q.pop();
         if (!chain) {
             work = Work::done;
+            break;
+        }
+        if (!throttle_.admit(request_bytes(*chain), active_->host())) {
+            held_ = std::move(chain);
+            work = Work::done;  // the throttle's timer serves the queue again
             break;
         }
         for (auto const& d : chain->descriptors) moved += d.len;

@@ -6,6 +6,11 @@
 // A request that is malformed, points outside RAM, runs past the end of the disk or writes to a
 // read-only disk fails alone (status IOERR or UNSUPP, or used length 0 when there is nowhere to
 // put a status); the next request is served as usual. Only a broken queue stops the device.
+//
+// Rate limit (optional, Firecracker's drive rate_limiter): each request costs one op and the
+// bytes of its buffers (header and status byte left out); a request the limiter refuses is kept,
+// popped but not started, and the queue waits for the throttle's timer (queue_throttle.hpp),
+// which the event loop fires and which wakes the disk's worker through the queue's notification.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -18,6 +23,7 @@
 #include "devices/virtio/block/request.hpp"
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/counter.hpp"
+#include "devices/virtio/queue_throttle.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
 
@@ -51,7 +57,7 @@ public:
     static constexpr std::uint32_t chains_per_call = queue_size;
     static constexpr std::uint64_t bytes_per_call = 64ull << 20;
 
-    explicit BlockDevice(Disk disk);
+    explicit BlockDevice(Disk disk, RateLimiterConfig const& limits = {}, QueueThrottle::Now now = {});
     BlockDevice(BlockDevice const&) = delete;
     BlockDevice& operator=(BlockDevice const&) = delete;
 
@@ -74,6 +80,11 @@ public:
     bool replace_disk(Disk disk) noexcept;
     BlockCounters const& counters() const noexcept { return counters_; }
     std::vector<Metric> metrics() const override;
+    // Firecracker's PATCH /drives rate_limiter (RateLimiterConfig's semantics); a request that
+    // waits is tried again at once under the new limits. Call with the device mutex held.
+    void update_rate_limiter(RateLimiterConfig const& change) noexcept;
+    RateLimiterConfig rate_limiter() const noexcept { return throttle_.config(); }
+    std::uint64_t throttled() const noexcept { return throttle_.throttled(); }
 
 private:
     struct Outcome {
@@ -104,7 +115,9 @@ private:
     std::vector<iovec> iovecs_;  // scratch for one request; reserved once
 
     std::optional<ActiveState> active_;
-    std::uint64_t range_bytes_ = 0;  // discarded or zeroed by the request being handled
+    QueueThrottle throttle_;
+    std::optional<DescriptorChain> held_;  // popped, refused by the rate limiter, not started
+    std::uint64_t range_bytes_ = 0;        // discarded or zeroed by the request being handled
     bool writethrough_ = false;  // FLUSH offered but not negotiated: every write must be stable (§5.2.6.2)
     bool warned_read_only_ = false;
 

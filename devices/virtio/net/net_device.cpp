@@ -35,7 +35,11 @@ NetConfig checked(NetConfig config) {
 }  // namespace
 
 NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint)
-    : config_(checked(config)), endpoint_(std::move(endpoint)), config_space_(make_config_space(config_)) {
+    : config_(checked(config)),
+      endpoint_(std::move(endpoint)),
+      config_space_(make_config_space(config_)),
+      rx_throttle_(net::receive_queue, config_.rx_rate_limiter, config_.clock),
+      tx_throttle_(net::transmit_queue, config_.tx_rate_limiter, config_.clock) {
     if (!endpoint_) throw Error("net: no endpoint");
     iov_.reserve(max_iovecs);
     delivery_.chains.reserve(queue_size);
@@ -58,7 +62,9 @@ std::vector<Metric> NetDevice::metrics() const {
             {"tx_packets_count", c.tx_packets.value()},
             {"tx_fails", c.tx_errors.value()},
             {"tx_malformed_frames", c.tx_too_short.value() + c.tx_too_big.value() + c.tx_bad_offload.value()},
-            {"tx_dropped", c.tx_dropped()}};
+            {"tx_dropped", c.tx_dropped()},
+            {"rx_rate_limiter_throttled", rx_throttle_.throttled()},
+            {"tx_rate_limiter_throttled", tx_throttle_.throttled()}};
 }
 
 std::uint64_t NetDevice::features() const noexcept {
@@ -98,8 +104,12 @@ bool NetDevice::activate(Activation activation) noexcept {
 void NetDevice::reset() noexcept {
     active_.reset();
     tx_held_.reset();
+    tx_held_admitted_ = false;
     tx_waiting_ = false;
     rx_spare_.reset();
+    rx_throttled_.reset();
+    rx_throttle_.reset();
+    tx_throttle_.reset();
     delivery_.active = false;
     delivery_.chains.clear();
     if (mmds_) mmds_->reset();
@@ -116,6 +126,12 @@ Work NetDevice::process_queue(std::size_t queue) noexcept {
         deliver_mmds_frames();
     }
     return Work::done;
+}
+
+void NetDevice::update_rate_limiters(RateLimiterConfig const& rx, RateLimiterConfig const& tx) noexcept {
+    DeviceHost* host = active() ? &active_->host() : nullptr;
+    rx_throttle_.update(rx, host);
+    tx_throttle_.update(tx, host);
 }
 
 void NetDevice::endpoint_readable() noexcept {

@@ -28,6 +28,12 @@
 //
 // Every call handles at most max_packets_per_call packets per direction, then asks the watch to
 // call again, so neither a busy guest nor a busy peer can hold the event loop.
+//
+// Rate limits (optional, Firecracker's rx_rate_limiter and tx_rate_limiter): each packet costs one
+// op and its frame bytes (without the virtio_net_hdr). A transmitted packet the limiter refuses
+// stays in its chain, held, and transmission waits; a received one waits whole in the device's
+// buffer, and nothing more is read from the endpoint (packets queue there, as without buffers).
+// Either way the queue's throttle (queue_throttle.hpp) has one timer that serves it again.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -42,6 +48,7 @@
 #include "devices/virtio/net/mac_address.hpp"
 #include "devices/virtio/net/mmds/mmds_stack.hpp"
 #include "devices/virtio/net/net_spec.hpp"
+#include "devices/virtio/queue_throttle.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "vmm/base/log.hpp"
 
@@ -60,6 +67,9 @@ struct NetConfig {
     std::uint16_t mtu = net::default_mtu;
     bool offloads = true;                         // offer CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6
     std::optional<net::mmds::MmdsConfig> mmds{};  // nullopt: no MMDS on this interface
+    RateLimiterConfig rx_rate_limiter{};          // what the guest receives
+    RateLimiterConfig tx_rate_limiter{};          // what the guest sends
+    QueueThrottle::Now clock{};                   // for the rate limits; steady_clock by default
 };
 
 // Statistics, written by the device's thread and read by any (metrics, tests). Bytes are frame
@@ -127,6 +137,11 @@ public:
     NetCounters const& counters() const noexcept { return counters_; }
     // The interface's MMDS stack, or nullptr.
     net::mmds::MmdsStack const* mmds() const noexcept { return mmds_.get(); }
+    // Firecracker's PATCH /network-interfaces (RateLimiterConfig's semantics, each direction on
+    // its own); a queue that waits is served again at once. Call with the device mutex held.
+    void update_rate_limiters(RateLimiterConfig const& rx, RateLimiterConfig const& tx) noexcept;
+    RateLimiterConfig rx_rate_limiter() const noexcept { return rx_throttle_.config(); }
+    RateLimiterConfig tx_rate_limiter() const noexcept { return tx_throttle_.config(); }
 
 private:
     struct UsedBuffer {
@@ -163,6 +178,7 @@ private:
     bool drop_tx(NetCounters::Counter& counter, char const* what) noexcept;
     bool offload_accepted(net::Header const& header) const noexcept;
     bool take_for_mmds(DescriptorChain const& chain, net::Header const& header, std::uint64_t frame) noexcept;
+    bool admit_tx(DescriptorChain const& chain) noexcept;
     void deliver_mmds_frames() noexcept;
 
     // Receive (net_receive.cpp).
@@ -170,6 +186,8 @@ private:
     bool receive_packet() noexcept;
     bool receive_mmds_frame() noexcept;
     bool receive_failed(ssize_t result) noexcept;
+    bool start_delivery(RxChain& rx, std::size_t length) noexcept;
+    bool resume_throttled() noexcept;
     std::optional<RxChain> next_rx_chain(std::uint64_t min_capacity) noexcept;
     enum class RxVerdict { ok, too_big, too_short, bad_offload };
     RxVerdict check_received(net::Header const& header, std::uint64_t length,
@@ -189,8 +207,10 @@ private:
 
     bool read_watch_pending_ = false;  // survive reset(): the owner still answers them
     bool write_watch_pending_ = false;
-    std::optional<DescriptorChain> tx_held_;   // the packet the full endpoint did not take
+    std::optional<DescriptorChain> tx_held_;   // the packet the full endpoint (or the limiter) did not take
+    bool tx_held_admitted_ = false;            // the limiter granted it already (the endpoint was full)
     bool tx_waiting_ = false;                  // for endpoint_writable()
+    std::optional<std::size_t> rx_throttled_;  // length of the packet in packet_ the limiter refused
     std::optional<DescriptorChain> rx_spare_;  // popped, not used: filled first next time
     Delivery delivery_;
     std::vector<iovec> iov_;          // scratch for one chain; reserved once
@@ -200,6 +220,8 @@ private:
     std::unique_ptr<net::mmds::MmdsStack> mmds_;
     std::vector<std::byte> mmds_frame_;  // one transmitted frame for MMDS, copied out of guest RAM
 
+    QueueThrottle rx_throttle_;
+    QueueThrottle tx_throttle_;
     NetCounters counters_;
     log::RateLimit failure_log_{10, std::chrono::seconds(5)};
 };

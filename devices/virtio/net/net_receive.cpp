@@ -11,6 +11,10 @@ namespace kvmlet::virtio {
 void NetDevice::receive() noexcept {
     for (std::uint32_t n = 0; n < max_packets_per_call; ++n) {
         if (delivery_.active && !continue_delivery()) return;  // waits for the driver's next buffers
+        if (rx_throttled_) {  // the packet the limiter refused goes first, once it may
+            if (!resume_throttled()) return;
+            continue;
+        }
         if (mmds_ && mmds_->has_frame()) {  // MMDS's answers go before the endpoint's packets
             if (!receive_mmds_frame()) return;
             continue;
@@ -46,14 +50,7 @@ bool NetDevice::receive_packet() noexcept {
     header.flags &= static_cast<std::uint8_t>(net::header_flag::needs_csum | net::header_flag::data_valid);
     header.num_buffers = 1;
     std::memcpy(packet_.data(), &header, sizeof header);
-    delivery_.active = true;
-    delivery_.chains.clear();
-    delivery_.offset = 0;
-    delivery_.length = static_cast<std::size_t>(length);
-    place(*rx);
-    delivery_.first = std::move(rx->chain);
-    if (delivery_.offset == delivery_.length) finish_delivery();
-    return true;
+    return start_delivery(*rx, static_cast<std::size_t>(length));
 }
 
 // Puts MMDS's next frame into the next receive chain; false when the guest has none.
@@ -71,14 +68,35 @@ bool NetDevice::receive_mmds_frame() noexcept {
         return true;
     }
     counters_.rx_mmds.add();
+    return start_delivery(*rx, static_cast<std::size_t>(length));
+}
+
+// The packet in packet_ (length bytes, header included) goes into `rx` and the chains after it, if
+// the receive limiter lets it; otherwise it waits there, and `rx` with it, and reading stops
+// (false) until the throttle's timer.
+bool NetDevice::start_delivery(RxChain& rx, std::size_t length) noexcept {
+    if (!rx_throttle_.admit(length - sizeof(net::Header), active_->host())) {
+        rx_throttled_ = length;
+        rx_spare_ = std::move(rx.chain);
+        return false;
+    }
     delivery_.active = true;
     delivery_.chains.clear();
     delivery_.offset = 0;
-    delivery_.length = static_cast<std::size_t>(length);
-    place(*rx);
-    delivery_.first = std::move(rx->chain);
+    delivery_.length = length;
+    place(rx);
+    delivery_.first = std::move(rx.chain);
     if (delivery_.offset == delivery_.length) finish_delivery();
     return true;
+}
+
+// Tries the refused packet again, in the chain it was refused with (rx_spare_, so the capacity
+// checked for it still holds).
+bool NetDevice::resume_throttled() noexcept {
+    auto rx = next_rx_chain(sizeof(net::Header) + net::ethernet_header);
+    if (!rx) return false;
+    std::size_t const length = *std::exchange(rx_throttled_, std::nullopt);
+    return start_delivery(*rx, length);
 }
 
 bool NetDevice::receive_failed(ssize_t result) noexcept {

@@ -16,8 +16,13 @@ void NetDevice::transmit() noexcept {
     for (std::uint32_t n = 0; n < max_packets_per_call; ++n) {
         auto chain = tx_held_ ? std::exchange(tx_held_, std::nullopt) : tx.pop();
         if (!chain) return;
+        if (!std::exchange(tx_held_admitted_, false) && !admit_tx(*chain)) {
+            tx_held_ = std::move(chain);
+            return;  // the throttle's timer serves the queue again
+        }
         if (!send_packet(*chain)) {
             tx_held_ = std::move(chain);
+            tx_held_admitted_ = true;
             tx_waiting_ = true;
             counters_.tx_blocked.add();
             watch_writable();
@@ -26,6 +31,16 @@ void NetDevice::transmit() noexcept {
         tx.add_used(chain->head, 0);  // the device writes nothing into a transmit chain
     }
     watch_writable();  // the bound: the endpoint is writable, so the loop calls back at once
+}
+
+// Whether the transmit limiter lets the chain's packet go now: one op, and its frame bytes from the
+// descriptors' lengths (what send_packet will find behind the header), before guest memory is read.
+bool NetDevice::admit_tx(DescriptorChain const& chain) noexcept {
+    std::uint64_t readable = 0;
+    for (auto const& d : chain.descriptors)
+        if (!d.device_writable) readable += d.len;
+    std::uint64_t const frame = readable > sizeof(net::Header) ? readable - sizeof(net::Header) : 0;
+    return tx_throttle_.admit(frame, active_->host());
 }
 
 // Sends one chain's packet or drops it; false only when the endpoint cannot take it now.

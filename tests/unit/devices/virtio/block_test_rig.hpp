@@ -105,7 +105,10 @@ inline std::vector<std::byte> bytes_of(std::vector<std::uint8_t> const& v) {
 struct BlockRig {
     static constexpr std::uint64_t ram_size = 8 * 1024 * 1024;
 
-    explicit BlockRig(DiskConfig config, std::uint64_t without = 0) : device(Disk(std::move(config))) {
+    // `limits`: the device's rate limiter, on the rig's clock (`now`, moved by the test).
+    explicit BlockRig(DiskConfig config, std::uint64_t without = 0,
+                      virtio::RateLimiterConfig const& limits = {})
+        : device(Disk(std::move(config)), limits, [this] { return now; }) {
         std::vector<virtio::SplitQueue> queues;
         auto queue = virtio::SplitQueue::activate(memory, driver.config(), 256, false, true);
         REQUIRE(queue);
@@ -149,6 +152,7 @@ struct BlockRig {
     FakeDriver driver{memory, 256};
     RecordingInterrupt irq;
     RecordingDeviceHost host;
+    virtio::RateClock::time_point now{std::chrono::seconds(1)};
     virtio::BlockDevice device;
 };
 

@@ -62,17 +62,22 @@ struct NetRig {
 
     explicit NetRig(virtio::NetConfig config = {.mac = {{0x06, 0, 0xac, 0x10, 0, 2}}},
                     int type = SOCK_SEQPACKET)
-        : device(config, make_endpoint(type)) {}
+        : device(on_rig_clock(config), make_endpoint(type)) {}
 
     GuestMemory memory = flat_ram(ram_size);
     FakeDriver rx{memory, 256, 0x10000, 0x100000};
     FakeDriver tx{memory, 256, 0x20000, 0x400000};
     NetInterrupt irq;
     RecordingWatch watch;
+    virtio::RateClock::time_point now{std::chrono::seconds(1)};  // the rate limits' clock
     UniqueFd peer;
     net::SocketEndpoint* endpoint = nullptr;
     virtio::NetDevice device;
 
+    virtio::NetConfig on_rig_clock(virtio::NetConfig config) {
+        if (!config.clock) config.clock = [this] { return now; };
+        return config;
+    }
     std::unique_ptr<net::Endpoint> make_endpoint(int type) {
         int fds[2];
         REQUIRE(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) == 0);
