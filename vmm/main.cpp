@@ -20,6 +20,7 @@
 #include "vmm/cli/host_memory.hpp"
 #include "vmm/event/process_signals.hpp"
 #include "vmm/event/terminal.hpp"
+#include "vmm/jail/jailer.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/machine/input_files.hpp"
 #include "vmm/machine/machine.hpp"
@@ -202,12 +203,16 @@ void report_fatal(std::string_view message) noexcept {
         std::fprintf(stderr, "kvmlet: error: %.*s\n", static_cast<int>(message.size()), message.data());
 }
 
-// argv[0]'s file name: kvmlet speaks Firecracker's command line when called "firecracker".
-bool called_firecracker(char const* argv0) {
+// argv[0]'s file name: kvmlet speaks Firecracker's command line when called "firecracker", and
+// is its jailer when called "jailer".
+bool called(char const* argv0, std::string_view as) {
     if (argv0 == nullptr) return false;
     std::string_view name(argv0);
     if (auto slash = name.rfind('/'); slash != std::string_view::npos) name = name.substr(slash + 1);
-    return name == "firecracker";
+    return name == as;
+}
+bool called_firecracker(char const* argv0) {
+    return called(argv0, "firecracker");
 }
 
 // Set once the command line is read as Firecracker's: its usage errors point to its own help.
@@ -216,6 +221,9 @@ bool firecracker_syntax = false;
 int main_inner(int argc, char** argv) {
     auto args = std::span<char const* const>(const_cast<char const* const*>(argv) + 1,
                                              static_cast<std::size_t>(argc > 0 ? argc - 1 : 0));
+    if (called(argc > 0 ? argv[0] : nullptr, "jailer")) return jail::run_jail(args);
+    if (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "jail")
+        return jail::run_jail(args.subspan(1));
     firecracker_syntax = called_firecracker(argc > 0 ? argv[0] : nullptr) ||
                          (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "firecracker");
     cli::Command command = called_firecracker(argc > 0 ? argv[0] : nullptr)

@@ -132,6 +132,8 @@ constexpr std::array<TopLevelEntry, 5> top_level{{
 Command parse_command_line(Args args, std::uint64_t host_memory_bytes) {
     if (args.empty()) throw UsageError("missing command (see kvmlet --help)");
     std::string_view const first = arg_at(args, 0);
+    // How a jailer starts the VMM: `/<exec-name> --id ID ...` (docs/jailer.md).
+    if (first == "--id" || first.starts_with("--id=")) return parse_firecracker_command_line(args);
     for (auto const& entry : top_level) {
         if (entry.name == first) return entry.parse(first, args.subspan(1), host_memory_bytes);
     }

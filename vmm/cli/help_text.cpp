@@ -46,6 +46,8 @@ std::string usage() {
     return "Usage: kvmlet run [OPTIONS]    boot a Linux kernel in a new KVM virtual machine\n"
            "       kvmlet firecracker ...  the same, with Firecracker's command line, config file\n"
            "                               and API (also when kvmlet is called 'firecracker')\n"
+           "       kvmlet jail ...         run a VMM in a jail, with Firecracker's jailer flags\n"
+           "                               (also when kvmlet is called 'jailer'; kvmlet jail --help)\n"
            "       kvmlet --version        print the version\n"
            "       kvmlet --help           print this help\n"
            "\n"
