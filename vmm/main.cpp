@@ -25,6 +25,7 @@
 #include "vmm/machine/input_files.hpp"
 #include "vmm/machine/machine.hpp"
 #include "vmm/machine/timeline_report.hpp"
+#include "vmm/security/seccomp.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 
 namespace kvmlet {
@@ -249,8 +250,10 @@ int main_inner(int argc, char** argv) {
                 std::fputs(cli::firecracker_version_text().c_str(), stdout);
                 return 0;
             } else if constexpr (std::is_same_v<T, cli::FirecrackerCommand>) {
+                security::set_process_mode(c.options.seccomp);
                 return static_cast<int>(run_firecracker(c.options));
             } else {
+                security::set_process_mode(c.seccomp);
                 if (c.config.verbose) log::set_level(log::Level::debug);
                 return static_cast<int>(run(c.config));
             }

@@ -15,6 +15,7 @@
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/base/unique_fd.hpp"
+#include "vmm/security/seccomp.hpp"
 
 namespace kvmlet::api {
 namespace {
@@ -186,6 +187,8 @@ ApiServer::~ApiServer() {
 void ApiServer::start() {
     accept();
     thread_ = std::thread([this] {
+        ::pthread_setname_np(::pthread_self(), "api");
+        security::confine(security::ThreadKind::api);  // before its first accept
         try {
             io_.run();
         } catch (std::exception const& e) {

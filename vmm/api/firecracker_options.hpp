@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "vmm/security/seccomp.hpp"
+
 namespace kvmlet::api {
 
 struct FirecrackerOptions {
@@ -17,6 +19,7 @@ struct FirecrackerOptions {
     bool show_log_origin = false;
     bool enable_pci = false;  // virtio-pci rather than Firecracker's virtio-mmio
     bool verbose = false;
+    security::SeccompMode seccomp = security::SeccompMode::kill;  // --no-seccomp: off
 };
 
 }  // namespace kvmlet::api

@@ -10,6 +10,7 @@
 #include "vmm/base/log.hpp"
 #include "vmm/base/timeline.hpp"
 #include "vmm/machine/machine.hpp"
+#include "vmm/security/seccomp.hpp"
 
 namespace kvmlet::api {
 namespace {
@@ -152,6 +153,8 @@ std::optional<std::string> MetricsWriter::write(Machine const& machine) {
 
 void MetricsWriter::start_periodic(Machine const& machine) {
     periodic_ = std::thread([this, &machine] {
+        ::pthread_setname_np(::pthread_self(), "metrics");
+        security::confine(security::ThreadKind::metrics);
         std::unique_lock lock(periodic_mutex_);
         while (!wake_.wait_for(lock, period, [this] { return stopping_; })) {
             if (auto error = write(machine)) log::warn("{}", *error);

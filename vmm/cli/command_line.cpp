@@ -68,7 +68,8 @@ void check_required(std::span<OptionSpec const> options, std::vector<bool> const
 Command firecracker_run(std::span<OptionSpec const> options, std::vector<bool> const& seen, RunState& state) {
     for (std::size_t i = 0; i < options.size(); ++i) {
         std::string_view name = options[i].name;
-        if (seen[i] && name != "--config" && name != "--api-sock" && name != "--verbose")
+        if (seen[i] && name != "--config" && name != "--api-sock" && name != "--verbose" &&
+            name != "--seccomp")
             throw UsageError(fmt::format(
                 "{}: not with --config or --api-sock (the config file or the API sets it)", name));
     }
@@ -76,6 +77,7 @@ Command firecracker_run(std::span<OptionSpec const> options, std::vector<bool> c
     fc.api_sock = state.api_sock;
     fc.config_file = state.config_file;
     fc.verbose = state.config.verbose;
+    fc.seccomp = state.seccomp;
     return FirecrackerCommand{std::move(fc)};
 }
 
@@ -101,7 +103,7 @@ Command parse_run(Args args, std::uint64_t host_memory_bytes) {
     }
     if (state.config_file || state.api_sock) return firecracker_run(options, seen, state);
     check_required(options, seen);
-    return RunCommand{std::move(state.config)};
+    return RunCommand{std::move(state.config), state.seccomp};
 }
 
 // A top-level word: a subcommand, or an option that stands alone (--help, --version).

@@ -15,6 +15,7 @@ struct VersionCommand {};  // kvmlet --version
 struct RunHelpCommand {};  // kvmlet run --help: print run_help(), exit 0
 struct RunCommand {        // kvmlet run ...: build and run this machine
     MachineConfig config;
+    security::SeccompMode seccomp = security::SeccompMode::kill;
 };
 
 // The Firecracker way: a config file, the API, or both (`firecracker ...`, `kvmlet firecracker

@@ -8,6 +8,7 @@
 #include "vmm/base/error.hpp"
 #include "vmm/base/guest_address.hpp"
 #include "vmm/cli/memory_size.hpp"
+#include "vmm/cli/rate_limit_option.hpp"
 
 namespace kvmlet::cli {
 
@@ -32,6 +33,9 @@ constexpr std::array<Choice<ConsoleKind>, 3> console_kinds{
 constexpr std::array<Choice<VirtioTransport>, 2> transports{
     {{"pci", VirtioTransport::pci}, {"mmio", VirtioTransport::mmio}}};
 constexpr std::array<Choice<bool>, 2> on_off{{{"on", true}, {"off", false}}};
+constexpr std::array<Choice<security::SeccompMode>, 3> seccomp_modes{{{"kill", security::SeccompMode::kill},
+                                                                      {"log", security::SeccompMode::log},
+                                                                      {"off", security::SeccompMode::off}}};
 constexpr std::array<Choice<std::optional<HostCompat>>, 3> host_compat_modes{
     {{"auto", std::nullopt}, {"pvm", HostCompat::pvm}, {"none", HostCompat::none}}};
 
@@ -124,6 +128,10 @@ void apply_host_compat(RunState& state, std::string_view name, std::string_view 
     state.config.host_compat = parse_choice(host_compat_modes, name, value);
 }
 
+void apply_seccomp(RunState& state, std::string_view name, std::string_view value) {
+    state.seccomp = parse_choice(seccomp_modes, name, value);
+}
+
 void apply_boot_protocol(RunState& state, std::string_view name, std::string_view value) {
     state.config.boot_protocol = parse_choice(boot_protocols, name, value);
 }
@@ -131,6 +139,48 @@ void apply_boot_protocol(RunState& state, std::string_view name, std::string_vie
 constexpr std::array<Choice<CacheMode>, 2> cache_modes{
     {{"writeback", CacheMode::writeback}, {"none", CacheMode::none}}};
 constexpr std::size_t max_interface_name_bytes = 16;  // IFNAMSIZ, with the NUL
+
+void add_limit(virtio::RateLimiterConfig& limiter, std::string_view name, std::string_view value,
+               std::string_view limit) {
+    if (auto problem = add_rate_limit(limiter, limit)) fail(name, value, *problem);
+}
+
+// The limiters a property's rate limits go to: rate= (--disk: the drive's; --net: both
+// directions'), rx-rate= and tx-rate= (--net); none for other properties.
+std::vector<virtio::RateLimiterConfig*> rate_targets(DiskConfig& disk, std::string_view item) {
+    if (item.starts_with("rate=")) return {&disk.rate_limiter};
+    return {};
+}
+std::vector<virtio::RateLimiterConfig*> rate_targets(NetInterfaceConfig& net, std::string_view item) {
+    if (item.starts_with("rate=")) return {&net.rx_rate_limiter, &net.tx_rate_limiter};
+    if (item.starts_with("rx-rate=")) return {&net.rx_rate_limiter};
+    if (item.starts_with("tx-rate=")) return {&net.tx_rate_limiter};
+    return {};
+}
+
+// Applies the comma-separated properties of `value` from `start` with apply_property; a LIMIT
+// after a rate property (rate=bw:50M/s,ops:2000/s) is one more limit of that property.
+template <class Config, class Apply>
+void apply_properties(Config& config, std::string_view name, std::string_view value, std::size_t start,
+                      Apply apply_property) {
+    std::vector<virtio::RateLimiterConfig*> rate;
+    while (start != std::string_view::npos) {
+        std::size_t const next = value.find(',', start);
+        std::string_view const item =
+            value.substr(start, next == std::string_view::npos ? next : next - start);
+        start = next == std::string_view::npos ? next : next + 1;
+        if (!rate.empty() && is_rate_limit(item)) {
+            for (auto* limiter : rate) add_limit(*limiter, name, value, item);
+            continue;
+        }
+        rate = rate_targets(config, item);
+        if (rate.empty()) {
+            apply_property(config, name, value, item);
+            continue;
+        }
+        for (auto* limiter : rate) add_limit(*limiter, name, value, item.substr(item.find('=') + 1));
+    }
+}
 
 void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_view value,
                          std::string_view item) {
@@ -144,23 +194,20 @@ void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_vi
         disk.cache = parse_choice(cache_modes, std::string(name) + " cache", item.substr(6));
     } else {
         fail(name, value,
-             fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none)", item));
+             fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none, rate=LIMIT)", item));
     }
 }
 
-// PATH[,readonly][,id=NAME][,cache=writeback|none]
+// PATH[,readonly][,id=NAME][,cache=writeback|none][,rate=LIMIT[,LIMIT]]
 void apply_disk(RunState& state, std::string_view name, std::string_view value) {
     if (state.config.disks.size() == MachineConfig::max_disks)
         fail(name, value, fmt::format("at most {} disks", MachineConfig::max_disks));
     DiskConfig disk;
-    std::size_t comma = value.find(',');
+    std::size_t const comma = value.find(',');
     disk.path = std::string(value.substr(0, comma));
     if (disk.path.empty()) fail(name, value, "empty path");
-    while (comma != std::string_view::npos) {
-        std::size_t next = value.find(',', comma + 1);
-        apply_disk_property(disk, name, value, value.substr(comma + 1, next - comma - 1));
-        comma = next;
-    }
+    apply_properties(disk, name, value, comma == std::string_view::npos ? comma : comma + 1,
+                     apply_disk_property);
     state.config.disks.push_back(std::move(disk));
 }
 
@@ -179,23 +226,19 @@ void apply_net_property(NetInterfaceConfig& net, std::string_view name, std::str
         net.offloads = item == "offloads=on";
     } else {
         fail(name, value,
-             fmt::format("unknown property '{}' (tap=NAME|auto, mac=MAC, offloads=on|off)", item));
+             fmt::format("unknown property '{}' (tap=NAME|auto, mac=MAC, offloads=on|off, rate=LIMIT, "
+                         "rx-rate=LIMIT, tx-rate=LIMIT)",
+                         item));
     }
 }
 
-// tap=NAME|auto[,mac=MAC][,offloads=on|off]
+// tap=NAME|auto[,mac=MAC][,offloads=on|off][,rate=LIMIT[,LIMIT]][,rx-rate=...][,tx-rate=...]
 void apply_net(RunState& state, std::string_view name, std::string_view value) {
     if (state.config.nets.size() == MachineConfig::max_nets)
         fail(name, value, fmt::format("at most {} network interfaces", MachineConfig::max_nets));
     if (!value.starts_with("tap=")) fail(name, value, "must start with tap=NAME or tap=auto");
     NetInterfaceConfig net;
-    std::size_t start = 0;
-    while (start != std::string_view::npos) {
-        std::size_t next = value.find(',', start);
-        apply_net_property(net, name, value,
-                           value.substr(start, next == std::string_view::npos ? next : next - start));
-        start = next == std::string_view::npos ? next : next + 1;
-    }
+    apply_properties(net, name, value, 0, apply_net_property);
     state.config.nets.push_back(std::move(net));
 }
 
@@ -275,7 +318,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 22> options{{
+constexpr std::array<OptionSpec, 23> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -328,15 +371,22 @@ constexpr std::array<OptionSpec, 22> options{{
      .default_text = [](MachineConfig const& c) { return name_of(host_compat_modes, c.host_compat); },
      .apply = apply_host_compat},
     {.name = "--disk",
-     .value_name = "PATH[,readonly][,id=NAME][,cache=writeback|none]",
+     .value_name = "PATH[,readonly][,id=NAME][,cache=writeback|none][,rate=LIMIT[,LIMIT]]",
      .help = "a raw disk image as a virtio-blk device (vda, vdb, ... in order),\n"
-             "at most 16; locked so no other VM writes it at the same time",
+             "at most 16; locked so no other VM writes it at the same time.\n"
+             "rate= limits it with token buckets (Firecracker's rate_limiter), LIMIT:\n"
+             "bw:SIZE/PERIOD or ops:COUNT/PERIOD, each with an optional :burst=N;\n"
+             "SIZE in bytes with K, M or G, PERIOD s, ms, Ns or Nms (up to 24 h):\n"
+             "rate=bw:50M/s,ops:2000/s; rate=bw:1M/100ms:burst=64M",
      .repeatable = true,
      .apply = apply_disk},
     {.name = "--net",
-     .value_name = "tap=NAME|auto[,mac=MAC][,offloads=on|off]",
+     .value_name = "tap=NAME|auto[,mac=MAC][,offloads=on|off][,rate=LIMIT[,LIMIT]]",
      .help = "a virtio-net interface (eth0, eth1, ... in order) on an existing TAP,\n"
-             "or on one kvmlet creates (auto; removed on exit); at most 8",
+             "or on one kvmlet creates (auto; removed on exit); at most 8.\n"
+             "rate= limits receive and transmit alike (each its own buckets; LIMIT as\n"
+             "for --disk, a packet is one op), rx-rate= and tx-rate= one direction:\n"
+             "rate=bw:100M/s; rx-rate=bw:10M/s,tx-rate=ops:1000/s",
      .repeatable = true,
      .apply = apply_net},
     {.name = "--console",
@@ -377,13 +427,20 @@ constexpr std::array<OptionSpec, 22> options{{
     {.name = "--config",
      .value_name = "FILE",
      .help = "a config file in Firecracker's schema (docs/api.md); it boots at once.\n"
-             "Only --api-sock and --verbose go with it",
+             "Only --api-sock, --seccomp and --verbose go with it",
      .apply = apply_config},
     {.name = "--api-sock",
      .value_name = "PATH",
      .help = "serve Firecracker's HTTP API on this Unix socket; without --config the\n"
              "microVM waits for its configuration and InstanceStart there",
      .apply = apply_api_sock},
+    {.name = "--seccomp",
+     .value_name = "kill|log|off",
+     .help = "a system call outside its thread's allow-list (docs/security.md): kills\n"
+             "kvmlet, naming the call and the thread (status 148); or is allowed and\n"
+             "written to the audit log; or off: no filters",
+     .default_text = [](MachineConfig const&) { return std::string("kill"); },
+     .apply = apply_seccomp},
     {.name = "--verbose", .short_name = "-v", .help = "log more detail to stderr", .apply = apply_verbose},
     {.name = "--help", .short_name = "-h", .help = "print this help and exit", .apply = apply_help},
 }};

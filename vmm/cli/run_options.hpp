@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "vmm/machine/machine_config.hpp"
+#include "vmm/security/seccomp.hpp"
 
 namespace kvmlet::cli {
 
@@ -24,6 +25,7 @@ struct RunState {
     // --config and --api-sock: the microVM is configured the Firecracker way instead.
     std::optional<std::string> config_file{};
     std::optional<std::string> api_sock{};
+    security::SeccompMode seccomp = security::SeccompMode::kill;  // --seccomp, for either way
 };
 
 struct OptionSpec {

@@ -17,6 +17,7 @@
 
 #include "vmm/base/timeline.hpp"
 #include "vmm/base/unique_fd.hpp"
+#include "vmm/security/seccomp.hpp"
 
 namespace kvmlet {
 namespace {
@@ -110,6 +111,7 @@ void FdSink::Shared::consume(std::size_t bytes) noexcept {
 }
 
 void FdSink::Shared::run() noexcept {
+    security::confine(security::ThreadKind::sink);
     std::unique_lock lock(mutex);
     for (;;) {
         wake.wait(lock, [this] { return size > 0 || finishing; });
@@ -172,6 +174,11 @@ void FdSink::write(std::span<std::byte const> bytes) noexcept {
     }
     // The writer sleeps only when nothing is held: one wake-up per burst of output, not per byte.
     if (was_empty) s.wake.notify_one();
+}
+
+void FdSink::start() noexcept {
+    std::lock_guard lock(shared_->mutex);
+    if (!writer_.joinable() && !shared_->finishing) start_writer();  // without it, write() tries again
 }
 
 int FdSink::start_writer() noexcept {

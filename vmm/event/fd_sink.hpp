@@ -40,6 +40,10 @@ public:
     ~FdSink() override;  // finish()
 
     void write(std::span<std::byte const> bytes) noexcept override;
+    // Starts the writer thread now rather than when output is first held: a machine starts it
+    // before the VMM thread confines itself, so the writer is never the child of a confined thread
+    // (whose filter it would inherit; see vmm/security/seccomp.hpp).
+    void start() noexcept;
     // Takes no more output (later writes are dropped and counted), writes out what is held for
     // at most Limits::flush_limit, then drops the rest. Never waits longer: a writer thread still
     // blocked in write(2) is left behind, detached, and exits when that write returns (the
@@ -60,7 +64,7 @@ private:
 
     std::shared_ptr<Shared> shared_;  // shared with the writer thread, which may outlive the sink
     std::chrono::milliseconds flush_limit_;
-    std::thread writer_;  // started when output is first held; guarded by shared_'s mutex
+    std::thread writer_;  // started by start() or when output is first held; guarded by shared_'s mutex
     std::atomic<bool> wrote_anything_{false};
 };
 

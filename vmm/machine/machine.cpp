@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
 
@@ -16,6 +17,7 @@
 #include "vmm/base/mapped_file.hpp"
 #include "vmm/base/timeline.hpp"
 #include "vmm/machine/virtio_devices.hpp"
+#include "vmm/security/seccomp.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/x86_64/cpuid.hpp"
 #include "vmm/vcpu/x86_64/setup.hpp"
@@ -369,6 +371,17 @@ void Machine::on_stop_signal(ProcessSignals& signals, boost::asio::posix::stream
                      });
 }
 
+// With --on-reboot restart this thread builds the next machine and starts its threads: its
+// filter must pass what they do, and it keeps CAP_NET_ADMIN for a tap=auto to be made again.
+void Machine::confine_vmm_thread() noexcept {
+    bool const restarts = config_.on_reboot == RebootAction::restart;
+    bool const makes_taps = std::any_of(config_.nets.begin(), config_.nets.end(),
+                                        [](NetInterfaceConfig const& net) { return !net.tap; });
+    security::confine({.kind = security::ThreadKind::vmm,
+                       .builds_machines = restarts,
+                       .keep_net_admin = restarts && makes_taps});
+}
+
 StopReason Machine::run(ProcessSignals& signals) {
     using boost::asio::posix::stream_descriptor;
     started_.store(true, std::memory_order_release);
@@ -396,9 +409,13 @@ StopReason Machine::run(ProcessSignals& signals) {
         });
     };
     wait_for_dump();
+    // Every thread of the machine starts here, before this thread confines itself: a thread
+    // inherits its creator's filter (they stack), so none is the child of a confined thread.
+    console_out_.start();
     for (auto& slot : virtio_) slot->start();
     start_vcpus();
     watch_for_halt();
+    confine_vmm_thread();
     io_.run();
     stop_vcpus();
     for (auto& slot : virtio_) slot->stop();

@@ -104,6 +104,7 @@ private:
     void stop_vcpus() noexcept;
     void kick_vcpus() noexcept;
     void watch_for_halt();
+    void confine_vmm_thread() noexcept;
     void on_stop_signal(ProcessSignals& signals, boost::asio::posix::stream_descriptor& again,
                         boost::asio::steady_timer& grace);
 

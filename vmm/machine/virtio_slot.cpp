@@ -14,6 +14,7 @@
 #include "firmware/x86_64/layout.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
+#include "vmm/security/seccomp.hpp"
 
 namespace kvmlet {
 namespace {
@@ -185,6 +186,8 @@ void VirtioSlot::serve_on_worker() noexcept {
     sigset_t all;
     sigfillset(&all);
     ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    ::pthread_setname_np(::pthread_self(), "disk worker");
+    security::confine(security::ThreadKind::worker);
     std::vector<pollfd> fds;
     for (auto const& n : notify_) fds.push_back({n->fd(), POLLIN, 0});
     fds.push_back({stop_worker_.fd(), POLLIN, 0});

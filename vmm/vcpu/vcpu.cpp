@@ -2,10 +2,12 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <type_traits>
 
 #include "vmm/base/log.hpp"
 #include "vmm/base/timeline.hpp"
+#include "vmm/security/seccomp.hpp"
 #include "vmm/vcpu/x86_64/dump.hpp"
 
 namespace kvmlet {
@@ -75,6 +77,10 @@ void Vcpu::run() noexcept {
         thread_ = ::pthread_self();
         thread_running_ = true;
     }
+    char thread_name[16];  // the kernel's limit, with the NUL
+    std::snprintf(thread_name, sizeof thread_name, "vcpu %u", index_);
+    ::pthread_setname_np(::pthread_self(), thread_name);
+    security::confine(security::ThreadKind::vcpu);  // before the first KVM_RUN
     Timeline& timeline = process_timeline();
     timeline.mark(Phase::first_kvm_run);
     PauseGateMember member(context_.pause);

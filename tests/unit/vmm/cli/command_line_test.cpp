@@ -298,3 +298,22 @@ TEST_CASE("random argument lists raise nothing but UsageError") {
     }
     SUCCEED("only UsageError escaped");
 }
+
+TEST_CASE("--seccomp is kill unless told log or off, and goes with --config and --api-sock too") {
+    auto mode = [](std::vector<char const*> args) {
+        args.insert(args.begin(), {"run", "--kernel", "vmlinux"});
+        Command command = parse(args);
+        REQUIRE(std::holds_alternative<RunCommand>(command));
+        return std::get<RunCommand>(command).seccomp;
+    };
+    CHECK(mode({}) == security::SeccompMode::kill);
+    CHECK(mode({"--seccomp", "log"}) == security::SeccompMode::log);
+    CHECK(mode({"--seccomp=off"}) == security::SeccompMode::off);
+    CHECK(run_error({"--seccomp", "strict"}) == "--seccomp strict: must be kill, log or off");
+    Command command = parse({"run", "--config", "vm.json", "--seccomp", "off"});
+    REQUIRE(std::holds_alternative<FirecrackerCommand>(command));
+    CHECK(std::get<FirecrackerCommand>(command).options.seccomp == security::SeccompMode::off);
+    command = parse({"run", "--api-sock", "/tmp/s"});
+    REQUIRE(std::holds_alternative<FirecrackerCommand>(command));
+    CHECK(std::get<FirecrackerCommand>(command).options.seccomp == security::SeccompMode::kill);
+}

@@ -43,6 +43,8 @@ TEST_CASE("firecracker's flags fill the options; the API socket has Firecracker'
     CHECK(o.level == "Debug");
     CHECK(o.log_path == "log.txt");
     CHECK(o.metadata == "md.json");
+    CHECK(o.seccomp == security::SeccompMode::off);
+    CHECK(options_of({}).seccomp == security::SeccompMode::kill);
     o = options_of({"--no-api", "--config-file", "vm.json"});
     CHECK_FALSE(o.api_sock);
 }
