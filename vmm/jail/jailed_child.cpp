@@ -35,6 +35,14 @@ void reset_signals(sigset_t const& mask) {
     sigprocmask(SIG_SETMASK, &mask, nullptr);
 }
 
+// Waits until the supervisor has written what must exist before the VMM runs (its pid file).
+void wait_for_release(int fd) {
+    char byte = 0;
+    while (read(fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+    close(fd);
+}
+
 void join_cgroups(std::vector<std::string> const& files) {
     for (auto const& file : files) write_file("cgroup", file, "0", fmt::format("the jail's pid to {}", file));
 }
@@ -166,7 +174,9 @@ void run_jailed_child(ChildPlan const& plan) noexcept {
     try {
         // In a new PID namespace the parent is outside it and getppid() says 0.
         pid_t supervisor = plan.options.new_pid_ns ? 0 : getppid();
+        for (int fd : plan.supervisor_fds) close(fd);
         reset_signals(plan.signal_mask);
+        wait_for_release(plan.release_fd);
         join_cgroups(plan.cgroup_join);
         set_limits(plan.options);
         enter_root(plan.root);

@@ -22,6 +22,8 @@ struct ChildPlan {
     int dev_null_fd = -1;                  // open /dev/null with --daemonize, or -1
     std::optional<dev_t> userfaultfd{};    // the host's /dev/userfaultfd, if it has one
     int error_fd = -1;                     // close-on-exec: EOF without a message means exec'd
+    std::vector<int> supervisor_fds{};     // the supervisor's ends, closed first
+    int release_fd = -1;                   // EOF here: the supervisor is ready (pid file written)
     sigset_t signal_mask{};                // the mask to give the VMM
 };
 

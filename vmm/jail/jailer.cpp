@@ -82,6 +82,25 @@ std::string wait_for_exec(int error_fd) {
     return message;
 }
 
+std::pair<UniqueFd, UniqueFd> make_pipe() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw system_error("fork: pipe");
+    return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// Lets the child go on once `before` is done; a failure of `before` ends the child first.
+template <class F>
+void release(pid_t child, UniqueFd& release_write, F before) {
+    try {
+        before();
+    } catch (...) {
+        kill(child, SIGKILL);
+        waitpid(child, nullptr, 0);
+        throw;
+    }
+    release_write.reset();
+}
+
 int exit_status_of(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -119,10 +138,8 @@ int jail(JailOptions const& options) {
     JailDir dir(options);
     JailCgroup cgroup(options);
     if (options.new_pid_ns && unshare(CLONE_NEWPID) != 0) throw system_error("pid-ns: unshare(CLONE_NEWPID)");
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) != 0) throw system_error("fork: pipe");
-    UniqueFd error_read(pipe_fds[0]);
-    UniqueFd error_write(pipe_fds[1]);
+    auto [error_read, error_write] = make_pipe();
+    auto [release_read, release_write] = make_pipe();
     ChildPlan plan{options,
                    dir.root(),
                    cgroup.join_files(),
@@ -130,17 +147,22 @@ int jail(JailOptions const& options) {
                    facts.dev_null.get(),
                    facts.userfaultfd,
                    error_write.get(),
+                   {error_read.get(), release_write.get()},
+                   release_read.get(),
                    old_mask};
     pid_t child = fork();
     if (child < 0) throw system_error("fork");
     if (child == 0) run_jailed_child(plan);
     error_write.reset();
+    release_read.reset();
+    release(child, release_write, [&] {
+        if (options.new_pid_ns) dir.write_pid_file(options.exec_name(), child);
+    });
     if (std::string message = wait_for_exec(error_read.get()); !message.empty()) {
         int status = 0;
         waitpid(child, &status, 0);
         throw Error(message);
     }
-    if (options.new_pid_ns) dir.write_pid_file(options.exec_name(), child);
     if (options.daemonize) detach_standard_io(facts.dev_null.get());
     return supervise(child, set);
 }
