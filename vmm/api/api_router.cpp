@@ -245,21 +245,26 @@ ApiResponse ApiRouter::patch_drive(std::string const& id, Json const& body) {
     JsonObject in(body, "drive");
     std::string body_id = in.string("drive_id");
     auto path = in.optional_string("path_on_host");
-    Json const* limiter = in.optional_object("rate_limiter");
+    Json const* limiter_json = in.optional_object("rate_limiter");
+    std::optional<RateLimiter> limiter;
+    if (limiter_json != nullptr) limiter = read_rate_limiter(*limiter_json, in.member_path("rate_limiter"));
     in.finish();
     check_path_id(id, body_id);
     post_boot_only();
     auto it = std::find_if(resources_.drives.begin(), resources_.drives.end(),
                            [&](Drive const& d) { return d.drive_id == id; });
     if (it == resources_.drives.end()) throw RequestFault{fmt::format("No drive with id {}.", id)};
+    auto const index = static_cast<std::size_t>(it - resources_.drives.begin());
     if (path) {
         if (path->empty()) throw RequestFault{"drive.path_on_host: empty path"};
-        auto index = static_cast<std::size_t>(it - resources_.drives.begin());
         if (auto error = machine_.replace_drive(index, *path)) return ApiResponse::fault(*error);
         it->path_on_host = *path;
     }
-    if (limiter != nullptr)
-        log::warn("drive {}: rate_limiter accepted but not acted on (no rate limiters yet)", id);
+    if (limiter) {
+        if (auto error = machine_.update_drive_rate_limiter(index, device_limits(*limiter)))
+            return ApiResponse::fault(*error);
+        merge_rate_limiter(it->rate_limiter, *limiter);
+    }
     return ApiResponse::no_content();
 }
 
@@ -274,16 +279,23 @@ ApiResponse ApiRouter::put_network_interface(std::string const& id, Json const& 
 ApiResponse ApiRouter::patch_network_interface(std::string const& id, Json const& body) {
     JsonObject in(body, "network-interface");
     std::string body_id = in.string("iface_id");
-    bool limiters = in.optional_object("rx_rate_limiter") != nullptr;
-    limiters = in.optional_object("tx_rate_limiter") != nullptr || limiters;
+    RateLimiter rx, tx;
+    if (Json const* json = in.optional_object("rx_rate_limiter"))
+        rx = read_rate_limiter(*json, in.member_path("rx_rate_limiter"));
+    if (Json const* json = in.optional_object("tx_rate_limiter"))
+        tx = read_rate_limiter(*json, in.member_path("tx_rate_limiter"));
     in.finish();
     check_path_id(id, body_id);
     post_boot_only();
-    bool known = std::any_of(resources_.network_interfaces.begin(), resources_.network_interfaces.end(),
-                             [&](NetworkInterface const& n) { return n.iface_id == id; });
-    if (!known) throw RequestFault{fmt::format("No network interface with id {}.", id)};
-    if (limiters)
-        log::warn("network interface {}: rate limiters accepted but not acted on (no rate limiters yet)", id);
+    auto& ifaces = resources_.network_interfaces;
+    auto it = std::find_if(ifaces.begin(), ifaces.end(),
+                           [&](NetworkInterface const& n) { return n.iface_id == id; });
+    if (it == ifaces.end()) throw RequestFault{fmt::format("No network interface with id {}.", id)};
+    auto const index = static_cast<std::size_t>(it - ifaces.begin());
+    if (auto error = machine_.update_interface_rate_limiters(index, device_limits(rx), device_limits(tx)))
+        return ApiResponse::fault(*error);
+    if (rx.bandwidth || rx.ops) merge_rate_limiter(it->rx_rate_limiter, rx);
+    if (tx.bandwidth || tx.ops) merge_rate_limiter(it->tx_rate_limiter, tx);
     return ApiResponse::no_content();
 }
 

@@ -57,6 +57,14 @@ public:
     // PATCH /drives/{id} with a new path_on_host: the drive at `index` (the order of
     // VmResources::drives) is backed by `path` from now on, and the guest is told its capacity.
     virtual std::optional<std::string> replace_drive(std::size_t index, std::string const& path) = 0;
+    // PATCH /drives/{id} with a rate_limiter, PATCH /network-interfaces/{id} with rx_rate_limiter
+    // or tx_rate_limiter: the running device's limits change (RateLimiterConfig's PATCH
+    // semantics: buckets not named stay); `index` as for replace_drive, or the order of
+    // VmResources::network_interfaces.
+    virtual std::optional<std::string> update_drive_rate_limiter(std::size_t index,
+                                                                 virtio::RateLimiterConfig const& change) = 0;
+    virtual std::optional<std::string> update_interface_rate_limiters(
+        std::size_t index, virtio::RateLimiterConfig const& rx, virtio::RateLimiterConfig const& tx) = 0;
 };
 
 enum class VmState { not_started, starting, running, paused };

@@ -102,4 +102,14 @@ std::optional<std::string> MachineLaunch::replace_drive(std::size_t index, std::
     return with_machine([&](Machine& m) { return m.replace_disk(index, path); });
 }
 
+std::optional<std::string> MachineLaunch::update_drive_rate_limiter(std::size_t index,
+                                                                    virtio::RateLimiterConfig const& change) {
+    return with_machine([&](Machine& m) { return m.update_disk_rate_limiter(index, change); });
+}
+
+std::optional<std::string> MachineLaunch::update_interface_rate_limiters(
+    std::size_t index, virtio::RateLimiterConfig const& rx, virtio::RateLimiterConfig const& tx) {
+    return with_machine([&](Machine& m) { return m.update_net_rate_limiters(index, rx, tx); });
+}
+
 }  // namespace kvmlet::api

@@ -50,6 +50,11 @@ public:
     std::optional<std::string> send_ctrl_alt_del() override;
     std::optional<std::string> flush_metrics() override;
     std::optional<std::string> replace_drive(std::size_t index, std::string const& path) override;
+    std::optional<std::string> update_drive_rate_limiter(std::size_t index,
+                                                         virtio::RateLimiterConfig const& change) override;
+    std::optional<std::string> update_interface_rate_limiters(std::size_t index,
+                                                              virtio::RateLimiterConfig const& rx,
+                                                              virtio::RateLimiterConfig const& tx) override;
 
 private:
     template <class F>

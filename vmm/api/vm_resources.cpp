@@ -40,17 +40,17 @@ TokenBucket read_token_bucket(Json const& json, std::string const& path) {
     return bucket;
 }
 
-std::optional<RateLimiter> read_rate_limiter(JsonObject& parent, std::string_view key) {
+std::optional<RateLimiter> optional_rate_limiter(JsonObject& parent, std::string_view key) {
     Json const* json = parent.optional_object(key);
     if (json == nullptr) return std::nullopt;
-    std::string path = parent.member_path(key);
-    JsonObject in(*json, path);
-    RateLimiter limiter;
-    if (Json const* b = in.optional_object("bandwidth"))
-        limiter.bandwidth = read_token_bucket(*b, path + ".bandwidth");
-    if (Json const* o = in.optional_object("ops")) limiter.ops = read_token_bucket(*o, path + ".ops");
-    in.finish();
-    return limiter;
+    return read_rate_limiter(*json, parent.member_path(key));
+}
+
+std::optional<virtio::BucketConfig> device_bucket(std::optional<TokenBucket> const& bucket) {
+    if (!bucket) return std::nullopt;
+    return virtio::BucketConfig{.size = bucket->size,
+                                .one_time_burst = bucket->one_time_burst.value_or(0),
+                                .refill_time = std::chrono::milliseconds(bucket->refill_time)};
 }
 
 Json to_json(TokenBucket const& bucket) {
@@ -65,6 +65,38 @@ Json to_json(RateLimiter const& limiter) {
     if (limiter.ops) out["ops"] = to_json(*limiter.ops);
     return out;
 }
+
+}  // namespace
+
+RateLimiter read_rate_limiter(Json const& json, std::string const& path) {
+    JsonObject in(json, path);
+    RateLimiter limiter;
+    if (Json const* b = in.optional_object("bandwidth"))
+        limiter.bandwidth = read_token_bucket(*b, path + ".bandwidth");
+    if (Json const* o = in.optional_object("ops")) limiter.ops = read_token_bucket(*o, path + ".ops");
+    in.finish();
+    return limiter;
+}
+
+virtio::RateLimiterConfig device_limits(RateLimiter const& limiter) {
+    return {.bandwidth = device_bucket(limiter.bandwidth), .ops = device_bucket(limiter.ops)};
+}
+
+void merge_rate_limiter(std::optional<RateLimiter>& into, RateLimiter const& change) {
+    auto const merge = [](std::optional<TokenBucket>& old, std::optional<TokenBucket> const& patch) {
+        if (!patch) return;
+        if (patch->size == 0 || patch->refill_time == 0)
+            old.reset();
+        else
+            old = patch;
+    };
+    if (!into) into.emplace();
+    merge(into->bandwidth, change.bandwidth);
+    merge(into->ops, change.ops);
+    if (!into->bandwidth && !into->ops) into.reset();
+}
+
+namespace {
 
 void check_mac(std::string const& mac, std::string const& path) {
     bool ok = mac.size() == 17;
@@ -219,7 +251,7 @@ Drive read_drive(Json const& json, std::string const& path) {
     d.partuuid = in.optional_string("partuuid");
     if (auto v = in.optional_choice("cache_type", {"Unsafe", "Writeback"})) d.cache_type = *v;
     if (auto v = in.optional_choice("io_engine", {"Sync", "Async"})) d.io_engine = *v;
-    d.rate_limiter = read_rate_limiter(in, "rate_limiter");
+    d.rate_limiter = optional_rate_limiter(in, "rate_limiter");
     if (in.optional_string("socket"))
         throw ConfigError(in.member_path("socket") +
                           ": vhost-user block devices are not supported by kvmlet");
@@ -240,8 +272,8 @@ NetworkInterface read_network_interface(Json const& json, std::string const& pat
     n.guest_mac = in.optional_string("guest_mac");
     if (n.guest_mac) check_mac(*n.guest_mac, in.member_path("guest_mac"));
     if (auto mtu = in.optional_uint("mtu", 68, 65535)) n.mtu = static_cast<std::uint32_t>(*mtu);
-    n.rx_rate_limiter = read_rate_limiter(in, "rx_rate_limiter");
-    n.tx_rate_limiter = read_rate_limiter(in, "tx_rate_limiter");
+    n.rx_rate_limiter = optional_rate_limiter(in, "rx_rate_limiter");
+    n.tx_rate_limiter = optional_rate_limiter(in, "tx_rate_limiter");
     in.finish();
     return n;
 }
@@ -326,7 +358,7 @@ MmdsSettings read_mmds_config(Json const& json, std::string const& path) {
 EntropySettings read_entropy(Json const& json, std::string const& path) {
     JsonObject in(json, path);
     EntropySettings e;
-    e.rate_limiter = read_rate_limiter(in, "rate_limiter");
+    e.rate_limiter = optional_rate_limiter(in, "rate_limiter");
     in.finish();
     return e;
 }
@@ -495,16 +527,14 @@ void say_what_is_not_acted_on(VmResources const& r) {
     if (m.huge_pages == "Transparent")
         not_acted_on("machine-config.huge_pages", "guest RAM uses the host's default");
     for (auto const& d : r.drives) {
-        if (d.rate_limiter) not_acted_on("drives[].rate_limiter", "no rate limiters yet");
         if (d.io_engine == "Async")
             not_acted_on("drives[].io_engine", "requests run on a worker thread either way");
     }
     for (auto const& n : r.network_interfaces) {
-        if (n.rx_rate_limiter || n.tx_rate_limiter)
-            not_acted_on("network-interfaces[].rate_limiter", "no rate limiters yet");
         if (n.mtu) not_acted_on("network-interfaces[].mtu", "VIRTIO_NET_F_MTU is not offered");
     }
-    if (r.entropy && r.entropy->rate_limiter) not_acted_on("entropy.rate_limiter", "no rate limiters yet");
+    if (r.entropy && r.entropy->rate_limiter)
+        not_acted_on("entropy.rate_limiter", "virtio-rng is not rate limited through the API");
 }
 
 std::array<std::uint8_t, 4> ipv4_bytes(std::string const& text) {
@@ -556,18 +586,23 @@ MachineConfig to_machine_config(VmResources const& r) {
             fmt::format("machine-config.mem_size_mib: at least {} MiB", MachineConfig::min_memory / MiB));
     for (auto const& d : r.drives) {
         // The GET_ID string holds at most 20 bytes; Firecracker's ids may be longer.
-        c.disks.push_back(DiskConfig{.path = *d.path_on_host,
-                                     .read_only = d.is_read_only,
-                                     .id = d.drive_id.substr(0, 20),
-                                     .cache = CacheMode::writeback});
+        c.disks.push_back(DiskConfig{
+            .path = *d.path_on_host,
+            .read_only = d.is_read_only,
+            .id = d.drive_id.substr(0, 20),
+            .cache = CacheMode::writeback,
+            .rate_limiter = d.rate_limiter ? device_limits(*d.rate_limiter) : virtio::RateLimiterConfig{}});
     }
     auto const mmds = mmds_config(r);
     for (auto const& n : r.network_interfaces) {
         bool const serves_mmds =
             mmds && std::find(r.mmds->network_interfaces.begin(), r.mmds->network_interfaces.end(),
                               n.iface_id) != r.mmds->network_interfaces.end();
-        c.nets.push_back(NetInterfaceConfig{
-            .tap = n.host_dev_name, .mac = n.guest_mac, .mmds = serves_mmds ? mmds : std::nullopt});
+        NetInterfaceConfig net{
+            .tap = n.host_dev_name, .mac = n.guest_mac, .mmds = serves_mmds ? mmds : std::nullopt};
+        if (n.rx_rate_limiter) net.rx_rate_limiter = device_limits(*n.rx_rate_limiter);
+        if (n.tx_rate_limiter) net.tx_rate_limiter = device_limits(*n.tx_rate_limiter);
+        c.nets.push_back(std::move(net));
     }
     if (r.entropy) c.rng = virtio::RngConfig{};
     if (r.vsock)

@@ -132,6 +132,15 @@ struct VmResources {
     Drive* find_drive(std::string_view id) noexcept;
 };
 
+// A rate_limiter object (Drive, NetworkInterface; PUT or PATCH). Throws ConfigError.
+RateLimiter read_rate_limiter(Json const& json, std::string const& path);
+// What the devices take (devices/virtio/rate_limiter.hpp): the buckets as given; one of size 0 or
+// refill_time 0 means no limit (as a PATCH: removes that limit).
+virtio::RateLimiterConfig device_limits(RateLimiter const& limiter);
+// A PATCH's limiter merged into what there was: the buckets it names replace the old ones (a
+// disabled one removes it), the others stay.
+void merge_rate_limiter(std::optional<RateLimiter>& into, RateLimiter const& change);
+
 // Firecracker's ids (drive_id, iface_id, ...): 1 to 64 characters of [A-Za-z0-9_].
 void check_id(std::string_view id, std::string_view what);
 
@@ -160,7 +169,7 @@ Json to_json(MachineSettings const& machine);
 
 // What the machine is built from. Throws ConfigError for what cannot start (no kernel, a
 // setting kvmlet does not support); says once, in the log, which accepted fields it does not act
-// on yet (rate limiters, ...). The interfaces named in mmds-config serve MMDS from mmds_store.
+// on yet (entropy's rate limiter, ...). The interfaces named in mmds-config serve MMDS from mmds_store.
 MachineConfig to_machine_config(VmResources const& resources);
 
 }  // namespace kvmlet::api

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <charconv>
+#include <vector>
 
 #include "vmm/base/error.hpp"
 #include "vmm/base/guest_address.hpp"
@@ -193,8 +194,9 @@ void apply_disk_property(DiskConfig& disk, std::string_view name, std::string_vi
     } else if (item.starts_with("cache=")) {
         disk.cache = parse_choice(cache_modes, std::string(name) + " cache", item.substr(6));
     } else {
-        fail(name, value,
-             fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none, rate=LIMIT)", item));
+        fail(
+            name, value,
+            fmt::format("unknown property '{}' (readonly, id=NAME, cache=writeback|none, rate=LIMIT)", item));
     }
 }
 

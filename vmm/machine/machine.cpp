@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "devices/virtio/block/block_device.hpp"
+#include "devices/virtio/net/net_device.hpp"
 #include "firmware/x86_64/acpi_tables.hpp"
 #include "firmware/x86_64/kernel_boot.hpp"
 #include "firmware/x86_64/layout.hpp"
@@ -309,6 +310,36 @@ std::optional<std::string> Machine::replace_disk(std::size_t index, std::string 
         return std::nullopt;
     }
     return fmt::format("no disk {}", index);
+}
+
+// The device at `index` among those of type D (their order in MachineConfig), with its slot.
+template <class D>
+std::pair<VirtioSlot*, D*> Machine::nth_device(std::size_t index) const noexcept {
+    std::size_t seen = 0;
+    for (auto const& slot : virtio_) {
+        auto* device = dynamic_cast<D*>(&slot->transport().device());
+        if (device != nullptr && seen++ == index) return {slot.get(), device};
+    }
+    return {nullptr, nullptr};
+}
+
+std::optional<std::string> Machine::update_disk_rate_limiter(std::size_t index,
+                                                             virtio::RateLimiterConfig const& change) {
+    auto [slot, block] = nth_device<virtio::BlockDevice>(index);
+    if (block == nullptr) return fmt::format("no disk {}", index);
+    slot->transport().locked([&] { block->update_rate_limiter(change); });
+    log::info("disk {}: rate limiter updated", index);
+    return std::nullopt;
+}
+
+std::optional<std::string> Machine::update_net_rate_limiters(std::size_t index,
+                                                             virtio::RateLimiterConfig const& rx,
+                                                             virtio::RateLimiterConfig const& tx) {
+    auto [slot, net] = nth_device<virtio::NetDevice>(index);
+    if (net == nullptr) return fmt::format("no network interface {}", index);
+    slot->transport().locked([&] { net->update_rate_limiters(rx, tx); });
+    log::info("network interface {}: rate limiters updated", index);
+    return std::nullopt;
 }
 
 bool Machine::send_ctrl_alt_del() noexcept {

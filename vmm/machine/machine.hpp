@@ -89,8 +89,19 @@ public:
     // on, with its other settings kept; the guest is told its new capacity. Any thread; returns
     // what went wrong (the image cannot be opened or locked, no such disk), changing nothing.
     std::optional<std::string> replace_disk(std::size_t index, std::string const& path);
+    // Firecracker's PATCH of a drive's rate_limiter, or of an interface's rx_rate_limiter and
+    // tx_rate_limiter (devices/virtio/rate_limiter.hpp: RateLimiterConfig's PATCH semantics), on
+    // the running device, under its device lock. Any thread; returns what went wrong (no such
+    // device).
+    std::optional<std::string> update_disk_rate_limiter(std::size_t index,
+                                                        virtio::RateLimiterConfig const& change);
+    std::optional<std::string> update_net_rate_limiters(std::size_t index,
+                                                        virtio::RateLimiterConfig const& rx,
+                                                        virtio::RateLimiterConfig const& tx);
 
 private:
+    template <class D>
+    std::pair<VirtioSlot*, D*> nth_device(std::size_t index) const noexcept;
     void create_memory(std::uint64_t size);
     void load_kernel();
     std::optional<GuestAddress> write_acpi_tables();

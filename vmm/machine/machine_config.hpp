@@ -10,6 +10,7 @@
 
 #include "devices/virtio/block/disk.hpp"
 #include "devices/virtio/net/mmds/mmds_config.hpp"
+#include "devices/virtio/rate_limiter.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
 #include "devices/virtio/vsock/vsock_config.hpp"
 #include "vmm/base/guest_address.hpp"
@@ -36,6 +37,9 @@ struct NetInterfaceConfig {
     // MMDS answered on this interface (Firecracker's mmds-config names it); its store and token
     // authority are the microVM's, shared with the API and the other MMDS interfaces.
     std::optional<virtio::net::mmds::MmdsConfig> mmds{};
+    // Rate limits on what the guest receives and sends (none by default).
+    virtio::RateLimiterConfig rx_rate_limiter{};
+    virtio::RateLimiterConfig tx_rate_limiter{};
 };
 
 struct MachineConfig {

@@ -22,7 +22,8 @@ struct Inputs {
 };
 
 void add_disks(Inputs const& in, VirtioDevices& out) {
-    for (auto const& disk : in.config.disks) out.push_back(std::make_shared<virtio::BlockDevice>(Disk(disk)));
+    for (auto const& disk : in.config.disks)
+        out.push_back(std::make_shared<virtio::BlockDevice>(Disk(disk), disk.rate_limiter));
 }
 
 virtio::net::MacAddress interface_mac(NetInterfaceConfig const& net) {
@@ -45,6 +46,8 @@ void add_nets(Inputs const& in, VirtioDevices& out) {
         virtio::NetConfig device_config{.mac = interface_mac(net)};
         device_config.offloads = net.offloads;
         device_config.mmds = net.mmds;
+        device_config.rx_rate_limiter = net.rx_rate_limiter;
+        device_config.tx_rate_limiter = net.tx_rate_limiter;
         auto tap = std::make_unique<virtio::net::Tap>(net.tap ? virtio::net::Tap::open(*net.tap)
                                                               : virtio::net::Tap::create());
         log::debug("net: eth{} on TAP {}, MAC {}{}", i, tap->name(), device_config.mac.to_string(),

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "devices/virtio/rate_limiter.hpp"
 #include "vmm/base/result.hpp"
 #include "vmm/base/unique_fd.hpp"
 
@@ -36,6 +37,9 @@ struct DiskConfig {
     bool read_only = false;
     std::string id{};  // the GET_ID string: printable ASCII, at most 20 bytes (VIRTIO_BLK_ID_BYTES)
     CacheMode cache = CacheMode::writeback;
+    // The drive's rate limits when the machine starts (the BlockDevice's from then on; none by
+    // default). The disk itself does not use them.
+    virtio::RateLimiterConfig rate_limiter{};
 };
 
 class Disk {

@@ -27,6 +27,27 @@ public:
     std::optional<std::string> send_ctrl_alt_del() override { return ++ctrl_alt_dels, std::nullopt; }
     std::optional<std::string> flush_metrics() override { return std::nullopt; }
     std::optional<std::string> replace_drive(std::size_t, std::string const&) override { return "no"; }
+    std::optional<std::string> update_drive_rate_limiter(std::size_t index,
+                                                         virtio::RateLimiterConfig const& change) override {
+        drive_limits.push_back({index, change});
+        return std::nullopt;
+    }
+    std::optional<std::string> update_interface_rate_limiters(std::size_t index,
+                                                              virtio::RateLimiterConfig const& rx,
+                                                              virtio::RateLimiterConfig const& tx) override {
+        interface_limits.push_back({index, rx, tx});
+        return std::nullopt;
+    }
+    struct DriveLimits {
+        std::size_t index;
+        virtio::RateLimiterConfig change;
+    };
+    struct InterfaceLimits {
+        std::size_t index;
+        virtio::RateLimiterConfig rx, tx;
+    };
+    std::vector<DriveLimits> drive_limits;
+    std::vector<InterfaceLimits> interface_limits;
 };
 
 struct Fixture {
@@ -184,4 +205,73 @@ TEST_CASE_METHOD(Fixture, "MMDS contents are put, patched (RFC 7396) and read ba
     CHECK(call("PUT", "/mmds", "[1]").status == 400);
     CHECK(fault(call("PUT", "/mmds/config", R"({"network_interfaces": ["eth0"]})")) ==
           "The network interface ID eth0 is invalid.");
+}
+
+TEST_CASE_METHOD(Fixture, "PATCH of a drive's or an interface's rate limiters reaches the running device",
+                 "[api]") {
+    using virtio::BucketConfig;
+    REQUIRE(
+        call("PUT", "/drives/root", R"({"drive_id": "root", "path_on_host": "r", "is_root_device": true})")
+            .status == 204);
+    REQUIRE(call("PUT", "/drives/data", R"({"drive_id": "data", "path_on_host": "d", "is_root_device": false,
+                                            "rate_limiter": {"ops": {"size": 100, "refill_time": 1000}}})")
+                .status == 204);
+    REQUIRE(
+        call("PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tap0"})").status ==
+        204);
+    boot();
+    REQUIRE(machine.started->disks.size() == 2);
+    CHECK(machine.started->disks[1].rate_limiter.ops ==
+          BucketConfig{100, 0, std::chrono::milliseconds(1000)});
+    CHECK_FALSE(machine.started->disks[0].rate_limiter.ops);
+
+    CHECK(call("PATCH", "/drives/data", R"({"drive_id": "data", "rate_limiter":
+                {"bandwidth": {"size": 1048576, "one_time_burst": 10, "refill_time": 100}}})")
+              .status == 204);
+    REQUIRE(machine.drive_limits.size() == 1);
+    CHECK(machine.drive_limits[0].index == 1);
+    CHECK(machine.drive_limits[0].change.bandwidth ==
+          BucketConfig{1048576, 10, std::chrono::milliseconds(100)});
+    CHECK_FALSE(machine.drive_limits[0].change.ops);  // kept as it is
+    Json limiter = Json::parse(call("GET", "/vm/config").body)["drives"][1]["rate_limiter"];
+    CHECK(limiter["ops"]["size"] == 100);
+    CHECK(limiter["bandwidth"]["size"] == 1048576);
+
+    CHECK(call("PATCH", "/network-interfaces/eth0",
+               R"({"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 0, "refill_time": 0}}})")
+              .status == 204);
+    REQUIRE(machine.interface_limits.size() == 1);
+    CHECK(machine.interface_limits[0].index == 0);
+    CHECK(machine.interface_limits[0].tx.ops == BucketConfig{});  // size 0: that limit goes
+    CHECK(machine.interface_limits[0].rx == virtio::RateLimiterConfig{});
+    CHECK_FALSE(
+        Json::parse(call("GET", "/vm/config").body)["network-interfaces"][0].contains("tx_rate_limiter"));
+}
+
+TEST_CASE_METHOD(Fixture, "a bad rate limiter in a PATCH is a 400 and changes nothing", "[api]") {
+    REQUIRE(
+        call("PUT", "/drives/data", R"({"drive_id": "data", "path_on_host": "d", "is_root_device": false})")
+            .status == 204);
+    REQUIRE(
+        call("PUT", "/network-interfaces/eth0", R"({"iface_id": "eth0", "host_dev_name": "tap0"})").status ==
+        204);
+    boot();
+    auto bad = [&](std::string target, std::string body) {
+        ApiResponse r = call("PATCH", target, body);
+        CHECK(r.status == 400);
+        return fault(r);
+    };
+    CHECK(bad("/drives/data",
+              R"({"drive_id": "data", "rate_limiter": {"bandwidth": {"size": -1, "refill_time": 1}}})")
+              .starts_with("drive.rate_limiter.bandwidth.size: "));
+    CHECK(bad("/drives/data", R"({"drive_id": "data", "rate_limiter": {"ops": {"size": 1}}})") ==
+          "drive.rate_limiter.ops.refill_time: missing field");
+    CHECK(bad("/drives/data", R"({"drive_id": "data", "rate_limiter": {"iops": {}}})") ==
+          "drive.rate_limiter.iops: unknown field");
+    CHECK(bad("/drives/nope", R"({"drive_id": "nope", "rate_limiter": {}})") == "No drive with id nope.");
+    CHECK(bad("/network-interfaces/eth0", R"({"iface_id": "eth0", "rx_rate_limiter": 3})")
+              .starts_with("network-interface.rx_rate_limiter: "));
+    CHECK(bad("/network-interfaces/eth9", R"({"iface_id": "eth9"})") == "No network interface with id eth9.");
+    CHECK(machine.drive_limits.empty());
+    CHECK(machine.interface_limits.empty());
 }

@@ -176,3 +176,28 @@ TEST_CASE("the interfaces named in mmds-config serve MMDS from the resources' st
     REQUIRE(m.store == r.mmds_store);
     CHECK(m.store->json_text() == R"({"a":"b"})");
 }
+
+TEST_CASE("a config file's rate limiters reach the drives and interfaces", "[api]") {
+    MachineConfig c = to_machine_config(parse(R"({
+        "boot-source": {"kernel_image_path": "k"},
+        "drives": [{"drive_id": "root", "path_on_host": "r", "is_root_device": true,
+                    "rate_limiter": {"bandwidth": {"size": 52428800, "refill_time": 1000, "one_time_burst": 7},
+                                     "ops": {"size": 0, "refill_time": 1000}}}],
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                                "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 10}},
+                                "tx_rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 1000}}}]
+    })"));
+    using std::chrono::milliseconds;
+    using virtio::BucketConfig;
+    REQUIRE(c.disks.size() == 1);
+    CHECK(c.disks[0].rate_limiter.bandwidth == BucketConfig{52428800, 7, milliseconds(1000)});
+    CHECK(c.disks[0].rate_limiter.ops == BucketConfig{0, 0, milliseconds(1000)});  // size 0: no limit
+    CHECK(virtio::RateLimiter(c.disks[0].rate_limiter).config().ops == std::nullopt);
+    REQUIRE(c.nets.size() == 1);
+    CHECK(c.nets[0].rx_rate_limiter.ops == BucketConfig{100, 0, milliseconds(10)});
+    CHECK_FALSE(c.nets[0].rx_rate_limiter.bandwidth);
+    CHECK(c.nets[0].tx_rate_limiter.bandwidth == BucketConfig{1000, 0, milliseconds(1000)});
+    CHECK(error_of(R"({"drives": [{"drive_id": "r", "path_on_host": "r", "is_root_device": true,
+                                   "rate_limiter": {"bandwidth": {"size": 1}}}]})") ==
+          "drives[0].rate_limiter.bandwidth.refill_time: missing field");
+}
