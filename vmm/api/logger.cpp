@@ -27,8 +27,10 @@ log::Level level_of(std::string const& name) {
 
 void apply_logger(LoggerSettings const& settings) {
     log::set_level(level_of(settings.level));
-    if (settings.show_log_origin) log::warn("logger.show_log_origin: accepted but not acted on");
-    if (settings.module) log::warn("logger.module: accepted but not acted on (every module logs)");
+    // Firecracker's settings: show_level defaults to false there, and so here once a logger is set.
+    log::set_decoration({.show_level = settings.show_level,
+                         .show_origin = settings.show_log_origin,
+                         .module = settings.module});
     if (!settings.log_path) return;
     // O_NONBLOCK: a named pipe without a reader is an error now, not a hang.
     int fd = ::open(settings.log_path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);

@@ -2,12 +2,17 @@
 
 #include <unistd.h>
 
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace kvmlet::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 std::atomic<int> g_output{STDERR_FILENO};
+// nullptr: kvmlet's defaults. Swapped whole under the mutex; a line copies the pointer.
+std::mutex g_decoration_mutex;
+std::shared_ptr<Decoration const> g_decoration;
 
 std::int64_t now_ms() noexcept {
     using namespace std::chrono;
@@ -25,11 +30,39 @@ bool enabled(Level l) noexcept {
     return static_cast<int>(l) <= g_level.load(std::memory_order_relaxed);
 }
 
-void write(Level l, std::string_view message) noexcept {
-    static constexpr std::string_view prefixes[] = {
-        "kvmlet: error: ", "kvmlet: warning: ", "kvmlet: ", "kvmlet: debug: "};
+std::string_view source_path(std::string_view file) noexcept {
+    // This file is <root>/vmm/base/log.cpp: the root is what precedes that.
+    constexpr std::string_view self = std::source_location::current().file_name();
+    constexpr std::string_view tail = "vmm/base/log.cpp";
+    static_assert(self.ends_with(tail));
+    constexpr std::string_view root = self.substr(0, self.size() - tail.size());
+    return file.starts_with(root) ? file.substr(root.size()) : file;
+}
+
+void set_decoration(Decoration decoration) {
+    std::lock_guard lock(g_decoration_mutex);
+    g_decoration = std::make_shared<Decoration const>(std::move(decoration));
+}
+
+void write(Level l, std::string_view message, std::source_location const* origin) noexcept {
+    static constexpr std::string_view levels[] = {"error: ", "warning: ", "", "debug: "};
     try {
-        std::string line{prefixes[static_cast<int>(l)]};
+        std::shared_ptr<Decoration const> decoration;
+        {
+            std::lock_guard lock(g_decoration_mutex);
+            decoration = g_decoration;
+        }
+        std::string_view const file = origin ? source_path(origin->file_name()) : std::string_view{};
+        // Lines without an origin (write() called directly: dumps asked for) are always written.
+        if (decoration && decoration->module && l != Level::error && origin &&
+            !file.starts_with(*decoration->module))
+            return;
+        std::string line{"kvmlet: "};
+        // An error says so whatever show_level is: it is kvmlet's one line on why it stopped.
+        if (!decoration || decoration->show_level || l == Level::error)
+            line.append(levels[static_cast<int>(l)]);
+        if (decoration && decoration->show_origin && origin)
+            line.append(fmt::format("{}:{}: ", file, origin->line()));
         line.append(message);
         line.push_back('\n');
         // One write(2) per line so lines from different threads do not interleave.

@@ -6,7 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <source_location>
+#include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace kvmlet::log {
 
@@ -15,25 +19,55 @@ enum class Level : int { error = 0, warn = 1, info = 2, debug = 3 };
 void set_level(Level level) noexcept;
 Level level() noexcept;
 bool enabled(Level level) noexcept;
-void write(Level level, std::string_view message) noexcept;
+// One line: "kvmlet: ", the level ("error: ", "warning: ", "debug: "; none for info), the origin
+// when asked for ("vmm/machine/machine.cpp:123: "), the message. `origin` is the call site of
+// error()..debug(); write() called directly has none.
+void write(Level level, std::string_view message, std::source_location const* origin = nullptr) noexcept;
 // Where log lines go: stderr until told otherwise (Firecracker's --log-path). The fd stays open.
 void set_output(int fd) noexcept;
 
+// What lines show and which are written (Firecracker's logger settings). kvmlet's own default
+// shows levels, no origins, every module.
+struct Decoration {
+    bool show_level = true;    // warning/debug markers (errors always say "error: ")
+    bool show_origin = false;  // Firecracker's show_log_origin: source file (from the source root), line
+    // Firecracker's module: only lines from source files under this path (from the source root:
+    // "devices/virtio/net", "vmm/api"); errors, and lines without an origin, are always written.
+    std::optional<std::string> module;
+};
+void set_decoration(Decoration decoration);
+// The path of a source file from the source root ("vmm/base/log.cpp"); as given if outside it.
+std::string_view source_path(std::string_view file) noexcept;
+
+// A format string with the place it was written: what error()..debug() take, so each line can
+// name its origin. Checked at compile time like fmt::format_string.
 template <class... Args>
-void error(fmt::format_string<Args...> f, Args&&... args) {
-    write(Level::error, fmt::format(f, std::forward<Args>(args)...));
+struct FormatAt {
+    template <class S>
+    consteval FormatAt(S const& text, std::source_location where = std::source_location::current())
+        : text(text), where(where) {}
+    fmt::format_string<Args...> text;
+    std::source_location where;
+};
+template <class... Args>
+using Format = FormatAt<std::type_identity_t<Args>...>;
+
+template <class... Args>
+void error(Format<Args...> f, Args&&... args) {
+    write(Level::error, fmt::format(f.text, std::forward<Args>(args)...), &f.where);
 }
 template <class... Args>
-void warn(fmt::format_string<Args...> f, Args&&... args) {
-    if (enabled(Level::warn)) write(Level::warn, fmt::format(f, std::forward<Args>(args)...));
+void warn(Format<Args...> f, Args&&... args) {
+    if (enabled(Level::warn)) write(Level::warn, fmt::format(f.text, std::forward<Args>(args)...), &f.where);
 }
 template <class... Args>
-void info(fmt::format_string<Args...> f, Args&&... args) {
-    if (enabled(Level::info)) write(Level::info, fmt::format(f, std::forward<Args>(args)...));
+void info(Format<Args...> f, Args&&... args) {
+    if (enabled(Level::info)) write(Level::info, fmt::format(f.text, std::forward<Args>(args)...), &f.where);
 }
 template <class... Args>
-void debug(fmt::format_string<Args...> f, Args&&... args) {
-    if (enabled(Level::debug)) write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
+void debug(Format<Args...> f, Args&&... args) {
+    if (enabled(Level::debug))
+        write(Level::debug, fmt::format(f.text, std::forward<Args>(args)...), &f.where);
 }
 
 // Allows up to `burst` events per `period`; thread-safe, lock-free. Counts what it suppressed.
