@@ -225,9 +225,11 @@ int main_inner(int argc, char** argv) {
     if (called(argc > 0 ? argv[0] : nullptr, "jailer")) return jail::run_jail(args);
     if (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "jail")
         return jail::run_jail(args.subspan(1));
-    firecracker_syntax = called_firecracker(argc > 0 ? argv[0] : nullptr) ||
-                         (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "firecracker");
-    cli::Command command = called_firecracker(argc > 0 ? argv[0] : nullptr)
+    // `/<exec-name> --id ID ...`: started by a jailer, where /proc (host memory) is out of reach.
+    std::string_view first = args.empty() || args[0] == nullptr ? std::string_view{} : args[0];
+    bool jailed = first == "--id" || first.starts_with("--id=");
+    firecracker_syntax = called_firecracker(argc > 0 ? argv[0] : nullptr) || jailed || first == "firecracker";
+    cli::Command command = called_firecracker(argc > 0 ? argv[0] : nullptr) || jailed
                                ? cli::parse_firecracker_command_line(args)
                                : cli::parse_command_line(args, cli::host_memory_bytes());
     process_timeline().mark(Phase::args_parsed);

@@ -137,15 +137,16 @@ void check_id(std::string_view id) {
 }
 
 void check_parent_cgroup(std::string_view path) {
-    bool ok = !path.empty() && !path.starts_with('/');
-    while (ok && !path.empty()) {
-        auto slash = path.find('/');
-        std::string_view name = path.substr(0, slash);
+    bool ok = !path.starts_with('/');
+    for (std::size_t start = 0; ok;) {
+        auto slash = path.find('/', start);
+        std::string_view name = path.substr(start, slash == std::string_view::npos ? slash : slash - start);
         ok =
             !name.empty() && name != "." && name != ".." && std::all_of(name.begin(), name.end(), [](char c) {
                 return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
             });
-        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
     }
     if (!ok)
         throw UsageError(
