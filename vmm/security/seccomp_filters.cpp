@@ -179,6 +179,7 @@ Rules worker_list() {
                    any(SYS_fdatasync),  // flush
                    any(SYS_fsync),
                    any(SYS_fallocate),  // discard, write zeroes
+                   any(SYS_epoll_ctl),  // a rate limiter's timer, posted to the event loop, wakes it
                    any(SYS_fstat),      // capacity of a swapped image
                    any(SYS_newfstatat),
                    any(SYS_lseek),
