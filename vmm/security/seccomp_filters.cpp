@@ -29,6 +29,11 @@ SyscallRule any(long number) {
     return {number, std::nullopt};
 }
 
+// The process's id, for signals: a thread may signal kvmlet's own threads only.
+std::uint64_t own_pid() {
+    return static_cast<std::uint64_t>(::getpid());
+}
+
 SyscallRule ioctl(unsigned long request) {
     return {SYS_ioctl, SyscallRule::Arg{1, all_bits, request}};
 }
@@ -41,126 +46,98 @@ void add(Rules& to, Rules const& more) {
 // stderr, end itself or the process.
 Rules common() {
     return {
-        any(SYS_write),                                     // the log (stderr), the SIGSYS report
-        any(SYS_futex),                                     // mutexes, condition variables, thread joins
-        any(SYS_brk),                                       // malloc
-        {SYS_mmap, SyscallRule::Arg{2, PROT_EXEC, 0}},      // malloc of large blocks, arenas
-        {SYS_mprotect, SyscallRule::Arg{2, PROT_EXEC, 0}},  // malloc arena growth
-        any(SYS_munmap),                                    // free
-        any(SYS_mremap),                                    // realloc of large blocks
-        any(SYS_madvise),          // free() trimming; a thread's stack released when it ends
-        any(SYS_clock_gettime),    // steady_clock when the vDSO cannot serve it
-        any(SYS_clock_nanosleep),  // sleep_for
-        any(SYS_nanosleep),
-        any(SYS_sched_yield),      // spinning locks in libstdc++
-        any(SYS_rt_sigprocmask),   // pthread_sigmask around thread starts
-        any(SYS_rt_sigreturn),     // return from a signal handler (the vCPU kick, stop signals)
-        any(SYS_restart_syscall),  // a call interrupted by a signal, resumed
-        any(SYS_getpid),           // the log's process id, raise()
-        any(SYS_gettid),
-        any(SYS_close),       // descriptors that go with what they belong to
-        any(SYS_exit),        // a thread ends
-        any(SYS_exit_group),  // the process ends (also after the SIGSYS report)
-        {SYS_tgkill,
-         SyscallRule::Arg{0, all_bits, static_cast<std::uint64_t>(::getpid())}},  // kicks, raise()
+        any(SYS_write),                                          // the log (stderr), the SIGSYS report
+        any(SYS_fstat),                                          // stdio's first look at stderr
+        any(SYS_newfstatat),                                     // (glibc 2.36 uses this one)
+        any(SYS_futex),                                          // mutexes, condition variables, joins
+        any(SYS_brk),                                            // malloc
+        {SYS_mmap, SyscallRule::Arg{2, PROT_EXEC, 0}},           // malloc of large blocks, arenas
+        {SYS_mprotect, SyscallRule::Arg{2, PROT_EXEC, 0}},       // malloc arena growth
+        any(SYS_munmap),                                         // free
+        any(SYS_mremap),                                         // realloc of large blocks
+        any(SYS_madvise),                                        // free(); a thread's stack at its end
+        any(SYS_clock_gettime),                                  // steady_clock without the vDSO
+        any(SYS_clock_nanosleep),                                // sleep_for
+        any(SYS_nanosleep),                                      // (older glibc)
+        any(SYS_sched_yield),                                    // libstdc++'s spinning waits
+        any(SYS_rt_sigprocmask),                                 // pthread_sigmask
+        any(SYS_rt_sigreturn),                                   // the vCPU kick's and stop signals' handlers
+        any(SYS_restart_syscall),                                // a call a signal interrupted, resumed
+        any(SYS_getpid),                                         // raise(), log lines
+        any(SYS_gettid),                                         // raise()
+        any(SYS_close),                                          // descriptors, with what owns them
+        any(SYS_exit),                                           // a thread ends
+        any(SYS_exit_group),                                     // the process ends (also the SIGSYS report)
+        {SYS_tgkill, SyscallRule::Arg{0, all_bits, own_pid()}},  // vCPU kicks, only to kvmlet's threads
     };
 }
 
-// Boost.Asio's reactor: epoll, its eventfd interrupter and its timerfd; descriptors set
-// non-blocking with FIONBIO.
+// Boost.Asio's reactor (vmm and api): epoll, its eventfd interrupter, its timerfd; descriptors
+// made non-blocking with FIONBIO.
 Rules event_loop() {
     return {
-        any(SYS_epoll_wait), any(SYS_epoll_pwait), any(SYS_epoll_ctl), any(SYS_timerfd_settime),
-        any(SYS_read),   // eventfds, the reactor's interrupter
-        any(SYS_fcntl),  // F_GETFL/F_SETFL, F_DUPFD_CLOEXEC for watched descriptors
-        any(SYS_dup),    // a device host's watch duplicates the device's descriptor
-        ioctl(FIONBIO),      ioctl(FIONREAD),
-    };
-}
-
-// Device emulation on a vCPU thread (register accesses): interrupts, notifications, and what a
-// driver's register writes reconfigure in KVM.
-Rules vcpu_device_calls() {
-    return {
-        any(SYS_read),                    // eventfds
-        ioctl(KVM_IRQFD),                 // MSI-X vectors routed to irqfds when the driver enables them
-        ioctl(kvm_abi::set_gsi_routing),  // MSI-X table writes
-        ioctl(KVM_IOEVENTFD),             // the guest moved a virtio-pci BAR
-        ioctl(KVM_SIGNAL_MSI),
-        ioctl(TUNSETOFFLOAD),    // virtio-net activation: the offloads the driver took
-        any(SYS_getrandom),      // virtio-rng's entropy (served where the queue is)
-        any(SYS_epoll_create1),  // virtio-vsock activation: its connections' epoll
-        any(SYS_epoll_ctl),
-        any(SYS_epoll_wait),
-        any(SYS_timerfd_create),
-        any(SYS_timerfd_settime),
-        any(SYS_eventfd2),
+        any(SYS_epoll_wait),       // the reactor
+        any(SYS_epoll_pwait),      // (other glibc versions)
+        any(SYS_epoll_ctl),        // descriptors watched and unwatched
+        any(SYS_timerfd_settime),  // steady_timer deadlines
+        any(SYS_read),             // eventfds: the interrupter, stop and dump requests
+        any(SYS_fcntl),            // F_GETFL/F_SETFL, F_DUPFD_CLOEXEC of watched descriptors
+        any(SYS_dup),              // a device host's watch duplicates the device's descriptor
+        ioctl(FIONBIO),            // asio's non-blocking mode
+        ioctl(FIONREAD),           // asio's available()
     };
 }
 
 // vmm: the main thread once its event loop runs. Serves the virtio devices that do not block
-// (network, console, rng, vsock), console input, signals, the halt watchdog; at the end tears the
-// machine down and writes the timeline.
+// (network, console, rng, vsock), console input, signals and the halt watchdog; at the end tears
+// the machine down and writes the timeline.
 Rules vmm_list() {
     Rules rules = common();
     add(rules, event_loop());
     add(rules, {
-                   any(SYS_readv),     // TAP receive, vsock receive
-                   any(SYS_writev),    // TAP transmit
-                   any(SYS_pwritev2),  // FdSink's direct console write (RWF_NOWAIT)
-                   any(SYS_poll),
-                   any(SYS_getrandom),  // virtio-rng
-                   any(SYS_recvfrom),   // vsock: host connections' CONNECT lines and data
-                   any(SYS_recvmsg),
-                   any(SYS_sendto),
+                   any(SYS_readv),                                        // TAP and vsock receive
+                   any(SYS_writev),                                       // TAP transmit
+                   any(SYS_pwritev2),                                     // console output (RWF_NOWAIT)
+                   any(SYS_poll),                                         // FdSink: stdout with no room
+                   any(SYS_getrandom),                                    // virtio-rng's entropy
+                   any(SYS_recvfrom),                                     // vsock: CONNECT lines, data
+                   any(SYS_recvmsg),                                      // vsock: data
+                   any(SYS_sendto),                                       // vsock: OK lines
                    any(SYS_sendmsg),                                      // vsock: data to host sockets
-                   any(SYS_shutdown),                                     // vsock: a half-closed connection
+                   any(SYS_shutdown),                                     // vsock: half-closed streams
                    {SYS_socket, SyscallRule::Arg{0, all_bits, AF_UNIX}},  // vsock: guest connects to PATH_P
-                   any(SYS_connect),
-                   any(SYS_accept4),        // vsock: host processes connect to PATH
-                   any(SYS_unlink),         // vsock's socket file, at exit
-                   any(SYS_epoll_create1),  // vsock's own epoll of its connections
-                   any(SYS_timerfd_create),
-                   any(SYS_eventfd2),
-                   any(SYS_openat),  // --timeline's file, at exit
-                   any(SYS_newfstatat),
-                   any(SYS_fstat),
-                   any(SYS_lseek),
-                   ioctl(TUNSETOFFLOAD),  // virtio-net offloads (activation can come here too)
-                   ioctl(KVM_IRQFD),      // irqfds released when the machine is torn down
-                   ioctl(KVM_IOEVENTFD),
-                   ioctl(TCGETS),  // the terminal restored at exit
-                   ioctl(TCSETS),
-                   ioctl(TCSETSW),
-                   ioctl(TIOCGWINSZ),
-                   any(SYS_rt_sigaction),  // the stop signals' handlers
+                   any(SYS_connect),                                      // (the same)
+                   any(SYS_accept4),                                      // vsock: host processes connect
+                   any(SYS_unlink),                                       // vsock's socket file at exit
+                   any(SYS_openat),                                       // --timeline's file at exit
+                   any(SYS_lseek),                                        // (its stream)
+                   ioctl(TCSETS),                                         // the terminal restored at exit
+                   any(SYS_rt_sigaction),                                 // stop signals' handlers reset
                });
     return rules;
 }
 
-// vcpu: KVM_RUN, the vCPU's own state (the halt watchdog's sample, the register dump, the
-// host-compat recovery), and the device emulation of its exits.
+// vcpu: KVM_RUN, its own state (the watchdog's sample, dumps, host-compat recovery), and the
+// device emulation of its exits: interrupts, notifications and what a driver's register writes
+// reconfigure in KVM.
 Rules vcpu_list() {
     Rules rules = common();
-    add(rules, vcpu_device_calls());
     add(rules, {
-                   ioctl(KVM_RUN),
-                   ioctl(KVM_GET_REGS),   // watchdog (RFLAGS.IF), dumps, host-compat recovery
-                   ioctl(KVM_SET_REGS),   // host-compat: int3/fwait stepped over
-                   ioctl(KVM_GET_SREGS),  // dumps, crash reports, host-compat decoding
-                   ioctl(KVM_SET_SREGS),
-                   ioctl(KVM_GET_MP_STATE),     // the halt watchdog's sample
-                   ioctl(KVM_GET_VCPU_EVENTS),  // dumps
-                   ioctl(KVM_SET_VCPU_EVENTS),  // host-compat: an exception re-injected
-                   ioctl(KVM_GET_LAPIC),        // dumps
-                   ioctl(KVM_GET_FPU),          // dumps
-                   ioctl(KVM_TRANSLATE),        // the code bytes at RIP in a dump
-                   ioctl(kvm_abi::set_msrs),
-                   ioctl(kvm_abi::get_msrs),
-                   any(SYS_readv),
-                   any(SYS_writev),
-                   any(SYS_pwritev2),  // the 8250's output straight to stdout (FdSink)
-                   any(SYS_poll),
+                   ioctl(KVM_RUN),                   // the guest runs
+                   ioctl(KVM_GET_REGS),              // watchdog (RFLAGS.IF), dumps, host-compat
+                   ioctl(KVM_SET_REGS),              // host-compat: int3/fwait stepped over
+                   ioctl(KVM_GET_SREGS),             // dumps, crash reports, host-compat decoding
+                   ioctl(KVM_GET_MP_STATE),          // the halt watchdog's sample
+                   ioctl(KVM_GET_VCPU_EVENTS),       // host-compat: the interrupt shadow
+                   ioctl(KVM_SET_VCPU_EVENTS),       // (the same)
+                   ioctl(KVM_GET_FPU),               // host-compat: fwait's pending x87 exception
+                   ioctl(KVM_TRANSLATE),             // the code bytes at RIP (dumps, host-compat)
+                   ioctl(kvm_abi::set_gsi_routing),  // MSI-X table writes
+                   ioctl(KVM_IOEVENTFD),             // the guest moved a virtio-pci BAR
+                   ioctl(TUNSETOFFLOAD),             // virtio-net activation: the driver's offloads
+                   any(SYS_read),                    // eventfds
+                   any(SYS_epoll_ctl),               // work posted to the event loop wakes it
+                   any(SYS_pwritev2),                // the 8250's output straight to stdout (FdSink)
                });
     return rules;
 }
@@ -169,41 +146,39 @@ Rules vcpu_list() {
 Rules worker_list() {
     Rules rules = common();
     add(rules, {
-                   any(SYS_poll),  // the queue's notification eventfd and the stop eventfd
-                   any(SYS_ppoll),
-                   any(SYS_read),     // consume an eventfd
-                   any(SYS_pread64),  // reads (bounce buffers for O_DIRECT)
-                   any(SYS_preadv),
-                   any(SYS_pwrite64),
-                   any(SYS_pwritev),
+                   any(SYS_poll),       // the queue's notification eventfds and the stop eventfd
+                   any(SYS_read),       // an eventfd consumed
+                   any(SYS_pread64),    // reads (cache=none: bounce buffers)
+                   any(SYS_preadv),     // reads
+                   any(SYS_pwrite64),   // writes (cache=none: bounce buffers)
+                   any(SYS_pwritev),    // writes
                    any(SYS_fdatasync),  // flush
-                   any(SYS_fsync),
                    any(SYS_fallocate),  // discard, write zeroes
                    any(SYS_epoll_ctl),  // a rate limiter's timer, posted to the event loop, wakes it
-                   any(SYS_fstat),      // capacity of a swapped image
-                   any(SYS_newfstatat),
-                   any(SYS_lseek),
-                   ioctl(BLKGETSIZE64),  // capacity of a block device
-                   ioctl(BLKSSZGET),
                });
     return rules;
 }
 
-// api: Boost.Beast on the API's Unix socket; handlers that change the machine (pause, Ctrl-Alt-Del,
-// drive swaps, the logger and metrics files).
+// api: Boost.Beast on the API's Unix socket, and handlers that reach the machine (pause kicks,
+// Ctrl-Alt-Del), drives swapped in, the logger's file.
 Rules api_list() {
     Rules rules = common();
     add(rules, event_loop());
     add(rules, {
-                   any(SYS_accept4),  // API clients
-                   any(SYS_accept),     any(SYS_recvfrom),   any(SYS_recvmsg), any(SYS_sendto),
-                   any(SYS_sendmsg),    any(SYS_readv),      any(SYS_writev),  any(SYS_shutdown),
-                   any(SYS_getsockopt), any(SYS_setsockopt),
-                   any(SYS_openat),  // PUT /logger's file, PATCH /drives' new image
-                   any(SYS_fstat),      any(SYS_newfstatat), any(SYS_statx),   any(SYS_lseek),
-                   any(SYS_flock),       // a swapped-in disk image is locked
-                   ioctl(BLKGETSIZE64),  // a swapped-in block device's capacity
-                   ioctl(BLKSSZGET),    any(SYS_eventfd2),
+                   any(SYS_accept),      // API clients (asio)
+                   any(SYS_accept4),     // (other versions)
+                   any(SYS_recvfrom),    // requests
+                   any(SYS_recvmsg),     // (the same)
+                   any(SYS_sendto),      // responses
+                   any(SYS_sendmsg),     // (the same)
+                   any(SYS_shutdown),    // connections closed
+                   any(SYS_setsockopt),  // (asio, on accepted sockets)
+                   any(SYS_openat),      // PUT /logger's file, PATCH /drives' new image
+                   any(SYS_statx),       // the new image's kind and size
+                   any(SYS_lseek),       // (the same)
+                   any(SYS_flock),       // the new image locked
+                   ioctl(BLKGETSIZE64),  // a new block device's capacity
+                   ioctl(BLKSSZGET),     // (its sector size)
                });
     return rules;
 }
@@ -220,52 +195,45 @@ Rules sink_list() {
     return rules;
 }
 
-// What building a machine calls (the VMM thread of --on-reboot restart builds the next one).
+// What building a machine calls: the VMM thread of --on-reboot restart builds the next one and
+// starts its threads, which confine themselves (prctl, capset, seccomp).
 Rules machine_build_list() {
     return {
-        any(SYS_openat),        // /dev/kvm, images, /dev/net/tun
-        any(SYS_memfd_create),  // guest RAM
-        any(SYS_ftruncate),
-        {SYS_mmap, SyscallRule::Arg{2, PROT_EXEC, 0}},
-        any(SYS_fstat),
-        any(SYS_newfstatat),
-        any(SYS_statx),
-        any(SYS_lseek),
-        any(SYS_pread64),
-        any(SYS_flock),
-        any(SYS_fcntl),
-        any(SYS_eventfd2),
-        any(SYS_epoll_create1),
-        any(SYS_timerfd_create),
-        any(SYS_readlink),
-        any(SYS_uname),
-        any(SYS_clone),  // vCPU, worker and sink threads
-        any(SYS_clone3),
-        any(SYS_set_robust_list),
-        any(SYS_rseq),
-        any(SYS_sched_getaffinity),
-        any(SYS_prctl),  // the new threads confine themselves
-        any(SYS_seccomp),
-        any(SYS_capget),
-        any(SYS_capset),
-        any(SYS_rt_sigaction),
+        any(SYS_openat),                                       // /dev/kvm, images, /dev/net/tun
+        any(SYS_memfd_create),                                 // guest RAM
+        any(SYS_ftruncate),                                    // (its size)
+        any(SYS_statx),                                        // input files checked
+        any(SYS_lseek),                                        // image sizes
+        any(SYS_pread64),                                      // images read
+        any(SYS_read),                                         // (the same)
+        any(SYS_flock),                                        // disk images locked
+        any(SYS_eventfd2),                                     // irqfds, ioeventfds, stop eventfds
+        any(SYS_epoll_create1),                                // vsock's epoll
+        any(SYS_timerfd_create),                               // asio timers
+        any(SYS_clone),                                        // vCPU, worker and sink threads
+        any(SYS_clone3),                                       // (glibc 2.34 on)
+        any(SYS_set_robust_list),                              // (each new thread)
+        any(SYS_rseq),                                         // (the same)
+        any(SYS_prctl),                                        // new threads named and confined
+        any(SYS_capget),                                       // (their capabilities dropped)
+        any(SYS_capset),                                       // (the same)
+        any(SYS_seccomp),                                      // (their filters loaded)
+        any(SYS_rt_sigaction),                                 // the vCPU kick's handler
         {SYS_socket, SyscallRule::Arg{0, all_bits, AF_INET}},  // a created TAP brought up
         {SYS_socket, SyscallRule::Arg{0, all_bits, AF_UNIX}},  // vsock's listening socket
-        any(SYS_bind),
-        any(SYS_listen),
-        any(SYS_chmod),
-        any(SYS_umask),
-        any(SYS_unlink),
-        ioctl(SIOCGIFFLAGS),
-        ioctl(SIOCSIFFLAGS),
-        ioctl(SIOCGIFINDEX),
-        ioctl(TUNSETIFF),
-        ioctl(TUNGETIFF),
-        ioctl(TUNSETVNETHDRSZ),
-        ioctl(BLKGETSIZE64),
-        ioctl(BLKSSZGET),
-        ioctl(KVM_GET_API_VERSION),
-        ioctl(KVM_CHECK_EXTENSION),
+        any(SYS_bind),                                         // (the same)
+        any(SYS_listen),                                       // (the same)
+        any(SYS_chmod),                                        // (its mode)
+        any(SYS_umask),                                        // (the same)
+        ioctl(SIOCGIFFLAGS),                                   // a created TAP brought up
+        ioctl(SIOCSIFFLAGS),                                   // (the same)
+        ioctl(TUNSETIFF),                                      // TAP attached or created
+        ioctl(TUNGETIFF),                                      // (its flags)
+        ioctl(TUNSETVNETHDRSZ),                                // (its vnet header)
+        ioctl(BLKGETSIZE64),                                   // a block device's capacity
+        ioctl(BLKSSZGET),                                      // (its sector size)
+        ioctl(TCGETS),                                         // console input: isatty(stdin)
+        ioctl(KVM_CHECK_EXTENSION),                            // the KVM creation sequence
         ioctl(KVM_CREATE_VM),
         ioctl(KVM_GET_VCPU_MMAP_SIZE),
         ioctl(kvm_abi::get_supported_cpuid),
@@ -279,10 +247,11 @@ Rules machine_build_list() {
         ioctl(kvm_abi::set_cpuid2),
         ioctl(kvm_abi::set_msrs),
         ioctl(KVM_SET_REGS),
+        ioctl(KVM_GET_SREGS),
         ioctl(KVM_SET_SREGS),
         ioctl(KVM_SET_FPU),
-        ioctl(KVM_SET_LAPIC),
         ioctl(KVM_GET_LAPIC),
+        ioctl(KVM_SET_LAPIC),
         ioctl(KVM_IRQFD),
         ioctl(KVM_IOEVENTFD),
         ioctl(kvm_abi::set_gsi_routing),
