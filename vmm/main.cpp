@@ -112,10 +112,14 @@ api::Json read_metadata(std::string const& path) {
 // The resources a Firecracker-style run starts from: the config file's, with the command line's
 // logger settings applied first (a config file's "logger" wins, as in Firecracker).
 api::VmResources initial_resources(api::FirecrackerOptions const& options) {
-    if (options.level || options.log_path) {
+    if (options.level || options.log_path || options.show_level || options.show_log_origin ||
+        options.module) {
         api::LoggerSettings logger;
         if (options.level) logger = api::read_logger(api::Json{{"level", *options.level}}, "--level");
         logger.log_path = options.log_path;
+        logger.show_level = options.show_level;
+        logger.show_log_origin = options.show_log_origin;
+        logger.module = options.module;
         api::apply_logger(logger);
     }
     if (options.verbose) log::set_level(log::Level::debug);

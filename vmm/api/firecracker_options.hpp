@@ -17,7 +17,8 @@ struct FirecrackerOptions {
     std::optional<std::string> log_path;
     bool show_level = false;
     bool show_log_origin = false;
-    bool enable_pci = false;  // virtio-pci rather than Firecracker's virtio-mmio
+    std::optional<std::string> module;  // the logger's module filter (a source directory)
+    bool enable_pci = false;            // virtio-pci rather than Firecracker's virtio-mmio
     bool verbose = false;
     security::SeccompMode seccomp = security::SeccompMode::kill;  // --no-seccomp: off
 };

@@ -47,6 +47,12 @@ TEST_CASE("firecracker's flags fill the options; the API socket has Firecracker'
     CHECK(options_of({}).seccomp == security::SeccompMode::kill);
     o = options_of({"--no-api", "--config-file", "vm.json"});
     CHECK_FALSE(o.api_sock);
+    CHECK_FALSE(o.show_level);
+    CHECK_FALSE(o.module);
+    o = options_of({"--show-level", "--show-log-origin", "--module", "devices/virtio/net"});
+    CHECK(o.show_level);
+    CHECK(o.show_log_origin);
+    CHECK(o.module == "devices/virtio/net");
 }
 
 TEST_CASE("firecracker --version and --help stand alone", "[cli][firecracker]") {
