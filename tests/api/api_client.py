@@ -298,6 +298,17 @@ class Kvmlet:
                                          stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
         print(f"started {name} (pid {self.proc.pid}): {' '.join(argv)}")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """`with Kvmlet(...) as vm:` shows its output's tail when the body fails, and always ends
+        it by PID."""
+        if exc_type is not None:
+            self.report()
+        self.stop()
+        return False
+
     @property
     def pid(self):
         return self.proc.pid

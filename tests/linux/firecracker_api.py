@@ -59,14 +59,8 @@ def main():
                 f.truncate(size)
         metrics = os.path.join(tmp, "metrics.json")
         sock = os.path.join(tmp, "api.sock")
-        vm = api_client.Kvmlet([kvmlet_path, "firecracker", "--api-sock", sock, "--id", "linux1"], tmp)
-        try:
+        with api_client.Kvmlet([kvmlet_path, "firecracker", "--api-sock", sock, "--id", "linux1"], tmp) as vm:
             run(vm, sock, images, small, big, metrics)
-        except BaseException:
-            vm.report()
-            raise
-        finally:
-            vm.stop()
     print("PASS")
 
 

@@ -25,14 +25,8 @@ def main():
         raise SystemExit("FAIL: the minimal guest image is not built (guest-images/build minimal; tools/test does)")
     with tempfile.TemporaryDirectory(prefix="kvmlet-power-button.") as tmp:
         sock = os.path.join(tmp, "api.sock")
-        vm = api_client.Kvmlet([kvmlet_path, "firecracker", "--api-sock", sock, "--level", "Info"], tmp)
-        try:
+        with api_client.Kvmlet([kvmlet_path, "firecracker", "--api-sock", sock, "--level", "Info"], tmp) as vm:
             run(vm, sock, images)
-        except BaseException:
-            vm.report()
-            raise
-        finally:
-            vm.stop()
     print("PASS")
 
 

@@ -193,14 +193,8 @@ def run(kvmlet, tmp, images):
         listener.bind(f"{uds_path}_{HOST_PORT}")
         listener.listen(1)
         listener.settimeout(BOOT_TIMEOUT + 2 * DIRECTION_TIMEOUT)
-        vm = api_client.Kvmlet([kvmlet, "firecracker", "--api-sock", api_sock, "--id", "vsock1"], tmp)
-        try:
+        with api_client.Kvmlet([kvmlet, "firecracker", "--api-sock", api_sock, "--id", "vsock1"], tmp) as vm:
             exercise(vm, api_sock, uds_path, metrics, listener, images)
-        except BaseException:
-            vm.report()
-            raise
-        finally:
-            vm.stop()
 
 
 def exercise(vm, api_sock, uds_path, metrics, listener, images):
