@@ -70,6 +70,7 @@ std::string run_help() {
         "  1  setup error (file, image, host resource)\n"
         "  2  bad command line\n"
         "  3  guest crashed (triple fault, KVM internal error, emulation failure)\n"
+        "  148  kvmlet made a system call its seccomp filter forbids (--seccomp kill)\n"
         "\n"
         "Console: the serial port COM1 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n";
     return text;
