@@ -8,6 +8,7 @@
 #include "vmm/api/api_router.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/base/log.hpp"
+#include "vmm/base/long_flag.hpp"
 
 namespace kvmlet::cli {
 namespace {
@@ -102,36 +103,10 @@ Command parse_firecracker_command_line(std::span<char const* const> args) {
     FirecrackerOptions options;
     std::vector<std::string_view> seen;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view token = args[i] == nullptr ? std::string_view{} : std::string_view{args[i]};
+        std::string_view const token = argument(args, i);
         if (token == "--version" || token == "-V") return FirecrackerVersionCommand{};
         if (token == "--help" || token == "-h") return FirecrackerHelpCommand{};
-        std::optional<std::string_view> inline_value;
-        if (auto eq = token.find('='); token.starts_with("--") && eq != std::string_view::npos) {
-            inline_value = token.substr(eq + 1);
-            token = token.substr(0, eq);
-        }
-        auto spec =
-            std::find_if(flags.begin(), flags.end(), [&](FlagSpec const& f) { return f.name == token; });
-        if (spec == flags.end())
-            throw UsageError(
-                fmt::format("unknown option {} (see firecracker --help)", token.empty() ? "''" : token));
-        if (std::find(seen.begin(), seen.end(), spec->name) != seen.end())
-            throw UsageError(fmt::format("{}: given more than once", spec->name));
-        seen.push_back(spec->name);
-        std::string_view value;
-        if (!spec->value_name.empty()) {
-            if (inline_value) {
-                value = *inline_value;
-            } else {
-                if (i + 1 >= args.size() || args[i + 1] == nullptr)
-                    throw UsageError(
-                        fmt::format("{}: missing value ({} {})", spec->name, spec->name, spec->value_name));
-                value = args[++i];
-            }
-            if (value.empty()) throw UsageError(fmt::format("{}: empty value", spec->name));
-        } else if (inline_value) {
-            throw UsageError(fmt::format("{} takes no value", spec->name));
-        }
+        auto [spec, value] = take_long_flag(args, i, flags, seen, "firecracker --help");
         spec->apply(options, value);
     }
     bool no_api = std::find(seen.begin(), seen.end(), "--no-api") != seen.end();

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "vmm/base/error.hpp"
+#include "vmm/base/long_flag.hpp"
 
 namespace kvmlet::jail {
 namespace {
@@ -157,38 +158,11 @@ JailOptions parse_jail_options(std::span<char const* const> args) {
     JailOptions options;
     std::vector<std::string_view> seen;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view token = args[i] == nullptr ? std::string_view{} : std::string_view{args[i]};
-        if (token == "--") {
-            for (++i; i < args.size(); ++i) options.vmm_args.emplace_back(args[i] == nullptr ? "" : args[i]);
+        if (argument(args, i) == "--") {
+            for (++i; i < args.size(); ++i) options.vmm_args.emplace_back(argument(args, i));
             break;
         }
-        std::optional<std::string_view> inline_value;
-        if (auto eq = token.find('='); token.starts_with("--") && eq != std::string_view::npos) {
-            inline_value = token.substr(eq + 1);
-            token = token.substr(0, eq);
-        }
-        auto spec =
-            std::find_if(flags.begin(), flags.end(), [&](FlagSpec const& f) { return f.name == token; });
-        if (spec == flags.end())
-            throw UsageError(
-                fmt::format("unknown option {} (see kvmlet jail --help)", token.empty() ? "''" : token));
-        if (!spec->repeatable && std::find(seen.begin(), seen.end(), spec->name) != seen.end())
-            throw UsageError(fmt::format("{}: given more than once", spec->name));
-        seen.push_back(spec->name);
-        std::string_view value;
-        if (!spec->value_name.empty()) {
-            if (inline_value) {
-                value = *inline_value;
-            } else if (i + 1 < args.size() && args[i + 1] != nullptr) {
-                value = args[++i];
-            } else {
-                throw UsageError(
-                    fmt::format("{}: missing value ({} {})", spec->name, spec->name, spec->value_name));
-            }
-            if (value.empty()) throw UsageError(fmt::format("{}: empty value", spec->name));
-        } else if (inline_value) {
-            throw UsageError(fmt::format("{} takes no value", spec->name));
-        }
+        auto [spec, value] = take_long_flag(args, i, flags, seen, "kvmlet jail --help");
         spec->apply(options, value);
         if (options.help) return options;
     }
