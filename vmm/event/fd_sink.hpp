@@ -10,7 +10,8 @@
 
 namespace kvmlet {
 
-// Writes device output to a file descriptor (stdout) without ever blocking its caller. write()
+// Writes device output to a file descriptor (stdout) without ever blocking its caller on a reader.
+// A regular file is written at once, in full, by the caller (no reader can stall it). Otherwise write()
 // writes what the descriptor takes at once (pwritev2 with RWF_NOWAIT, where the descriptor supports
 // it: pipes, /dev/null) and copies the rest into a bounded buffer, which a writer thread of the
 // sink's own writes out with blocking write(2)s (stdout is shared with the terminal and outlives

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -139,6 +140,28 @@ TEST_CASE("Output reaches the descriptor whole and nothing is counted as dropped
     CHECK(sink.wrote_anything());
     CHECK(sink.dropped_bytes() == 0);
     CHECK(sink.last_error() == 0);
+}
+
+TEST_CASE("Output to a regular file is in the file when write() returns") {
+    char path[] = "/tmp/kvmlet-fd-sink-XXXXXX";
+    int const fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::unlink(path);
+    {
+        FdSink sink(fd);
+        std::string const big(300 * 1024, 'x');  // larger than one pipe's worth
+        sink.write(as_bytes("flushed 10\n"));
+        sink.write(as_bytes(big));
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        CHECK(st.st_size ==
+              static_cast<off_t>(11 + big.size()));  // before finish(): a SIGKILL now loses none
+        CHECK(sink.dropped_bytes() == 0);
+    }
+    char head[11]{};
+    CHECK(::pread(fd, head, sizeof head, 0) == 11);
+    CHECK(std::string_view(head, 11) == "flushed 10\n");
+    ::close(fd);
 }
 
 TEST_CASE("Output to a pipe whose reader went away is dropped and counted, and the process lives on") {
