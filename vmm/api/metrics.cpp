@@ -15,6 +15,8 @@
 namespace kvmlet::api {
 namespace {
 
+constexpr std::string_view mmds_prefix = "mmds.";  // NetDevice::metrics()
+
 // Firecracker's names for VM exits (its "vcpu" metrics).
 std::string_view exit_metric(ExitReason reason) {
     switch (reason) {
@@ -124,6 +126,13 @@ Json MetricsWriter::line(Machine const& machine) {
         if (!sum.empty() && !out.contains(sum)) out[sum] = Json::object();
         for (auto const& metric : device.values) {
             std::string name(metric.name);
+            if (name.starts_with(mmds_prefix)) {  // an interface's MMDS: one section for all of them
+                std::string const key = name.substr(mmds_prefix.size());
+                std::uint64_t grown = delta(section + "." + name, metric.value);
+                if (!out.contains("mmds")) out["mmds"] = Json::object();
+                out["mmds"][key] = out["mmds"].value(key, std::uint64_t{0}) + grown;
+                continue;
+            }
             std::uint64_t grown = delta(section + "." + name, metric.value);
             values[name] = grown;
             if (!sum.empty()) out[sum][name] = out[sum].value(name, std::uint64_t{0}) + grown;

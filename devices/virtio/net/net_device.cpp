@@ -54,17 +54,34 @@ NetDevice::NetDevice(NetConfig config, std::unique_ptr<net::Endpoint> endpoint)
 
 std::vector<Metric> NetDevice::metrics() const {
     auto const& c = counters_;
-    return {{"rx_bytes_count", c.rx_bytes.value()},
-            {"rx_packets_count", c.rx_packets.value()},
-            {"rx_fails", c.rx_errors.value()},
-            {"rx_dropped", c.rx_dropped()},
-            {"tx_bytes_count", c.tx_bytes.value()},
-            {"tx_packets_count", c.tx_packets.value()},
-            {"tx_fails", c.tx_errors.value()},
-            {"tx_malformed_frames", c.tx_too_short.value() + c.tx_too_big.value() + c.tx_bad_offload.value()},
-            {"tx_dropped", c.tx_dropped()},
-            {"rx_rate_limiter_throttled", rx_throttle_.throttled()},
-            {"tx_rate_limiter_throttled", tx_throttle_.throttled()}};
+    std::vector<Metric> out{
+        {"rx_bytes_count", c.rx_bytes.value()},
+        {"rx_packets_count", c.rx_packets.value()},
+        {"rx_fails", c.rx_errors.value()},
+        {"rx_dropped", c.rx_dropped()},
+        {"tx_bytes_count", c.tx_bytes.value()},
+        {"tx_packets_count", c.tx_packets.value()},
+        {"tx_fails", c.tx_errors.value()},
+        {"tx_malformed_frames", c.tx_too_short.value() + c.tx_too_big.value() + c.tx_bad_offload.value()},
+        {"tx_dropped", c.tx_dropped()},
+        {"rx_rate_limiter_throttled", rx_throttle_.throttled()},
+        {"tx_rate_limiter_throttled", tx_throttle_.throttled()}};
+    if (mmds_) {
+        // "mmds." metrics go to the metrics line's own mmds section (Firecracker's), summed over
+        // the interfaces; the names are Firecracker's where the meaning is the same.
+        auto const& m = mmds_->counters();
+        out.insert(out.end(), {{"mmds.rx_accepted", m.frames_taken.value()},
+                               {"mmds.rx_accepted_err", m.malformed.value()},
+                               {"mmds.rx_accepted_unusual", m.unsupported.value()},
+                               {"mmds.rx_count", m.requests.value()},
+                               {"mmds.tx_frames", m.frames_sent.value()},
+                               {"mmds.connections_created", m.connections_opened.value()},
+                               {"mmds.connections_evicted", m.connections_evicted.value()},
+                               {"mmds.arp_replies", m.arp_replies.value()},
+                               {"mmds.resets_sent", m.resets_sent.value()},
+                               {"mmds.resets_dropped", m.resets_dropped.value()}});
+    }
+    return out;
 }
 
 std::uint64_t NetDevice::features() const noexcept {

@@ -80,6 +80,17 @@ TEST_CASE("MMDS V1 serves a GET over TCP, and the connection closes cleanly") {
     CHECK(r.stack().connections() == 0);
     CHECK_FALSE(r.rig.peer_receive());  // nothing of it went to the TAP
     CHECK(r.stack().counters().requests.value() == 1);
+    // The device reports them for the metrics line's mmds section.
+    auto const metrics = r.rig.device.metrics();
+    auto const value = [&](std::string_view name) -> std::optional<std::uint64_t> {
+        for (auto const& m : metrics)
+            if (m.name == name) return m.value;
+        return std::nullopt;
+    };
+    CHECK(value("mmds.rx_count") == 1u);
+    CHECK(value("mmds.connections_created") == 1u);
+    CHECK(value("mmds.rx_accepted") == r.stack().counters().frames_taken.value());
+    CHECK(value("mmds.tx_frames") == r.stack().counters().frames_sent.value());
 }
 
 TEST_CASE("MMDS lists an object IMDS style and gives JSON when asked") {
