@@ -1,7 +1,9 @@
 #include "vmm/machine/virtio_slot.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -211,9 +213,24 @@ void VirtioSlot::serve_on_worker() noexcept {
 // The device asked from any thread with its lock held: the work starts on the event loop.
 void VirtioSlot::Host::watch(int fd, Readiness readiness, Callback ready) noexcept {
     post_safely(slot_.io_, [this, fd, readiness, ready = std::move(ready)]() mutable {
-        auto& descriptor = watched_[fd];
-        if (!descriptor)
-            descriptor = std::make_unique<boost::asio::posix::stream_descriptor>(slot_.io_, ::dup(fd));
+        struct stat now {};
+        if (::fstat(fd, &now) != 0) {
+            // Closed by the device before this ran: there is nothing to wait for.
+            log::debug("virtio: watch of fd {}: {}", fd, std::strerror(errno));
+            return;
+        }
+        auto& watched = watched_[fd];
+        if (!watched.descriptor || watched.device != now.st_dev || watched.inode != now.st_ino) {
+            int const copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (copy < 0) {
+                log::warn("virtio: cannot watch fd {}: {}", fd, std::strerror(errno));
+                return;
+            }
+            // Replacing a stale duplicate cancels its waits (their callbacks see operation_aborted).
+            watched = {std::make_unique<boost::asio::posix::stream_descriptor>(slot_.io_, copy), now.st_dev,
+                       now.st_ino};
+        }
+        auto& descriptor = watched.descriptor;
         auto const type = readiness == Readiness::readable
                               ? boost::asio::posix::stream_descriptor::wait_read
                               : boost::asio::posix::stream_descriptor::wait_write;

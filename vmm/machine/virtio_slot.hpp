@@ -10,6 +10,8 @@
 // of its own for a device that does blocking I/O (Device::blocking(): disks). The slot is also
 // the device's host (device_host.hpp): the fds it watches, its timers and posted work run on the
 // event loop under the device lock.
+#include <sys/types.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <map>
@@ -86,8 +88,15 @@ private:
     private:
         void run_locked(Callback const& callback) noexcept;
         VirtioSlot& slot_;
-        // One descriptor (a duplicate) per watched fd; used only on the event loop's thread.
-        std::map<int, std::unique_ptr<boost::asio::posix::stream_descriptor>> watched_;
+        // One descriptor (a duplicate) per watched fd number, with the identity of the file it was
+        // made from: a number the device closed and reused for another file gets a new duplicate.
+        // Used only on the event loop's thread.
+        struct Watched {
+            std::unique_ptr<boost::asio::posix::stream_descriptor> descriptor;
+            dev_t device = 0;
+            ino_t inode = 0;
+        };
+        std::map<int, Watched> watched_;
     };
 
     static Executor executor_for(virtio::Device const& device) noexcept;
