@@ -184,7 +184,7 @@ TEST_CASE("The keyboard identifies as an MF2 keyboard, its ID translated to set 
     CHECK(drain(c) == Bytes{0xfa, 0xab, 0x83});
 }
 
-TEST_CASE("Keyboard commands with a parameter are acknowledged twice; echo and unknown commands answer") {
+TEST_CASE("Keyboard commands with a parameter are acknowledged twice, and echo and unknown commands answer") {
     Controller c;
     c.out(data_port, 0xed);  // LEDs
     CHECK(drain(c) == Bytes{0xfa});

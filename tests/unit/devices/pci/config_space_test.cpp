@@ -266,7 +266,7 @@ TEST_CASE("The capability list starts at 0x34, is DWORD aligned, and ends with a
     CHECK(offsets[0] == 0x40);
 }
 
-TEST_CASE("Capability IDs and next pointers stay read-only; masked body bits are writable", "[pci]") {
+TEST_CASE("Capability IDs and next pointers stay read-only, and masked body bits are writable", "[pci]") {
     Rig r;
     auto const mask = r.expected_mask();
     write(r.c, r.rw_cap, 4, 0xffff'ffff);

@@ -594,7 +594,7 @@ TEST_CASE("With MSI-X enabled, a masked vector is pending in the PBA and a queue
     CHECK(r.isr() == 0);
 }
 
-TEST_CASE("Without MSI-X, interrupts set the ISR and assert INTx; reading the ISR clears it", "[pci]") {
+TEST_CASE("Without MSI-X, interrupts set the ISR and assert INTx, and reading the ISR clears it", "[pci]") {
     Rig r;
     r.bring_up();
     CHECK_FALSE(r.cfg_read(pcireg::status, 2) & pcireg::status_interrupt);

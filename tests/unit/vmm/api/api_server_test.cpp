@@ -175,7 +175,7 @@ TEST_CASE("at max_connections a new client is served and the longest idle connec
     CHECK(read_until(open.back().get()).starts_with("HTTP/1.1 200"));
 }
 
-TEST_CASE("a stale socket is replaced; a live one or another file is an error", "[api]") {
+TEST_CASE("a stale socket is replaced, and a live one or another file is an error", "[api]") {
     TempDir dir;
     std::string path = (dir.path / "api.sock").string();
     {

@@ -144,7 +144,7 @@ TEST_CASE("GET /vm/config gives back what was configured, in the same schema", "
     CHECK(out["vsock"]["uds_path"] == "v.sock");
 }
 
-TEST_CASE("PATCH /machine-config changes only the fields given; PUT resets the rest", "[api]") {
+TEST_CASE("PATCH /machine-config changes only the fields given, and PUT resets the rest", "[api]") {
     MachineSettings base =
         read_machine_settings(Json{{"vcpu_count", 4}, {"mem_size_mib", 512}, {"smt", true}}, "m", {}, false);
     MachineSettings patched = read_machine_settings(Json{{"mem_size_mib", 256}}, "m", base, true);

@@ -299,7 +299,7 @@ TEST_CASE("random argument lists raise nothing but UsageError") {
     SUCCEED("only UsageError escaped");
 }
 
-TEST_CASE("--seccomp is kill unless told log or off, and goes with --config and --api-sock too") {
+TEST_CASE("kvmlet run --seccomp is kill unless told log or off, and goes with --config and --api-sock too") {
     auto mode = [](std::vector<char const*> args) {
         args.insert(args.begin(), {"run", "--kernel", "vmlinux"});
         Command command = parse(args);

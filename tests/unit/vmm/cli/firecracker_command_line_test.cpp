@@ -29,7 +29,7 @@ std::string error_of(std::vector<char const*> const& args) {
 
 }  // namespace
 
-TEST_CASE("firecracker's flags fill the options; the API socket has Firecracker's default",
+TEST_CASE("firecracker's flags fill the options, and the API socket has Firecracker's default",
           "[cli][firecracker]") {
     auto o = options_of({});
     CHECK(o.api_sock == "/run/firecracker.socket");

@@ -35,7 +35,7 @@ std::string run_error(std::vector<char const*> args) {
 
 }  // namespace
 
-TEST_CASE("--disk rate= takes a bandwidth and an ops limit, in either order, among the other properties") {
+TEST_CASE("kvmlet run --disk rate= takes a bandwidth and an ops limit, in either order, among the other properties") {
     auto c =
         run_config({"--disk", "img,rate=bw:50M/s,ops:2000/s,readonly", "--disk", "b,id=x,rate=ops:10/100ms"});
     REQUIRE(c.disks.size() == 2);
@@ -82,7 +82,7 @@ TEST_CASE("a bad rate limit is one usage error naming the option, the value and 
           std::string::npos);
 }
 
-TEST_CASE("--net rate= limits both directions, rx-rate= and tx-rate= one each") {
+TEST_CASE("kvmlet run --net rate= limits both directions, rx-rate= and tx-rate= one each") {
     auto c = run_config({"--net", "tap=t1,rate=bw:100M/s", "--net",
                          "tap=t2,rx-rate=bw:10M/s,ops:100/s,tx-rate=ops:5/s,mac=06:00:00:00:00:01"});
     REQUIRE(c.nets.size() == 2);

@@ -181,7 +181,7 @@ TEST_CASE("Output to a pipe whose reader went away is dropped and counted, and t
 }
 
 TEST_CASE(
-    "A pipe nobody reads does not block write(); what does not fit is dropped; the rest comes in order") {
+    "A pipe nobody reads does not block write(), what does not fit is dropped, and the rest comes in order") {
     ignore_broken_pipes();  // the release of a blocked write closes the read end
     Pipe pipe;
     std::size_t const held = FdSink::Limits{}.buffer_bytes + pipe.capacity();
