@@ -282,7 +282,8 @@ TEST_CASE("the MCFG gives one ECAM allocation for segment 0, buses 0 to pci_last
     CHECK(mcfg[55] == x86::pci_last_bus);
 }
 
-TEST_CASE("the DSDT has revision 2 and ends with the _S5_ object naming acpi_s5_sleep_type", "[firmware][acpi]") {
+TEST_CASE("the DSDT has revision 2 and ends with the _S5_ object naming acpi_s5_sleep_type",
+          "[firmware][acpi]") {
     auto const dsdt = write_and_read(mmio_config()).by_signature.at("DSDT");
     CHECK(dsdt[8] == 2);
     Bytes const s5{0x08, '\\', '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0a, x86::acpi_s5_sleep_type, 0, 0, 0};

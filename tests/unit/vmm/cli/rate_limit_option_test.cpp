@@ -35,7 +35,9 @@ std::string run_error(std::vector<char const*> args) {
 
 }  // namespace
 
-TEST_CASE("kvmlet run --disk rate= takes a bandwidth and an ops limit, in either order, among the other properties") {
+TEST_CASE(
+    "kvmlet run --disk rate= takes a bandwidth and an ops limit, in either order, among the other "
+    "properties") {
     auto c =
         run_config({"--disk", "img,rate=bw:50M/s,ops:2000/s,readonly", "--disk", "b,id=x,rate=ops:10/100ms"});
     REQUIRE(c.disks.size() == 2);
