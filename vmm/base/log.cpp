@@ -32,7 +32,7 @@ bool enabled(Level l) noexcept {
 
 std::string_view source_path(std::string_view file) noexcept {
     // This file is <root>/vmm/base/log.cpp: the root is what precedes that.
-    constexpr std::string_view self = std::source_location::current().file_name();
+    constexpr std::string_view self = Origin::here().file;
     constexpr std::string_view tail = "vmm/base/log.cpp";
     static_assert(self.ends_with(tail));
     constexpr std::string_view root = self.substr(0, self.size() - tail.size());
@@ -44,7 +44,7 @@ void set_decoration(Decoration decoration) {
     g_decoration = std::make_shared<Decoration const>(std::move(decoration));
 }
 
-void write(Level l, std::string_view message, std::source_location const* origin) noexcept {
+void write(Level l, std::string_view message, Origin const* origin) noexcept {
     static constexpr std::string_view levels[] = {"error: ", "warning: ", "", "debug: "};
     try {
         std::shared_ptr<Decoration const> decoration;
@@ -52,7 +52,7 @@ void write(Level l, std::string_view message, std::source_location const* origin
             std::lock_guard lock(g_decoration_mutex);
             decoration = g_decoration;
         }
-        std::string_view const file = origin ? source_path(origin->file_name()) : std::string_view{};
+        std::string_view const file = origin ? source_path(origin->file) : std::string_view{};
         // Lines without an origin (write() called directly: dumps asked for) are always written.
         if (decoration && decoration->module && l != Level::error && origin &&
             !file.starts_with(*decoration->module))
@@ -62,7 +62,7 @@ void write(Level l, std::string_view message, std::source_location const* origin
         if (!decoration || decoration->show_level || l == Level::error)
             line.append(levels[static_cast<int>(l)]);
         if (decoration && decoration->show_origin && origin)
-            line.append(fmt::format("{}:{}: ", file, origin->line()));
+            line.append(fmt::format("{}:{}: ", file, origin->line));
         line.append(message);
         line.push_back('\n');
         // One write(2) per line so lines from different threads do not interleave.

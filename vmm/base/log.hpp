@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -22,7 +21,19 @@ bool enabled(Level level) noexcept;
 // One line: "kvmlet: ", the level ("error: ", "warning: ", "debug: "; none for info), the origin
 // when asked for ("vmm/machine/machine.cpp:123: "), the message. `origin` is the call site of
 // error()..debug(); write() called directly has none.
-void write(Level level, std::string_view message, std::source_location const* origin = nullptr) noexcept;
+// Where a log call was written. std::source_location would do, but clang 14 (the fuzz build) has
+// no __builtin_source_location for libstdc++'s; __builtin_FILE/__builtin_LINE, as default
+// arguments, name the caller in GCC and clang alike.
+struct Origin {
+    static constexpr Origin here(char const* file = __builtin_FILE(),
+                                 unsigned line = __builtin_LINE()) noexcept {
+        return {file, line};
+    }
+    char const* file;
+    unsigned line;
+};
+
+void write(Level level, std::string_view message, Origin const* origin = nullptr) noexcept;
 // Where log lines go: stderr until told otherwise (Firecracker's --log-path). The fd stays open.
 void set_output(int fd) noexcept;
 
@@ -44,10 +55,9 @@ std::string_view source_path(std::string_view file) noexcept;
 template <class... Args>
 struct FormatAt {
     template <class S>
-    consteval FormatAt(S const& text, std::source_location where = std::source_location::current())
-        : text(text), where(where) {}
+    consteval FormatAt(S const& text, Origin where = Origin::here()) : text(text), where(where) {}
     fmt::format_string<Args...> text;
-    std::source_location where;
+    Origin where;
 };
 template <class... Args>
 using Format = FormatAt<std::type_identity_t<Args>...>;

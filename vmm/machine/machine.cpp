@@ -325,9 +325,11 @@ std::pair<VirtioSlot*, D*> Machine::nth_device(std::size_t index) const noexcept
 
 std::optional<std::string> Machine::update_disk_rate_limiter(std::size_t index,
                                                              virtio::RateLimiterConfig const& change) {
-    auto [slot, block] = nth_device<virtio::BlockDevice>(index);
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    auto const found = nth_device<virtio::BlockDevice>(index);
+    virtio::BlockDevice* block = found.second;
     if (block == nullptr) return fmt::format("no disk {}", index);
-    slot->transport().locked([&] { block->update_rate_limiter(change); });
+    found.first->transport().locked([&] { block->update_rate_limiter(change); });
     log::info("disk {}: rate limiter updated", index);
     return std::nullopt;
 }
@@ -335,9 +337,10 @@ std::optional<std::string> Machine::update_disk_rate_limiter(std::size_t index,
 std::optional<std::string> Machine::update_net_rate_limiters(std::size_t index,
                                                              virtio::RateLimiterConfig const& rx,
                                                              virtio::RateLimiterConfig const& tx) {
-    auto [slot, net] = nth_device<virtio::NetDevice>(index);
+    auto const found = nth_device<virtio::NetDevice>(index);
+    virtio::NetDevice* net = found.second;
     if (net == nullptr) return fmt::format("no network interface {}", index);
-    slot->transport().locked([&] { net->update_rate_limiters(rx, tx); });
+    found.first->transport().locked([&] { net->update_rate_limiters(rx, tx); });
     log::info("network interface {}: rate limiters updated", index);
     return std::nullopt;
 }
