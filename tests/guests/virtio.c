@@ -77,15 +77,14 @@ static void write_driver_features(const struct virtio_dev *dev, uint64_t feature
     virtio_write(dev, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
 }
 
-/* §4.2.3.2 Virtqueue Configuration, for queue 0. */
-static const char *setup_queue(struct virtio_dev *dev, struct virtq *q)
+/* §4.2.3.2 Virtqueue Configuration, for queue `index`. */
+static const char *setup_queue(struct virtio_dev *dev, uint32_t index, struct virtq *q)
 {
-    virtio_write(dev, VIRTIO_MMIO_QUEUE_SEL, 0);
-    if (virtio_read(dev, VIRTIO_MMIO_QUEUE_READY) != 0) return "queue 0 is ready before it was set up";
+    virtio_write(dev, VIRTIO_MMIO_QUEUE_SEL, index);
+    if (virtio_read(dev, VIRTIO_MMIO_QUEUE_READY) != 0) return "a queue is ready before it was set up";
     uint32_t max = virtio_read(dev, VIRTIO_MMIO_QUEUE_NUM_MAX);
-    if (max == 0) return "queue 0 is not available";
+    if (max == 0) return "a queue is not available";
     virtq_init(q, max, 0); /* polled: interrupts stay off */
-    dev->queue = q;
 
     virtio_write(dev, VIRTIO_MMIO_QUEUE_NUM, q->size);
     write_address(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, q->desc);
@@ -103,6 +102,11 @@ static const char *init_failed(struct virtio_dev *dev, const char *why)
 }
 
 const char *virtio_init(struct virtio_dev *dev, uint64_t wanted, struct virtq *queue)
+{
+    return virtio_init_queues(dev, wanted, queue, 1);
+}
+
+const char *virtio_init_queues(struct virtio_dev *dev, uint64_t wanted, struct virtq *queues, uint32_t count)
 {
     const char *error = virtio_reset(dev);
     if (error) return error;
@@ -123,8 +127,11 @@ const char *virtio_init(struct virtio_dev *dev, uint64_t wanted, struct virtq *q
         return init_failed(dev, "the device did not accept the features (FEATURES_OK)");
     }
 
-    error = setup_queue(dev, queue);
-    if (error) return init_failed(dev, error);
+    for (uint32_t i = 0; i < count; ++i) {
+        error = setup_queue(dev, i, &queues[i]);
+        if (error) return init_failed(dev, error);
+    }
+    dev->queue = &queues[0];
     status |= VIRTIO_STATUS_DRIVER_OK;
     virtio_write(dev, VIRTIO_MMIO_STATUS, status);
     return 0;
@@ -155,8 +162,13 @@ int virtio_wait_status(const struct virtio_dev *dev, uint32_t bits)
 
 void virtq_publish(struct virtio_dev *dev, uint16_t head)
 {
-    virtq_make_available(dev->queue, head);
-    virtio_write(dev, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    virtq_publish_on(dev, 0, dev->queue, head);
+}
+
+void virtq_publish_on(struct virtio_dev *dev, uint32_t index, struct virtq *q, uint16_t head)
+{
+    virtq_make_available(q, head);
+    virtio_write(dev, VIRTIO_MMIO_QUEUE_NOTIFY, index);
 }
 
 const char *virtq_wait_used(struct virtio_dev *dev, uint16_t head, uint32_t *len)

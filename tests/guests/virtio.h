@@ -68,6 +68,8 @@ const char *virtio_probe(struct virtio_dev *dev, uintptr_t base, uint32_t device
 /* §3.1.1 Driver Requirements: Device Initialization. Accepts the offered subset of `wanted`
  * (which must include VERSION_1), sets up queue 0 in `queue` and ends with DRIVER_OK. */
 const char *virtio_init(struct virtio_dev *dev, uint64_t wanted, struct virtq *queue);
+/* The same with queues 0..count-1 in queues[0..count-1]; dev->queue is queue 0. */
+const char *virtio_init_queues(struct virtio_dev *dev, uint64_t wanted, struct virtq *queues, uint32_t count);
 
 /* Writes 0 to the status register; returns once the device reads back 0 (or times out). */
 const char *virtio_reset(struct virtio_dev *dev);
@@ -81,6 +83,8 @@ int virtio_wait_status(const struct virtio_dev *dev, uint32_t bits);
 /* Makes the chain starting at descriptor `head` (already written into queue->desc) available
  * and notifies queue 0. */
 void virtq_publish(struct virtio_dev *dev, uint16_t head);
+/* The same for queue `index`, set up in `q`. */
+void virtq_publish_on(struct virtio_dev *dev, uint32_t index, struct virtq *q, uint16_t head);
 
 /* Waits until the device returns a chain; checks that it is `head` and stores its used length. */
 const char *virtq_wait_used(struct virtio_dev *dev, uint16_t head, uint32_t *len);

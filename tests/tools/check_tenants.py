@@ -41,7 +41,7 @@ def kvmlet_problems(setting, runs):
                 found.append(f"{where} {phase}: samples {r['samples']}, p50 {r['p50_us']}, p99 {r['p99_us']}")
             devices = r.get("device") or []
             victim = next((d for d in devices if d["slot"] == 0), None)
-            if not victim or victim["read_count"] / r["window_s"] < VICTIM_READS_PER_S / 3:
+            if not victim or victim["device"] != "disk" or victim["requests"] / r["window_s"] < VICTIM_READS_PER_S / 3:
                 found.append(f"{where} {phase}: the victim's disk served too few reads: {victim}")
         loaded = run.get("loaded") or {}
         aggressors = [d for d in loaded.get("device", []) if d["slot"] != 0]
@@ -49,8 +49,8 @@ def kvmlet_problems(setting, runs):
             found.append(f"{where}: no aggressor device figures")
             continue
         for d in aggressors:
-            rate = d["read_bytes"] / loaded["window_s"]
-            if d["read_bytes"] <= 0:
+            rate = d["bytes"] / loaded["window_s"]
+            if d["device"] != "disk" or d["bytes"] <= 0:
                 found.append(f"{where}: aggressor {d['slot']} was granted nothing")
             # The bucket starts full (size = one second's worth): allow it once over the window.
             limit = RATE_BYTES_PER_S * (1 + 1 / loaded["window_s"]) * 1.1
@@ -67,7 +67,7 @@ def aggressor_rate(runs):
     rates = []
     for run in runs:
         loaded = run["loaded"]
-        rates += [d["read_bytes"] / loaded["window_s"] for d in loaded["device"] if d["slot"] != 0]
+        rates += [d["bytes"] / loaded["window_s"] for d in loaded["device"] if d["slot"] != 0]
     return sum(rates) / len(rates) if rates else 0
 
 

@@ -33,12 +33,14 @@ static const size_t MEMORY_BYTES = (size_t)96 << 20;
 
 static uint32_t histogram[BUCKETS];
 
-static void die(const char* what) {
+static void die(const char *what)
+{
     fprintf(stderr, "tenant: FAIL %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
-static uint64_t now_ns(void) {
+static uint64_t now_ns(void)
+{
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
@@ -51,7 +53,8 @@ static uint32_t bucket_of(uint64_t value) /* as tests/guests/tenant.c */
     return 8 * (m - 2) + (uint32_t)((value >> (m - 3)) & 7);
 }
 
-static void record(uint64_t ns, uint32_t batch) {
+static void record(uint64_t ns, uint32_t batch)
+{
     static uint32_t samples;
     ++histogram[bucket_of(ns)];
     if (++samples < batch) return;
@@ -66,7 +69,8 @@ static void record(uint64_t ns, uint32_t batch) {
 }
 
 /* Sleeps until `*next`, then moves it one period on (never into the past: no catch-up bursts). */
-static void pace(uint64_t* next, long period_ns) {
+static void pace(uint64_t *next, long period_ns)
+{
     struct timespec t = {(time_t)(*next / 1000000000u), (long)(*next % 1000000000u)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR) {
     }
@@ -75,13 +79,15 @@ static void pace(uint64_t* next, long period_ns) {
     if (*next < now) *next = now + (uint64_t)period_ns;
 }
 
-static void ready(const char* role, int victim) {
+static void ready(const char *role, int victim)
+{
     if (victim) printf("tenant: tsc_khz=1000000\n");
     printf("tenant: ready %s\n", role);
     fflush(stdout);
 }
 
-static int open_disk(const char* path, uint64_t* bytes, void** buffer) {
+static int open_disk(const char *path, uint64_t *bytes, void **buffer)
+{
     int fd = open(path, O_RDONLY); /* through the page cache, as the VMs' disks (tools/tenants) */
     if (fd < 0) die(path);
     struct stat st;
@@ -95,14 +101,16 @@ static int open_disk(const char* path, uint64_t* bytes, void** buffer) {
     return fd;
 }
 
-static void read_at(int fd, void* buffer, size_t len, uint64_t offset) {
+static void read_at(int fd, void *buffer, size_t len, uint64_t offset)
+{
     if (pread(fd, buffer, len, (off_t)offset) != (ssize_t)len) die("pread");
 }
 
-int main(int argc, char** argv) {
-    const char* role = argc > 1 ? argv[1] : "";
+int main(int argc, char **argv)
+{
+    const char *role = argc > 1 ? argv[1] : "";
     if (!strcmp(role, "victim_disk") && argc > 2) {
-        void* buffer;
+        void *buffer;
         uint64_t bytes;
         int fd = open_disk(argv[2], &bytes, &buffer);
         uint64_t blocks = bytes / VICTIM_READ, state = 0x9e3779b97f4a7c15ull, next = now_ns();
@@ -128,7 +136,7 @@ int main(int argc, char** argv) {
         }
     }
     if (!strcmp(role, "aggressor_disk") && argc > 2) {
-        void* buffer;
+        void *buffer;
         uint64_t bytes;
         int fd = open_disk(argv[2], &bytes, &buffer);
         ready(role, 0);
@@ -142,7 +150,7 @@ int main(int argc, char** argv) {
         for (;;) __asm__ volatile("" : : : "memory");
     }
     if (!strcmp(role, "aggressor_memory")) {
-        unsigned char* memory = malloc(MEMORY_BYTES);
+        unsigned char *memory = malloc(MEMORY_BYTES);
         if (!memory) die("malloc");
         ready(role, 0);
         for (unsigned pass = 1;; ++pass) {
