@@ -533,8 +533,6 @@ void say_what_is_not_acted_on(VmResources const& r) {
     for (auto const& n : r.network_interfaces) {
         if (n.mtu) not_acted_on("network-interfaces[].mtu", "VIRTIO_NET_F_MTU is not offered");
     }
-    if (r.entropy && r.entropy->rate_limiter)
-        not_acted_on("entropy.rate_limiter", "virtio-rng is not rate limited through the API");
 }
 
 std::array<std::uint8_t, 4> ipv4_bytes(std::string const& text) {
@@ -604,7 +602,10 @@ MachineConfig to_machine_config(VmResources const& r) {
         if (n.tx_rate_limiter) net.tx_rate_limiter = device_limits(*n.tx_rate_limiter);
         c.nets.push_back(std::move(net));
     }
-    if (r.entropy) c.rng = virtio::RngConfig{};
+    if (r.entropy)
+        c.rng = virtio::RngConfig{.rate_limiter = r.entropy->rate_limiter
+                                                      ? device_limits(*r.entropy->rate_limiter)
+                                                      : virtio::RateLimiterConfig{}};
     if (r.vsock)
         c.vsock = virtio::VsockConfig{.guest_cid = r.vsock->guest_cid, .uds_path = r.vsock->uds_path};
     c.transport = r.kvmlet.transport;

@@ -260,14 +260,30 @@ void apply_rng(RunState& state, std::string_view, std::string_view) {
     if (!state.config.rng) state.config.rng.emplace();
 }
 
+// BYTES (per second, the bucket holding one second's worth) or LIMIT[,LIMIT] as --disk's rate=.
 void apply_rng_rate(RunState& state, std::string_view name, std::string_view value) {
-    std::uint64_t rate = 0;
-    char const* const end = value.data() + value.size();
-    auto const [digits_end, ec] = std::from_chars(value.data(), end, rate);
-    if (ec == std::errc::invalid_argument || digits_end != end) fail(name, value, "not a number");
-    if (ec == std::errc::result_out_of_range || rate == 0)
-        fail(name, value, "must be at least 1 byte per second");
-    state.config.rng = virtio::RngConfig{.bytes_per_second = rate};
+    virtio::RngConfig rng;
+    if (is_rate_limit(value)) {
+        std::size_t start = 0;
+        while (start != std::string_view::npos) {
+            std::size_t const next = value.find(',', start);
+            add_limit(rng.rate_limiter, name, value,
+                      value.substr(start, next == std::string_view::npos ? next : next - start));
+            start = next == std::string_view::npos ? next : next + 1;
+        }
+    } else {
+        std::uint64_t rate = 0;
+        char const* const end = value.data() + value.size();
+        auto const [digits_end, ec] = std::from_chars(value.data(), end, rate);
+        if (ec == std::errc::invalid_argument || digits_end != end)
+            fail(name, value,
+                 "not a number of bytes per second nor a LIMIT (bw:SIZE/PERIOD, ops:COUNT/PERIOD)");
+        if (ec == std::errc::result_out_of_range || rate == 0)
+            fail(name, value, "must be at least 1 byte per second");
+        rng.rate_limiter.bandwidth =
+            virtio::BucketConfig{.size = rate, .one_time_burst = 0, .refill_time = std::chrono::seconds(1)};
+    }
+    state.config.rng = rng;
 }
 
 // cid=N,uds=PATH (PATH without commas)
@@ -411,8 +427,9 @@ constexpr std::array<OptionSpec, 23> options{{
      .default_text = [](MachineConfig const& c) { return name_of(on_off, c.acpi); },
      .apply = apply_acpi},
     {.name = "--rng-rate",
-     .value_name = "BYTES",
-     .help = "limit virtio-rng to BYTES per second (implies --rng)",
+     .value_name = "BYTES|LIMIT[,LIMIT]",
+     .help = "limit virtio-rng (implies --rng): to BYTES per second, or with token\n"
+             "buckets as --disk's rate= (Firecracker's entropy rate_limiter)",
      .default_text = [](MachineConfig const&) { return std::string("unlimited"); },
      .apply = apply_rng_rate},
     {.name = "--vsock",

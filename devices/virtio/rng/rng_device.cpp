@@ -4,16 +4,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <utility>
 
 #include "devices/virtio/chain_io.hpp"
 #include "vmm/base/log.hpp"
 
 namespace kvmlet::virtio {
 namespace {
-
-// Per request, so one huge buffer cannot keep the device busy for long (the driver asks again).
-constexpr std::uint64_t max_bytes_per_request = 64 * 1024;
-constexpr auto min_retry_delay = std::chrono::milliseconds(1);
 
 bool fill_from_getrandom(std::span<std::byte> out) {
     while (!out.empty()) {
@@ -36,15 +34,16 @@ log::RateLimit source_failure_log{1, std::chrono::seconds(10)};
 
 }  // namespace
 
-RngDevice::RngDevice(RngConfig config, Source source, std::function<Clock::time_point()> now)
-    : config_(config),
-      source_(source ? std::move(source) : Source(fill_from_getrandom)),
-      now_(now ? std::move(now) : [] { return Clock::now(); }) {
+RngDevice::RngDevice(RngConfig const& config, Source source, QueueThrottle::Now now)
+    : source_(source ? std::move(source) : Source(fill_from_getrandom)),
+      throttle_(0, config.rate_limiter, std::move(now)) {
     views_.reserve(queue_size);
 }
 
 std::vector<Metric> RngDevice::metrics() const {
-    return {{"entropy_bytes", bytes_served_.value()}, {"entropy_event_count", requests_.value()}};
+    return {{"entropy_bytes", bytes_served_.value()},
+            {"entropy_event_count", requests_.value()},
+            {"entropy_rate_limiter_throttled", throttle_.throttled()}};
 }
 
 std::uint64_t RngDevice::features() const noexcept {
@@ -57,24 +56,21 @@ void RngDevice::read_config(std::uint64_t, std::span<std::byte> data) const noex
 
 bool RngDevice::activate(Activation activation) noexcept {
     active_.emplace(std::move(activation));
-    if (config_.bytes_per_second) tokens_ = static_cast<double>(*config_.bytes_per_second);
-    last_refill_ = now_();
     return true;
 }
 
 void RngDevice::reset() noexcept {
     active_.reset();
     held_.reset();
+    throttle_.reset();
 }
 
-std::uint64_t RngDevice::available_tokens() noexcept {
-    if (!config_.bytes_per_second) return max_bytes_per_request;
-    auto rate = static_cast<double>(*config_.bytes_per_second);
-    auto now = now_();
-    std::chrono::duration<double> elapsed = now - last_refill_;
-    last_refill_ = now;
-    tokens_ = std::min(rate, tokens_ + elapsed.count() * rate);
-    return static_cast<std::uint64_t>(tokens_);
+// What a request is given: what it can hold, up to the per-request bound and the bandwidth
+// bucket's size (so a limited request never waits for more than a full bucket).
+std::uint64_t RngDevice::grant(DescriptorChain const& chain) const noexcept {
+    std::uint64_t bytes = std::min(writable_length(chain), max_bytes_per_request);
+    if (auto const bandwidth = throttle_.config().bandwidth) bytes = std::min(bytes, bandwidth->size);
+    return bytes;
 }
 
 std::uint32_t RngDevice::fill(DescriptorChain const& chain, std::uint64_t budget) noexcept {
@@ -104,26 +100,13 @@ Work RngDevice::process_queue(std::size_t) noexcept {
             work = Work::done;
             break;
         }
-        std::uint64_t wanted = std::min(writable_length(*chain), max_bytes_per_request);
-        std::uint64_t budget = std::min(available_tokens(), max_bytes_per_request);
-        if (budget == 0 && wanted > 0) {
+        std::uint64_t const bytes = grant(*chain);
+        if (!throttle_.admit(bytes, active_->host())) {
             held_ = std::move(chain);
-            auto rate = static_cast<double>(*config_.bytes_per_second);
-            auto wait = std::chrono::duration<double>(
-                static_cast<double>(std::min<std::uint64_t>(wanted, 64)) / rate);
-            // One timer at a time, however often the driver notifies meanwhile.
-            if (!std::exchange(retry_pending_, true))
-                active_->host().after(std::max<Clock::duration>(
-                                          std::chrono::duration_cast<Clock::duration>(wait), min_retry_delay),
-                                      [this] {
-                                          retry_pending_ = false;
-                                          if (active_) active_->host().kick(0);
-                                      });
-            work = Work::done;  // the retry comes back
+            work = Work::done;  // the throttle's timer serves the queue again
             break;
         }
-        std::uint32_t n = fill(*chain, budget);
-        if (config_.bytes_per_second) tokens_ -= n;
+        std::uint32_t const n = fill(*chain, bytes);
         bytes_served_.add(n);
         requests_.add();
         served += n;

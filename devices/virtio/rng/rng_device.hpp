@@ -1,12 +1,15 @@
 #pragma once
-// virtio-rng (virtio 1.2 §5.4): fills the guest's buffers from getrandom(2), optionally limited
-// to a number of bytes per second (a token bucket holding at most one second's worth). When the
-// budget runs out the device leaves the remaining requests in the ring and asks its host for a
-// timer that serves the queue again once tokens are back.
+// virtio-rng (virtio 1.2 §5.4): fills the guest's buffers from getrandom(2).
+//
+// Flood defence, always: at most `chains_per_call` requests and `bytes_per_call` bytes per call
+// (then `more`), at most 64 KiB per request. Rate limit (optional, Firecracker's entropy
+// rate_limiter): each request costs one op and the bytes it is given. A request is given at most
+// the bandwidth bucket's size (an rng may return fewer bytes than asked), so it never overdraws;
+// when the limiter refuses, the request stays popped and the queue waits for the throttle's
+// timer (queue_throttle.hpp), no sleeping, no polling.
 #include <sys/uio.h>
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -14,12 +17,13 @@
 
 #include "devices/virtio/active_state.hpp"
 #include "devices/virtio/counter.hpp"
+#include "devices/virtio/queue_throttle.hpp"
 #include "devices/virtio/virtio_device.hpp"
 
 namespace kvmlet::virtio {
 
 struct RngConfig {
-    std::optional<std::uint64_t> bytes_per_second;  // nullopt: unlimited
+    RateLimiterConfig rate_limiter{};  // no buckets: no limit beyond the per-call bounds
 };
 
 class RngDevice final : public Device {
@@ -28,11 +32,11 @@ public:
     // Per call at most this many requests and bytes (then `more`).
     static constexpr std::uint32_t chains_per_call = queue_size;
     static constexpr std::uint64_t bytes_per_call = 1 << 20;
-    using Clock = std::chrono::steady_clock;
+    static constexpr std::uint64_t max_bytes_per_request = 64 * 1024;
     // Fills a buffer with random bytes; returns false on failure. getrandom(2) by default.
     using Source = std::function<bool(std::span<std::byte>)>;
 
-    explicit RngDevice(RngConfig config, Source source = {}, std::function<Clock::time_point()> now = {});
+    explicit RngDevice(RngConfig const& config, Source source = {}, QueueThrottle::Now now = {});
 
     DeviceType type() const noexcept override { return DeviceType::rng; }
     std::uint64_t features() const noexcept override;
@@ -42,23 +46,21 @@ public:
     Work process_queue(std::size_t queue) noexcept override;
     void reset() noexcept override;
 
+    RateLimiterConfig rate_limiter() const noexcept { return throttle_.config(); }
+    std::uint64_t throttled() const noexcept { return throttle_.throttled(); }
     std::uint64_t bytes_served() const noexcept { return bytes_served_.value(); }
     std::vector<Metric> metrics() const override;
 
 private:
-    std::uint64_t available_tokens() noexcept;
+    std::uint64_t grant(DescriptorChain const& chain) const noexcept;
     std::uint32_t fill(DescriptorChain const& chain, std::uint64_t budget) noexcept;
 
-    RngConfig config_;
     Source source_;
-    std::function<Clock::time_point()> now_;
     std::array<std::uint16_t, 1> max_sizes_{queue_size};
     std::optional<ActiveState> active_;
-    std::optional<DescriptorChain> held_;  // popped, waiting for tokens
-    bool retry_pending_ = false;           // a timer will serve the queue again
+    QueueThrottle throttle_;
+    std::optional<DescriptorChain> held_;  // popped, refused by the rate limiter, not served
     std::vector<iovec> views_;             // scratch for one request; reserved once
-    double tokens_ = 0;
-    Clock::time_point last_refill_{};
     Counter bytes_served_;
     Counter requests_;
 };

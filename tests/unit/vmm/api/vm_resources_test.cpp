@@ -177,7 +177,7 @@ TEST_CASE("the interfaces named in mmds-config serve MMDS from the resources' st
     CHECK(m.store->json_text() == R"({"a":"b"})");
 }
 
-TEST_CASE("a config file's rate limiters reach the drives and interfaces", "[api]") {
+TEST_CASE("a config file's rate limiters reach the drives, interfaces and entropy device", "[api]") {
     MachineConfig c = to_machine_config(parse(R"({
         "boot-source": {"kernel_image_path": "k"},
         "drives": [{"drive_id": "root", "path_on_host": "r", "is_root_device": true,
@@ -185,7 +185,8 @@ TEST_CASE("a config file's rate limiters reach the drives and interfaces", "[api
                                      "ops": {"size": 0, "refill_time": 1000}}}],
         "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
                                 "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 10}},
-                                "tx_rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 1000}}}]
+                                "tx_rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 1000}}}],
+        "entropy": {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100}, "ops": {"size": 5, "refill_time": 1000}}}
     })"));
     using std::chrono::milliseconds;
     using virtio::BucketConfig;
@@ -197,6 +198,9 @@ TEST_CASE("a config file's rate limiters reach the drives and interfaces", "[api
     CHECK(c.nets[0].rx_rate_limiter.ops == BucketConfig{100, 0, milliseconds(10)});
     CHECK_FALSE(c.nets[0].rx_rate_limiter.bandwidth);
     CHECK(c.nets[0].tx_rate_limiter.bandwidth == BucketConfig{1000, 0, milliseconds(1000)});
+    REQUIRE(c.rng);
+    CHECK(c.rng->rate_limiter.bandwidth == BucketConfig{4096, 0, milliseconds(100)});
+    CHECK(c.rng->rate_limiter.ops == BucketConfig{5, 0, milliseconds(1000)});
     CHECK(error_of(R"({"drives": [{"drive_id": "r", "path_on_host": "r", "is_root_device": true,
                                    "rate_limiter": {"bandwidth": {"size": 1}}}]})") ==
           "drives[0].rate_limiter.bandwidth.refill_time: missing field");

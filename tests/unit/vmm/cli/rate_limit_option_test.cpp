@@ -1,4 +1,4 @@
-// --disk ...,rate=... and --net ...,rate=|rx-rate=|tx-rate=... (vmm/cli/rate_limit_option.hpp).
+// --disk ...,rate=..., --net ...,rate=|rx-rate=|tx-rate=... and --rng-rate (vmm/cli/rate_limit_option.hpp).
 #include "vmm/cli/rate_limit_option.hpp"
 
 #include <catch2/catch.hpp>
@@ -98,4 +98,24 @@ TEST_CASE("kvmlet run --net rate= limits both directions, rx-rate= and tx-rate= 
     CHECK(run_error({"--net", "tap=t1,rate=bw:1M/s,rx-rate=bw:2M/s"}).ends_with("bw given twice"));
     CHECK(run_error({"--net", "tap=t1,rate=ops:1"}).find("rate limit 'ops:1': expected ops:COUNT/PERIOD") !=
           std::string::npos);
+}
+
+TEST_CASE("kvmlet run --rng-rate takes bytes per second or token buckets, and implies --rng") {
+    auto bytes = run_config({"--rng-rate", "4096"});
+    REQUIRE(bytes.rng);
+    CHECK(bytes.rng->rate_limiter.bandwidth == BucketConfig{4096, 0, milliseconds(1000)});
+    CHECK_FALSE(bytes.rng->rate_limiter.ops);
+    auto buckets = run_config({"--rng", "--rng-rate", "bw:64K/s:burst=1M,ops:100/100ms"});
+    REQUIRE(buckets.rng);
+    CHECK(buckets.rng->rate_limiter.bandwidth == BucketConfig{64 * KiB, 1 * MiB, milliseconds(1000)});
+    CHECK(buckets.rng->rate_limiter.ops == BucketConfig{100, 0, milliseconds(100)});
+    auto plain = run_config({"--rng"});
+    REQUIRE(plain.rng);
+    CHECK(plain.rng->rate_limiter == virtio::RateLimiterConfig{});
+    CHECK(run_error({"--rng-rate", "bw:1M/s,bw:2M/s"}).ends_with("rate limit 'bw:2M/s': bw given twice"));
+    CHECK(run_error({"--rng-rate", "ops:1"}).find("rate limit 'ops:1': expected ops:COUNT/PERIOD") !=
+          std::string::npos);
+    CHECK(run_error({"--rng-rate", "fast"}).find("not a number of bytes per second nor a LIMIT") !=
+          std::string::npos);
+    CHECK(run_error({"--rng-rate", "0"}).ends_with("must be at least 1 byte per second"));
 }
