@@ -1,14 +1,16 @@
 #pragma once
 // Long options in the GNU style that Firecracker's tools take: "--name", "--name value" or
 // "--name=value". One table of specs per command (firecracker_command_line.cpp, vmm/jail); each
-// spec has at least `name` and `value_name` (empty: the flag takes no value), and may have
-// `bool repeatable` (without it, a flag given twice is an error).
+// spec has at least `name`, `value_name` (empty: the flag takes no value) and `help`, and may have
+// `bool repeatable` (without it, a flag given twice is an error). The same table makes the
+// command's --help (long_flag_help).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -60,6 +62,26 @@ auto take_long_flag(std::span<char const* const> args, std::size_t& i, Flags con
         throw UsageError(fmt::format("{} takes no value", spec->name));
     }
     return {&*spec, value};
+}
+
+// One row of a --help flag table: "  LEFT" padded to `width` columns, a space, then `help`; a help of
+// several lines continues under its first.
+inline std::string long_flag_help_row(std::string_view left, std::string_view help, std::size_t width) {
+    std::string text(help);
+    for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 1))
+        text.insert(at + 1, std::string(width + 3, ' '));
+    return fmt::format("  {:<{}} {}\n", left, width, text);
+}
+
+// The --help flag table of `flags`: "--name VALUE" and the help of each, in table order.
+template <class Flags>
+std::string long_flag_help(Flags const& flags, std::size_t width) {
+    std::string out;
+    for (auto const& f : flags)
+        out += long_flag_help_row(
+            f.value_name.empty() ? std::string(f.name) : fmt::format("{} {}", f.name, f.value_name), f.help,
+            width);
+    return out;
 }
 
 }  // namespace kvmlet

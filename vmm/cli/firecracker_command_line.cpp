@@ -90,13 +90,8 @@ std::string firecracker_help() {
         "Usage: firecracker [OPTIONS]  (kvmlet speaking Firecracker's command line)\n\n"
         "Starts a microVM configured by --config-file, over the API socket, or both; exits when the\n"
         "guest powers off. See docs/api.md for what differs from Firecracker.\n\nOptions:\n";
-    for (auto const& f : flags) {
-        std::string left =
-            f.value_name.empty() ? std::string(f.name) : fmt::format("{} {}", f.name, f.value_name);
-        out += fmt::format("  {:<30} {}\n", left, f.help);
-    }
-    out += fmt::format("  {:<30} {}\n", "--version", "print the version and exit");
-    return out;
+    return out + long_flag_help(flags, 30) +
+           long_flag_help_row("--version", "print the version and exit", 30);
 }
 
 Command parse_firecracker_command_line(std::span<char const* const> args) {

@@ -178,15 +178,7 @@ std::string jail_help() {
         "namespaces, drops to UID:GID with no capabilities and runs '/<exec-name> --id ID VMM ARGS...'\n"
         "in it; waits for the VMM, removes the jail and the cgroup, and exits with the VMM's status.\n"
         "See docs/jailer.md.\n\nOptions:\n";
-    for (auto const& f : flags) {
-        std::string left =
-            f.value_name.empty() ? std::string(f.name) : fmt::format("{} {}", f.name, f.value_name);
-        std::string help(f.help);
-        for (std::size_t at = help.find('\n'); at != std::string::npos; at = help.find('\n', at + 1))
-            help.insert(at + 1, std::string(34, ' '));
-        out += fmt::format("  {:<31} {}\n", left, help);
-    }
-    return out;
+    return out + long_flag_help(flags, 31);
 }
 
 }  // namespace kvmlet::jail
