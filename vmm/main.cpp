@@ -130,6 +130,9 @@ api::VmResources initial_resources(api::FirecrackerOptions const& options) {
     return resources;
 }
 
+// Thrown once a failed snapshot load has been answered and logged: kvmlet exits 1.
+struct SnapshotLoadFailed {};
+
 // Builds the machine (and its metrics writer, if configured) from a start request; a failure goes
 // back to the API (the microVM stays "Not started", as in Firecracker) or, for a config file,
 // ends kvmlet. Success is told to the API by the caller, once the machine is published.
@@ -143,8 +146,10 @@ std::unique_ptr<Machine> build_machine(api::MachineLaunch::StartRequest& request
         return std::make_unique<Machine>(request.config, kvm);
     } catch (Error const& e) {
         if (!request.done) throw;
-        log::error("InstanceStart: {}", e.what());
+        log::error("{}: {}", request.config.restore ? "snapshot load" : "InstanceStart", e.what());
         request.done(std::string(e.what()));
+        // Firecracker's rule: a failed snapshot load ends the process (after its answer).
+        if (request.config.restore) throw SnapshotLoadFailed{};
         return nullptr;
     }
 }
@@ -178,7 +183,12 @@ ExitStatus run_firecracker(api::FirecrackerOptions const& options) {
     while (!machine) {
         if (!request) request = launch.wait_for_start(signals);
         if (!request) return exit_status(signals.stop_reason().kind);
-        machine = build_machine(*request, kvm, options.id, metrics);
+        try {
+            machine = build_machine(*request, kvm, options.id, metrics);
+        } catch (SnapshotLoadFailed const&) {
+            launch.flush_replies();
+            return ExitStatus::setup_error;
+        }
         config = request->config;
         if (!machine) request.reset();
     }

@@ -45,4 +45,16 @@ std::uint64_t BootTimer::count() const noexcept {
     return count_;
 }
 
+void BootTimer::save(StateWriter& out) const {
+    std::lock_guard lock(mutex_);
+    out.put(count_);
+}
+
+void BootTimer::load(StateReader& in) {
+    auto count = in.get<std::uint64_t>();
+    in.finish();
+    std::lock_guard lock(mutex_);
+    count_ = count;
+}
+
 }  // namespace kvmlet

@@ -15,11 +15,12 @@
 #include <span>
 
 #include "vmm/base/process_clock.hpp"
+#include "vmm/base/state_stream.hpp"
 #include "vmm/bus/bus_device.hpp"
 
 namespace kvmlet {
 
-class BootTimer final : public BusDevice {
+class BootTimer final : public BusDevice, public Persistent {
 public:
     static constexpr std::uint8_t boot_complete = 123;
     static constexpr std::uint64_t pio_port = 0x3f0;
@@ -42,6 +43,12 @@ public:
     // The time of the first boot-complete write, if any, and how many there were.
     std::optional<ProcessTimes> first() const noexcept;
     std::uint64_t count() const noexcept;
+
+    // Snapshot state: how many boot-complete writes there were. The time of the first is the saved
+    // process's and is not kept: in a restored machine the next write counts as its first (timed
+    // against the new process: when the restored guest got that far).
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
 
 private:
     Clock clock_;

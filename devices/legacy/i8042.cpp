@@ -242,4 +242,34 @@ void I8042::reply(std::uint8_t value) noexcept {
     reply_output_ = value;
 }
 
+void I8042::save(StateWriter& out) const {
+    std::lock_guard lock(mutex_);
+    out.put(config_);
+    out.put(output_port_);
+    out.put_optional(key_output_);
+    out.put_optional(reply_output_);
+    out.put(last_output_);
+    out.put_bool(translate_break_);
+    out.put_bool(last_write_was_command_);
+    out.put(static_cast<std::uint8_t>(pending_));
+    keyboard_.save(out);
+}
+
+void I8042::load(StateReader& in) {
+    std::lock_guard lock(mutex_);
+    config_ = in.get<std::uint8_t>();
+    output_port_ = in.get<std::uint8_t>();
+    key_output_ = in.get_optional<std::uint8_t>();
+    reply_output_ = in.get_optional<std::uint8_t>();
+    last_output_ = in.get<std::uint8_t>();
+    translate_break_ = in.get_bool();
+    last_write_was_command_ = in.get_bool();
+    auto pending = in.get<std::uint8_t>();
+    if (pending > static_cast<std::uint8_t>(Pending::discarded_byte))
+        throw in.malformed("unknown pending command");
+    pending_ = static_cast<Pending>(pending);
+    keyboard_.load(in);
+    in.finish();
+}
+
 }  // namespace kvmlet

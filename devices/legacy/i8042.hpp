@@ -25,7 +25,7 @@
 
 namespace kvmlet {
 
-class I8042 final : public BusDevice {
+class I8042 final : public BusDevice, public Persistent {
 public:
     static constexpr std::uint64_t data_port = 0x60;
     static constexpr std::uint64_t command_port = 0x64;  // reads: status; writes: command
@@ -46,6 +46,10 @@ public:
     // From any thread: the keyboard sends Ctrl-Alt-Del (pressed, then released). False, and nothing
     // sent, while the guest keeps its keyboard from scanning or has not read earlier keys.
     bool press_ctrl_alt_del() noexcept;
+
+    // Snapshot state: the controller's registers and output buffer, and its keyboard's.
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
 
 private:
     enum class Pending { none, config_byte, output_port, discarded_byte };

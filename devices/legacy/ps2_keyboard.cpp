@@ -120,4 +120,23 @@ bool Ps2Keyboard::press_ctrl_alt_del() noexcept {
     return push(ctrl_alt_del_sequence);
 }
 
+void Ps2Keyboard::save(StateWriter& out) const {
+    out.put(buffer_);
+    out.put(static_cast<std::uint32_t>(head_));
+    out.put(static_cast<std::uint32_t>(count_));
+    out.put_optional(awaiting_parameter_);
+    out.put_bool(scanning_);
+}
+
+void Ps2Keyboard::load(StateReader& in) {
+    buffer_ = in.get<std::array<std::uint8_t, buffer_size>>();
+    auto head = in.get<std::uint32_t>();
+    auto count = in.get<std::uint32_t>();
+    if (head >= buffer_size || count > buffer_size) throw in.malformed("keyboard buffer index out of range");
+    head_ = head;
+    count_ = count;
+    awaiting_parameter_ = in.get_optional<std::uint8_t>();
+    scanning_ = in.get_bool();
+}
+
 }  // namespace kvmlet

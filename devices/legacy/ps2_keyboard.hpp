@@ -14,6 +14,8 @@
 #include <optional>
 #include <span>
 
+#include "vmm/base/state_stream.hpp"
+
 namespace kvmlet {
 
 class Ps2Keyboard {
@@ -32,6 +34,10 @@ public:
     // False, and nothing queued, while scanning is off (the driver has not enabled the keyboard)
     // or the buffer lacks room (the guest does not read its keyboard).
     bool press_ctrl_alt_del() noexcept;
+
+    // Snapshot state, saved and loaded within the I8042's section.
+    void save(StateWriter& out) const;
+    void load(StateReader& in);
 
 private:
     void reply(std::span<std::uint8_t const> bytes) noexcept;

@@ -256,4 +256,38 @@ bool Serial::loopback() const noexcept {
     return (mcr_ & mcr_loop) != 0;
 }
 
+void Serial::save(StateWriter& out) const {
+    std::lock_guard lock(mutex_);
+    out.put(rx_);
+    out.put(static_cast<std::uint32_t>(rx_head_));
+    out.put(static_cast<std::uint32_t>(rx_count_));
+    for (std::uint8_t r : {ier_, lcr_, mcr_, scr_, dll_, dlm_}) out.put(r);
+    out.put_bool(fifo_enabled_);
+    out.put_bool(overrun_);
+    out.put_bool(thre_pending_);
+}
+
+void Serial::load(StateReader& in) {
+    auto const rx = in.get<std::array<std::uint8_t, rx_capacity>>();
+    auto const head = in.get<std::uint32_t>();
+    auto const count = in.get<std::uint32_t>();
+    std::array<std::uint8_t, 6> registers{};  // IER, LCR, MCR, SCR, DLL, DLM
+    for (auto& r : registers) r = in.get<std::uint8_t>();
+    bool const fifo_enabled = in.get_bool();
+    bool const overrun = in.get_bool();
+    bool const thre_pending = in.get_bool();
+    in.finish();
+    if (head >= rx_capacity || count > rx_capacity) throw in.malformed("receive buffer index out of range");
+    if ((registers[0] & ~ier_mask) != 0) throw in.malformed("IER bits 4-7 set");
+    std::lock_guard lock(mutex_);
+    rx_ = rx;
+    rx_head_ = head;
+    rx_count_ = count;
+    ier_ = registers[0], lcr_ = registers[1], mcr_ = registers[2];
+    scr_ = registers[3], dll_ = registers[4], dlm_ = registers[5];
+    fifo_enabled_ = fifo_enabled;
+    overrun_ = overrun;
+    thre_pending_ = thre_pending;
+}
+
 }  // namespace kvmlet

@@ -24,6 +24,7 @@
 
 #include "devices/irq_line.hpp"
 #include "devices/legacy/byte_sink.hpp"
+#include "vmm/base/state_stream.hpp"
 #include "vmm/bus/bus_device.hpp"
 
 namespace kvmlet {
@@ -32,7 +33,7 @@ namespace kvmlet {
 inline constexpr std::uint64_t com1_port = 0x3f8;
 inline constexpr std::uint32_t com1_irq = 4;
 
-class Serial final : public BusDevice {
+class Serial final : public BusDevice, public Persistent {
 public:
     static constexpr std::uint64_t port_count = 8;  // insert with length port_count
     static constexpr std::size_t rx_capacity = 64;
@@ -50,6 +51,10 @@ public:
     std::size_t enqueue_input(std::span<std::byte const> bytes) noexcept;
     // True while enqueue_input() would accept nothing: the VMM stops reading stdin until it clears.
     bool input_full() const noexcept;
+
+    // Snapshot state: every register and the receive buffer (docs/snapshot.md, section serial).
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
 
 private:
     std::uint8_t read_register(std::uint64_t offset) noexcept;

@@ -69,11 +69,25 @@ void ApiRouter::post_boot_only() const {
     if (state_ != VmState::running && state_ != VmState::paused) throw RequestFault{not_before_start};
 }
 
+// The requests that configure what a snapshot load would bring instead (Firecracker's
+// "boot-specific resources"); the logger and metrics may be set before a load.
+static bool configures_boot_resources(ApiRequest const& request) {
+    if (request.method != "PUT" && request.method != "PATCH") return false;
+    auto const parts = split_path(request.target);
+    if (parts.empty()) return false;
+    std::string const& first = parts[0];
+    return first == "machine-config" || first == "boot-source" || first == "drives" ||
+           first == "network-interfaces" || first == "vsock" || first == "entropy" ||
+           (first == "mmds" && parts.size() == 2);
+}
+
 void ApiRouter::handle(ApiRequest const& request, Reply reply) {
     bool deferred = false;
     ApiResponse response;
     try {
         response = route(request, reply, deferred);
+        if (state_ == VmState::not_started && response.status == 204 && configures_boot_resources(request))
+            boot_resources_configured_ = true;
     } catch (RequestFault const& fault) {
         response = ApiResponse::fault(fault.message);
     } catch (ConfigError const& e) {
@@ -123,6 +137,13 @@ ApiResponse ApiRouter::route(ApiRequest const& request, Reply& reply, bool& defe
             return m == "GET" ? ApiResponse::ok(to_json(resources_)) : wrong_method();
         only(1);
         return m == "PATCH" ? patch_vm(body_json(request)) : wrong_method();
+    }
+    if (first == "snapshot") {
+        only(2);
+        if (m != "PUT") return wrong_method();
+        if (parts[1] == "create") return put_snapshot_create(body_json(request));
+        if (parts[1] == "load") return put_snapshot_load(body_json(request), reply, deferred);
+        throw RequestFault{fmt::format("Invalid request path: {}", request.target)};
     }
     if (first == "actions") {
         only(1);
@@ -231,6 +252,71 @@ ApiResponse ApiRouter::patch_vm(Json const& body) {
     if (error) return ApiResponse::fault(*error);
     state_ = pause ? VmState::paused : VmState::running;
     return ApiResponse::no_content();
+}
+
+ApiResponse ApiRouter::put_snapshot_create(Json const& body) {
+    JsonObject in(body, "");
+    auto type = in.optional_choice("snapshot_type", {"Full", "Diff"});
+    std::string state_path = in.string("snapshot_path");
+    std::string memory_path = in.string("mem_file_path");
+    in.finish();
+    if (type == "Diff") throw RequestFault{"Diff snapshots are not supported yet: use snapshot_type Full."};
+    post_boot_only();
+    if (state_ != VmState::paused) throw RequestFault{"Cannot create a snapshot: the microVM is not paused."};
+    auto error = machine_.create_snapshot(state_path, memory_path);
+    return error ? ApiResponse::fault(*error) : ApiResponse::no_content();
+}
+
+// Firecracker's load: the memory file as mem_backend {backend_type: File, backend_path} or the
+// older mem_file_path (one of the two); the machine is built from the snapshot by start(), and a
+// failed load ends the process (MachineLaunch).
+ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& deferred) {
+    JsonObject in(body, "");
+    std::string state_path = in.string("snapshot_path");
+    auto legacy_memory = in.optional_string("mem_file_path");
+    std::optional<std::string> memory_path;
+    if (Json const* backend = in.optional_object("mem_backend")) {
+        JsonObject b(*backend, "mem_backend");
+        auto kind = b.optional_choice("backend_type", {"File", "Uffd"});
+        auto path = b.string("backend_path");
+        b.finish();
+        if (!kind) throw RequestFault{"mem_backend.backend_type: missing field"};
+        if (*kind == "Uffd") throw RequestFault{"mem_backend: backend_type Uffd is not supported yet."};
+        memory_path = std::move(path);
+    }
+    auto dirty = in.optional_bool("track_dirty_pages");
+    auto diff = in.optional_bool("enable_diff_snapshots");
+    auto resume = in.optional_bool("resume_vm");
+    Json const* overrides = in.optional_array("network_overrides");
+    in.finish();
+    if (memory_path && legacy_memory)
+        throw RequestFault{"Only one of mem_backend and mem_file_path may be given."};
+    if (!memory_path && !legacy_memory) throw RequestFault{"Missing mem_backend (or mem_file_path)."};
+    if (dirty.value_or(false) || diff.value_or(false))
+        throw RequestFault{"Dirty page tracking (Diff snapshots) is not supported yet."};
+    if (overrides != nullptr && !overrides->empty())
+        throw RequestFault{"network_overrides are not supported yet (no snapshot has a network interface)."};
+    pre_boot_only();
+    if (boot_resources_configured_)
+        throw RequestFault{
+            "Loading a microVM snapshot not allowed after configuring boot-specific resources."};
+    // The snapshot sets the machine's shape; kvmlet's own settings (console, host-compat, the
+    // stop grace, the timeline) are the process's.
+    MachineConfig config;
+    config.host_compat = resources_.kvmlet.host_compat;
+    config.console = resources_.kvmlet.console;
+    config.stop_grace = std::chrono::milliseconds(resources_.kvmlet.stop_grace_ms);
+    if (resources_.kvmlet.timeline) config.timeline = *resources_.kvmlet.timeline;
+    bool const running = resume.value_or(false);
+    config.restore = RestoreFiles{state_path, memory_path ? *memory_path : *legacy_memory, running};
+    state_ = VmState::starting;
+    deferred = true;
+    machine_.start(resources_, std::move(config),
+                   [this, running, reply = std::move(reply)](std::optional<std::string> error) {
+                       state_ = error ? VmState::not_started : running ? VmState::running : VmState::paused;
+                       reply(error ? ApiResponse::fault(*error) : ApiResponse::no_content());
+                   });
+    return {};
 }
 
 ApiResponse ApiRouter::put_drive(std::string const& id, Json const& body) {

@@ -65,6 +65,10 @@ public:
                                                                  virtio::RateLimiterConfig const& change) = 0;
     virtual std::optional<std::string> update_interface_rate_limiters(
         std::size_t index, virtio::RateLimiterConfig const& rx, virtio::RateLimiterConfig const& tx) = 0;
+    // PUT /snapshot/create of the paused machine: its state file and memory file
+    // (docs/snapshot.md). A snapshot load is a start() whose config names the files to restore.
+    virtual std::optional<std::string> create_snapshot(std::string const& state_path,
+                                                       std::string const& memory_path) = 0;
 };
 
 enum class VmState { not_started, starting, running, paused };
@@ -92,6 +96,8 @@ private:
     ApiResponse route(ApiRequest const& request, Reply& reply, bool& deferred);
     ApiResponse put_actions(Json const& body, Reply& reply, bool& deferred);
     ApiResponse patch_vm(Json const& body);
+    ApiResponse put_snapshot_create(Json const& body);
+    ApiResponse put_snapshot_load(Json const& body, Reply& reply, bool& deferred);
     ApiResponse put_drive(std::string const& id, Json const& body);
     ApiResponse patch_drive(std::string const& id, Json const& body);
     ApiResponse put_network_interface(std::string const& id, Json const& body);
@@ -105,6 +111,9 @@ private:
     VmResources resources_;
     MachineControl& machine_;
     VmState state_ = VmState::not_started;
+    // A boot-specific resource (machine-config, boot-source, drives, ...) was configured: a
+    // snapshot can no longer be loaded (Firecracker's rule).
+    bool boot_resources_configured_ = false;
 };
 
 // The Firecracker version kvmlet speaks a subset of (GET /version, --version).

@@ -3,6 +3,9 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <chrono>
+#include <future>
+#include <memory>
 
 #include "vmm/api/api_server.hpp"
 #include "vmm/api/logger.hpp"
@@ -110,6 +113,19 @@ std::optional<std::string> MachineLaunch::update_drive_rate_limiter(std::size_t 
 std::optional<std::string> MachineLaunch::update_interface_rate_limiters(
     std::size_t index, virtio::RateLimiterConfig const& rx, virtio::RateLimiterConfig const& tx) {
     return with_machine([&](Machine& m) { return m.update_net_rate_limiters(index, rx, tx); });
+}
+
+std::optional<std::string> MachineLaunch::create_snapshot(std::string const& state_path,
+                                                          std::string const& memory_path) {
+    return with_machine([&](Machine& m) { return m.create_snapshot({state_path, memory_path}); });
+}
+
+void MachineLaunch::flush_replies() {
+    if (server_ == nullptr) return;
+    auto done = std::make_shared<std::promise<void>>();
+    auto future = done->get_future();
+    server_->post([done] { done->set_value(); });
+    future.wait_for(std::chrono::seconds(1));
 }
 
 }  // namespace kvmlet::api

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string_view>
@@ -81,6 +82,25 @@ Command firecracker_run(std::span<OptionSpec const> options, std::vector<bool> c
     return FirecrackerCommand{std::move(fc)};
 }
 
+// `kvmlet run --restore S --mem M`: the snapshot sets what the options that shape the machine
+// would, and there is no kernel to load.
+void check_restore(std::span<OptionSpec const> options, std::vector<bool>& seen, RunState& state) {
+    if (!state.restore_state && !state.restore_memory) return;
+    if (!state.restore_state) throw UsageError("--mem: only with --restore");
+    if (!state.restore_memory) throw UsageError("--restore: missing --mem PATH (the snapshot's memory file)");
+    constexpr std::string_view allowed[] = {"--restore", "--mem",     "--console", "--host-compat",
+                                            "--seccomp", "--verbose", "--timeline"};
+    for (std::size_t i = 0; i < options.size(); ++i) {
+        bool const ok =
+            std::find(std::begin(allowed), std::end(allowed), options[i].name) != std::end(allowed);
+        if (seen[i] && !ok)
+            throw UsageError(
+                fmt::format("{}: not with --restore (the snapshot sets the machine)", options[i].name));
+        if (options[i].required) seen[i] = true;  // --kernel: the snapshot's memory holds it
+    }
+    state.config.restore = RestoreFiles{*state.restore_state, *state.restore_memory};
+}
+
 Command parse_run(Args args, std::uint64_t host_memory_bytes) {
     RunState state{.host_memory_bytes = host_memory_bytes};
     auto const options = run_options();
@@ -102,6 +122,7 @@ Command parse_run(Args args, std::uint64_t host_memory_bytes) {
         if (state.help) return RunHelpCommand{};
     }
     if (state.config_file || state.api_sock) return firecracker_run(options, seen, state);
+    check_restore(options, seen, state);
     check_required(options, seen);
     return RunCommand{std::move(state.config), state.seccomp};
 }

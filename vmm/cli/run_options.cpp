@@ -318,6 +318,16 @@ void apply_timeline(RunState& state, std::string_view name, std::string_view val
     state.config.timeline = std::filesystem::path(value);
 }
 
+void apply_restore(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.restore_state = std::string(value);
+}
+
+void apply_mem(RunState& state, std::string_view name, std::string_view value) {
+    if (value.empty()) fail(name, value, "empty path");
+    state.restore_memory = std::string(value);
+}
+
 void apply_verbose(RunState& state, std::string_view, std::string_view) {
     state.config.verbose = true;
 }
@@ -336,7 +346,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 23> options{{
+constexpr std::array<OptionSpec, 25> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -443,6 +453,16 @@ constexpr std::array<OptionSpec, 23> options{{
      .help = "write when each boot phase was reached (wall and CPU time since\n"
              "process start) and the VM exits per phase, as JSON",
      .apply = apply_timeline},
+    {.name = "--restore",
+     .value_name = "SNAPSHOT",
+     .help = "restore this snapshot (docs/snapshot.md) instead of booting: the guest\n"
+             "goes on where it was paused. Needs --mem; no --kernel, and the snapshot\n"
+             "sets the vCPUs, memory, ACPI and transport",
+     .apply = apply_restore},
+    {.name = "--mem",
+     .value_name = "PATH",
+     .help = "the snapshot's guest memory file (with --restore), mapped copy-on-write",
+     .apply = apply_mem},
     {.name = "--config",
      .value_name = "FILE",
      .help = "a config file in Firecracker's schema (docs/api.md); it boots at once.\n"

@@ -25,6 +25,9 @@ struct RunState {
     // --config and --api-sock: the microVM is configured the Firecracker way instead.
     std::optional<std::string> config_file{};
     std::optional<std::string> api_sock{};
+    // --restore and --mem: checked together once every option is read.
+    std::optional<std::string> restore_state{};
+    std::optional<std::string> restore_memory{};
     security::SeccompMode seccomp = security::SeccompMode::kill;  // --seccomp, for either way
 };
 

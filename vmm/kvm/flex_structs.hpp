@@ -26,9 +26,21 @@ static_assert(sizeof(kvm_cpuid_entry2) == 40);
 static_assert(sizeof(kvm_msr_entry) == 16);
 static_assert(sizeof(kvm_irq_routing_entry) == 48);
 
+// kvm_xsave's legacy 4 KiB region alone: the header's struct ends in a flexible array (for
+// KVM_GET_XSAVE2), which C++ cannot hold inside another struct.
+struct XsaveArea {
+    std::uint32_t region[1024];
+};
+static_assert(sizeof(XsaveArea) == 4096);
+inline constexpr unsigned long get_xsave = _IOR(KVMIO, 0xa4, XsaveArea);
+inline constexpr unsigned long set_xsave = _IOW(KVMIO, 0xa5, XsaveArea);
+
 // The ioctl numbers, with the C size of the header (8 bytes).
 inline constexpr unsigned long get_supported_cpuid = _IOWR(KVMIO, 0x05, FlexHeader);
 inline constexpr unsigned long set_cpuid2 = _IOW(KVMIO, 0x90, FlexHeader);
+inline constexpr unsigned long get_cpuid2 = _IOWR(KVMIO, 0x91, FlexHeader);
+// kvm_msr_list's header is its u32 count alone (4 bytes in C).
+inline constexpr unsigned long get_msr_index_list = _IOWR(KVMIO, 0x02, std::uint32_t);
 inline constexpr unsigned long set_msrs = _IOW(KVMIO, 0x89, FlexHeader);
 inline constexpr unsigned long get_msrs = _IOWR(KVMIO, 0x88, FlexHeader);
 inline constexpr unsigned long set_gsi_routing = _IOW(KVMIO, 0x6a, FlexHeader);  // kvm_irq_routing

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "vmm/base/error.hpp"
@@ -76,6 +77,18 @@ VmFd KvmSystem::create_vm() const {
         if (errno != EINTR) throw system_error("/dev/kvm: KVM_CREATE_VM");
     }
     throw Error("/dev/kvm: KVM_CREATE_VM kept being interrupted");
+}
+
+std::vector<std::uint32_t> KvmSystem::msr_index_list() const {
+    // The count first, then the indices: E2BIG with the count filled in when it is too small.
+    for (std::uint32_t capacity = 256; capacity <= 16384; capacity *= 4) {
+        std::vector<std::uint32_t> buffer(capacity + 1);
+        buffer[0] = capacity;
+        if (::ioctl(fd_.get(), kvm_abi::get_msr_index_list, buffer.data()) == 0)
+            return {buffer.begin() + 1, buffer.begin() + 1 + std::min(buffer[0], capacity)};
+        if (errno != E2BIG) throw system_error("KVM_GET_MSR_INDEX_LIST");
+    }
+    throw Error("KVM_GET_MSR_INDEX_LIST: more than 16384 MSRs");
 }
 
 }  // namespace kvmlet

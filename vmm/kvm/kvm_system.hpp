@@ -19,6 +19,8 @@ public:
     int check_extension(unsigned capability) const noexcept;
     std::size_t vcpu_mmap_size() const noexcept { return vcpu_mmap_size_; }
     std::vector<kvm_cpuid_entry2> supported_cpuid() const;
+    // The MSRs KVM saves and restores for a vCPU (KVM_GET_MSR_INDEX_LIST).
+    std::vector<std::uint32_t> msr_index_list() const;
     VmFd create_vm() const;
 
 private:

@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "vmm/base/error.hpp"
@@ -85,6 +86,67 @@ kvm_vcpu_events VcpuFd::vcpu_events() const {
 }
 void VcpuFd::set_vcpu_events(kvm_vcpu_events const& e) const {
     set(fd_.get(), KVM_SET_VCPU_EVENTS, e, "KVM_SET_VCPU_EVENTS");
+}
+
+void VcpuFd::set_mp_state(kvm_mp_state const& m) const {
+    set(fd_.get(), KVM_SET_MP_STATE, m, "KVM_SET_MP_STATE");
+}
+kvm_abi::XsaveArea VcpuFd::xsave() const {
+    return get<kvm_abi::XsaveArea>(fd_.get(), kvm_abi::get_xsave, "KVM_GET_XSAVE");
+}
+void VcpuFd::set_xsave(kvm_abi::XsaveArea const& x) const {
+    set(fd_.get(), kvm_abi::set_xsave, x, "KVM_SET_XSAVE");
+}
+kvm_xcrs VcpuFd::xcrs() const {
+    return get<kvm_xcrs>(fd_.get(), KVM_GET_XCRS, "KVM_GET_XCRS");
+}
+void VcpuFd::set_xcrs(kvm_xcrs const& x) const {
+    set(fd_.get(), KVM_SET_XCRS, x, "KVM_SET_XCRS");
+}
+kvm_debugregs VcpuFd::debug_regs() const {
+    return get<kvm_debugregs>(fd_.get(), KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS");
+}
+void VcpuFd::set_debug_regs(kvm_debugregs const& d) const {
+    set(fd_.get(), KVM_SET_DEBUGREGS, d, "KVM_SET_DEBUGREGS");
+}
+
+std::vector<kvm_msr_entry> VcpuFd::msrs(std::span<std::uint32_t const> indices) const {
+    std::vector<kvm_msr_entry> wanted;
+    for (auto index : indices) wanted.push_back(kvm_msr_entry{.index = index, .reserved = 0, .data = 0});
+    // KVM_GET_MSRS stops at the first MSR it cannot read and says how many it read: drop that one
+    // and ask again for the rest.
+    std::vector<kvm_msr_entry> out;
+    std::span<kvm_msr_entry const> rest = wanted;
+    while (!rest.empty()) {
+        kvm_abi::FlexBuffer<kvm_msr_entry> buffer(rest.size());
+        buffer.set_entries(rest);
+        int read = ::ioctl(fd_.get(), kvm_abi::get_msrs, buffer.data());
+        if (read < 0) throw system_error("KVM_GET_MSRS");
+        auto got = buffer.entries();
+        out.insert(out.end(), got.begin(), got.begin() + read);
+        rest = rest.subspan(std::min(rest.size(), static_cast<std::size_t>(read) + 1));
+    }
+    return out;
+}
+
+std::vector<kvm_cpuid_entry2> VcpuFd::cpuid() const {
+    constexpr std::size_t max_entries = 256;
+    kvm_abi::FlexBuffer<kvm_cpuid_entry2> buffer(max_entries);
+    if (::ioctl(fd_.get(), kvm_abi::get_cpuid2, buffer.data()) != 0) throw system_error("KVM_GET_CPUID2");
+    return buffer.entries();
+}
+
+void VcpuFd::set_tsc_khz(std::uint32_t khz) const {
+    if (::ioctl(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)) != 0)
+        throw system_error(fmt::format("KVM_SET_TSC_KHZ {}", khz));
+}
+
+void VcpuFd::complete_pending_exit() {
+    request_immediate_exit();
+    int result = ::ioctl(fd_.get(), KVM_RUN, 0);
+    int const err = errno;
+    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_RELAXED);
+    if (result == 0 || (err != EINTR && err != EAGAIN)) throw system_error("KVM_RUN (immediate exit)", err);
 }
 
 void VcpuFd::set_cpuid(std::span<kvm_cpuid_entry2 const> entries) const {

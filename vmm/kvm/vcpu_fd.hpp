@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "vmm/base/unique_fd.hpp"
+#include "vmm/kvm/flex_structs.hpp"
 #include "vmm/kvm/vcpu_exit.hpp"
 
 namespace kvmlet {
@@ -38,6 +40,22 @@ public:
     kvm_mp_state mp_state() const;
     void set_vcpu_events(kvm_vcpu_events const&) const;
     kvm_vcpu_events vcpu_events() const;
+    // For snapshots (vmm/snapshot/vcpu_state): the rest of what a vCPU holds.
+    void set_mp_state(kvm_mp_state const&) const;
+    kvm_abi::XsaveArea xsave() const;  // the legacy 4 KiB area (KVM_GET_XSAVE; no AMX tile data)
+    void set_xsave(kvm_abi::XsaveArea const&) const;
+    kvm_xcrs xcrs() const;
+    void set_xcrs(kvm_xcrs const&) const;
+    kvm_debugregs debug_regs() const;
+    void set_debug_regs(kvm_debugregs const&) const;
+    // The values of `indices`, in their order; an MSR KVM refuses to read is left out (as its
+    // index list can name MSRs this vCPU's CPUID does not have).
+    std::vector<kvm_msr_entry> msrs(std::span<std::uint32_t const> indices) const;
+    std::vector<kvm_cpuid_entry2> cpuid() const;  // what KVM_SET_CPUID2 set (KVM_GET_CPUID2)
+    void set_tsc_khz(std::uint32_t khz) const;
+    // KVM_RUN with immediate_exit set: KVM completes the exit last served (the data of an IN or
+    // MMIO read, RIP past an OUT) and returns without running the guest. Throws Error on failure.
+    void complete_pending_exit();
     // The guest TSC frequency, when KVM knows it (KVM_CAP_GET_TSC_KHZ).
     std::optional<std::uint32_t> tsc_khz() const noexcept;
     // Guest-virtual to guest-physical through the vCPU's current page tables.

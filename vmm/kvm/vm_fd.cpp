@@ -113,4 +113,41 @@ VcpuFd VmFd::create_vcpu(std::uint32_t id) const {
     return VcpuFd(std::move(fd), run, vcpu_mmap_size_);
 }
 
+kvm_irqchip VmFd::irqchip(std::uint32_t chip_id) const {
+    kvm_irqchip chip{};
+    chip.chip_id = chip_id;
+    if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) != 0)
+        throw system_error(fmt::format("KVM_GET_IRQCHIP {}", chip_id));
+    return chip;
+}
+
+void VmFd::set_irqchip(kvm_irqchip const& chip) const {
+    if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) != 0)
+        throw system_error(fmt::format("KVM_SET_IRQCHIP {}", chip.chip_id));
+}
+
+kvm_pit_state2 VmFd::pit() const {
+    kvm_pit_state2 state{};
+    if (::ioctl(fd_.get(), KVM_GET_PIT2, &state) != 0) throw system_error("KVM_GET_PIT2");
+    return state;
+}
+
+void VmFd::set_pit(kvm_pit_state2 const& state) const {
+    if (::ioctl(fd_.get(), KVM_SET_PIT2, &state) != 0) throw system_error("KVM_SET_PIT2");
+}
+
+kvm_clock_data VmFd::clock() const {
+    kvm_clock_data clock{};
+    if (::ioctl(fd_.get(), KVM_GET_CLOCK, &clock) != 0) throw system_error("KVM_GET_CLOCK");
+    return clock;
+}
+
+void VmFd::set_clock(kvm_clock_data const& clock) const {
+    if (::ioctl(fd_.get(), KVM_SET_CLOCK, &clock) != 0) throw system_error("KVM_SET_CLOCK");
+}
+
+int VmFd::check_extension(unsigned capability) const noexcept {
+    return ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+}
+
 }  // namespace kvmlet

@@ -42,6 +42,16 @@ public:
                                 std::optional<std::uint64_t> datamatch = std::nullopt) const noexcept;
     VcpuFd create_vcpu(std::uint32_t id) const;
 
+    // For snapshots (vmm/snapshot/vm_state): the in-kernel PIC (chip 0 master, 1 slave) and
+    // IOAPIC (2), the PIT, and the KVM clock.
+    kvm_irqchip irqchip(std::uint32_t chip_id) const;
+    void set_irqchip(kvm_irqchip const&) const;
+    kvm_pit_state2 pit() const;
+    void set_pit(kvm_pit_state2 const&) const;
+    kvm_clock_data clock() const;
+    void set_clock(kvm_clock_data const&) const;
+    int check_extension(unsigned capability) const noexcept;
+
 private:
     UniqueFd fd_;
     std::size_t vcpu_mmap_size_;

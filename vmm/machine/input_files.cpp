@@ -6,8 +6,16 @@
 
 namespace kvmlet {
 
-// The contexts are those of MappedFile ("kernel: PATH") and Disk ("disk PATH").
+// The contexts are those of MappedFile ("kernel: PATH") and Disk ("disk PATH"); a restore has
+// no kernel to load, only the snapshot's two files.
 void check_input_files(MachineConfig const& config) {
+    if (config.restore) {
+        check_input_kind(config.restore->state, InputKinds::regular_file,
+                         fmt::format("snapshot {}", config.restore->state.string()));
+        check_input_kind(config.restore->memory, InputKinds::regular_file,
+                         fmt::format("memory file {}", config.restore->memory.string()));
+        return;
+    }
     check_input_kind(config.kernel, InputKinds::regular_file,
                      fmt::format("kernel: {}", config.kernel.string()));
     if (config.initrd)

@@ -17,8 +17,10 @@
 #include "vmm/base/log.hpp"
 #include "vmm/base/mapped_file.hpp"
 #include "vmm/base/timeline.hpp"
+#include "vmm/machine/machine_snapshot.hpp"
 #include "vmm/machine/virtio_devices.hpp"
 #include "vmm/security/seccomp.hpp"
+#include "vmm/snapshot/kvm_state.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 #include "vmm/vcpu/x86_64/cpuid.hpp"
 #include "vmm/vcpu/x86_64/setup.hpp"
@@ -74,7 +76,13 @@ std::string join_cmdline(std::initializer_list<std::string_view> parts) {
 }  // namespace
 
 Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
-    : config_(config),
+    : Machine(config, kvm,
+              config.restore ? std::optional(snapshot::StateFile::read(config.restore->state.string()))
+                             : std::nullopt) {}
+
+Machine::Machine(MachineConfig const& config, KvmSystem const& kvm,
+                 std::optional<snapshot::StateFile> restore)
+    : config_(restore ? restored_config(config, *restore) : config),
       host_compat_(config.host_compat.value_or(detect_host_compat())),
       stop_([this] { io_.stop(); }),
       vm_(kvm.create_vm()),
@@ -85,6 +93,7 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     timeline.mark(Phase::vm_created);
     vm_.set_tss_address(x86_64::kvm_tss_start);
     vm_.set_identity_map_address(x86_64::kvm_identity_map_start);
+    if (restore) snapshot::require_capabilities(vm_);
     // Memory before the irqchip: measured on kvm_pvm, KVM_SET_USER_MEMORY_REGION takes ~0.2 ms on a
     // VM without an irqchip and 4-12 ms with one. KVM only needs the irqchip before the vCPUs.
     create_memory(config_.memory_bytes);
@@ -93,9 +102,13 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm)
     timeline.mark(Phase::memory_ready);
     create_devices();
     timeline.mark(Phase::devices_ready);
-    load_kernel();  // after the devices: the command line names the virtio-mmio ones
-    timeline.mark(Phase::kernel_loaded);
+    if (!restore) {
+        load_kernel();  // after the devices: the command line names the virtio-mmio ones
+        timeline.mark(Phase::kernel_loaded);
+    }
+    msr_indices_ = kvm.msr_index_list();
     create_vcpus(kvm);
+    if (restore) restore_state(*restore);
 }
 
 Machine::~Machine() {
@@ -104,7 +117,14 @@ Machine::~Machine() {
 
 void Machine::create_memory(std::uint64_t size) {
     auto ranges = x86_64::ram_ranges(size);
-    memory_.emplace(GuestMemory::create(ranges));
+    if (config_.restore) {
+        std::string const path = config_.restore->memory.string();
+        UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!file.valid()) throw system_error(fmt::format("memory file {}: cannot open it", path));
+        memory_.emplace(GuestMemory::map_private(ranges, std::move(file), path));
+    } else {
+        memory_.emplace(GuestMemory::create(ranges));
+    }
     std::uint32_t slot = 0;
     for (auto const& region : memory_->regions())
         vm_.set_memory_region(slot++, region.start, region.size, region.host);
@@ -153,16 +173,19 @@ void Machine::create_devices() {
         config_.console == ConsoleKind::none ? static_cast<ByteSink&>(discard_) : console_out_;
     serial_ = std::make_shared<Serial>(*com1_irq_, serial_out);
     pio_.insert(serial_, com1_port, Serial::port_count);
+    persistent_.emplace_back("dev.serial", serial_.get());
 
     keyboard_irq_ = std::make_unique<IrqfdLine>(vm_, x86_64::i8042_keyboard_irq);
     i8042_ = std::make_shared<I8042>(*keyboard_irq_, [this] { stop_.request(StopKind::reset); });
     pio_.insert(i8042_, x86_64::i8042_data_port, I8042::port_length);
     pio_.insert(i8042_, x86_64::i8042_command_port, I8042::port_length);
+    persistent_.emplace_back("dev.i8042", i8042_.get());
 
     boot_timer_ = std::make_shared<BootTimer>(
         &since_process_start, [](ProcessTimes at) { process_timeline().mark(Phase::boot_timer, at); });
     pio_.insert(boot_timer_, BootTimer::pio_port, BootTimer::pio_length);
     mmio_.insert(boot_timer_, x86_64::boot_timer_mmio.value, BootTimer::mmio_length);
+    persistent_.emplace_back("dev.boot_timer", boot_timer_.get());
     if (config_.acpi) {
         acpi_power_ = std::make_shared<AcpiPower>(
             AcpiPower::Ports{x86_64::acpi_sleep_control_port, x86_64::acpi_sleep_status_port,

@@ -27,6 +27,7 @@
 #include "vmm/machine/machine_config.hpp"
 #include "vmm/machine/virtio_slot.hpp"
 #include "vmm/memory/guest_memory.hpp"
+#include "vmm/snapshot/snapshot_file.hpp"
 #include "vmm/vcpu/pause_gate.hpp"
 #include "vmm/vcpu/stop_request.hpp"
 #include "vmm/vcpu/vcpu.hpp"
@@ -43,7 +44,8 @@ enum class MachineState {
 
 class Machine {
 public:
-    // Builds the whole machine; throws Error (setup errors) with one line for the user.
+    // Builds the whole machine, or restores the snapshot config.restore names; throws Error (setup
+    // errors) with one line for the user.
     Machine(MachineConfig const& config, KvmSystem const& kvm);
     Machine(Machine const&) = delete;
     Machine& operator=(Machine const&) = delete;
@@ -99,7 +101,19 @@ public:
                                                         virtio::RateLimiterConfig const& rx,
                                                         virtio::RateLimiterConfig const& tx);
 
+    // Firecracker's PUT /snapshot/create (Full): writes the state file and the memory file of a
+    // paused machine (docs/snapshot.md). Any thread; the guest stays paused. Returns what went
+    // wrong: not paused, a device whose state cannot be saved yet, a file that cannot be written.
+    struct SnapshotPaths {
+        std::string state;
+        std::string memory;
+    };
+    std::optional<std::string> create_snapshot(SnapshotPaths const& paths);
+
 private:
+    Machine(MachineConfig const& config, KvmSystem const& kvm, std::optional<snapshot::StateFile> restore);
+    void restore_state(snapshot::StateFile const& state);
+    snapshot::StateFile capture_state();
     template <class D>
     std::pair<VirtioSlot*, D*> nth_device(std::size_t index) const noexcept;
     void create_memory(std::uint64_t size);
@@ -150,6 +164,10 @@ private:
     std::string virtio_cmdline_;
     // The virtio device that takes console input (--console virtio), if any.
     VirtioSlot* console_input_slot_ = nullptr;
+
+    // The devices whose state a snapshot keeps, each under its section name.
+    std::vector<std::pair<std::string, Persistent*>> persistent_;
+    std::vector<std::uint32_t> msr_indices_;  // the MSRs a snapshot saves (KVM's index list)
 
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
     std::vector<std::thread> threads_;

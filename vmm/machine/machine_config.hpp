@@ -42,6 +42,14 @@ struct NetInterfaceConfig {
     virtio::RateLimiterConfig tx_rate_limiter{};
 };
 
+// A snapshot to restore instead of booting (kvmlet run --restore, PUT /snapshot/load): the state
+// file and the guest memory file (docs/snapshot.md).
+struct RestoreFiles {
+    std::filesystem::path state;
+    std::filesystem::path memory;
+    bool resume = true;  // false: the restored machine starts paused (PUT /snapshot/load resume_vm)
+};
+
 struct MachineConfig {
     std::filesystem::path kernel;
     std::optional<std::filesystem::path> initrd;
@@ -69,6 +77,9 @@ struct MachineConfig {
     // on the i8042 keyboard, and the ACPI power button) and stop only if it has not after this long, or at a
     // second signal. nullopt: stop at once (kvmlet run). The Firecracker way sets it (api/vm_resources.hpp).
     std::optional<std::chrono::milliseconds> stop_grace;
+    // Restore this snapshot: the machine's shape (vCPUs, memory, ACPI, transport) comes from its
+    // state file, and nothing is loaded into guest memory (kernel, initrd, tables).
+    std::optional<RestoreFiles> restore;
 
     static constexpr char const* default_cmdline = "console=ttyS0 reboot=k panic=1";
     static constexpr std::uint32_t max_cpus = 64;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmm/base/error.hpp"
@@ -48,11 +49,37 @@ GuestMemory GuestMemory::create(std::span<RamRange const> ranges) {
     return memory;
 }
 
+GuestMemory GuestMemory::map_private(std::span<RamRange const> ranges, UniqueFd file,
+                                     std::string const& path) {
+    check_ranges(ranges);
+    std::uint64_t total = 0;
+    for (auto const& r : ranges) total += r.size;
+    struct stat st {};
+    if (::fstat(file.get(), &st) != 0) throw system_error(fmt::format("memory file {}: fstat", path));
+    if (!S_ISREG(st.st_mode)) throw Error(fmt::format("memory file {}: not a regular file", path));
+    if (static_cast<std::uint64_t>(st.st_size) != total)
+        throw Error(
+            fmt::format("memory file {}: {} bytes, the snapshot's guest has {}", path, st.st_size, total));
+    GuestMemory memory(std::move(file), {});
+    memory.private_file_ = true;
+    std::uint64_t file_offset = 0;
+    for (auto const& r : ranges) {
+        void* host = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                            memory.memfd_.get(), static_cast<off_t>(file_offset));
+        if (host == MAP_FAILED) throw system_error(fmt::format("memory file {}: mmap", path));
+        memory.regions_.push_back(GuestRegion{r.start, r.size, static_cast<std::byte*>(host), file_offset});
+        file_offset += r.size;
+    }
+    return memory;
+}
+
 GuestMemory::GuestMemory(UniqueFd memfd, std::vector<GuestRegion> regions) noexcept
     : memfd_(std::move(memfd)), regions_(std::move(regions)) {}
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : memfd_(std::move(other.memfd_)), regions_(std::move(other.regions_)) {
+    : memfd_(std::move(other.memfd_)),
+      regions_(std::move(other.regions_)),
+      private_file_(other.private_file_) {
     other.regions_.clear();
 }
 
@@ -61,6 +88,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
         unmap();
         memfd_ = std::move(other.memfd_);
         regions_ = std::move(other.regions_);
+        private_file_ = other.private_file_;
         other.regions_.clear();
     }
     return *this;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <optional>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -39,6 +40,11 @@ class GuestMemory {
 public:
     // Creates RAM for the given ranges (sorted, non-overlapping, page-aligned). Throws Error.
     static GuestMemory create(std::span<RamRange const> ranges);
+    // RAM for the given ranges mapped MAP_PRIVATE from `file` (a snapshot's memory file: the
+    // ranges' bytes one after another): pages load from the file when first touched and the
+    // guest's writes are copy-on-write, never reaching the file. Throws Error unless the file is
+    // a regular file of exactly the ranges' total size.
+    static GuestMemory map_private(std::span<RamRange const> ranges, UniqueFd file, std::string const& path);
 
     GuestMemory(GuestMemory&&) noexcept;
     GuestMemory& operator=(GuestMemory&&) noexcept;
@@ -49,6 +55,9 @@ public:
     std::span<GuestRegion const> regions() const noexcept { return regions_; }
     std::uint64_t total_size() const noexcept;
     int memfd() const noexcept { return memfd_.get(); }
+    // True when RAM is a private mapping of a file (map_private): memfd() is that file, and its
+    // holes say nothing of what the guest wrote since.
+    bool private_file() const noexcept { return private_file_; }
 
     // Host bytes for [addr, addr + len), all inside one region; nullopt otherwise.
     std::optional<std::span<std::byte>> slice(GuestAddress addr, std::uint64_t len) const noexcept;
@@ -80,6 +89,7 @@ private:
 
     UniqueFd memfd_;
     std::vector<GuestRegion> regions_;
+    bool private_file_ = false;
 };
 
 }  // namespace kvmlet

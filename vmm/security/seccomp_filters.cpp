@@ -159,6 +159,33 @@ Rules worker_list() {
     return rules;
 }
 
+// PUT /snapshot/create, on the API thread with the vCPUs parked: each vCPU's last exit completed
+// (KVM_RUN with immediate_exit), its state and the VM's read, the two files written.
+Rules snapshot_create_list() {
+    return {
+        ioctl(KVM_CHECK_EXTENSION),  // the capabilities a snapshot needs
+        ioctl(KVM_RUN),              // immediate_exit: the last exit completed, the guest not run
+        ioctl(KVM_GET_MP_STATE),
+        ioctl(KVM_GET_REGS),
+        ioctl(KVM_GET_SREGS),
+        ioctl(kvm_abi::get_xsave),
+        ioctl(KVM_GET_XCRS),
+        ioctl(KVM_GET_DEBUGREGS),
+        ioctl(KVM_GET_LAPIC),
+        ioctl(KVM_GET_TSC_KHZ),
+        ioctl(kvm_abi::get_msrs),
+        ioctl(KVM_GET_VCPU_EVENTS),
+        ioctl(kvm_abi::get_cpuid2),
+        ioctl(KVM_GET_IRQCHIP),
+        ioctl(KVM_GET_PIT2),
+        ioctl(KVM_GET_CLOCK),
+        any(SYS_ftruncate),  // the memory file's size (sparse)
+        any(SYS_pwrite64),   // its non-zero pages
+        any(SYS_lseek),      // RAM's memfd: SEEK_DATA, SEEK_HOLE
+        any(SYS_fsync),      // both files on disk before the answer
+    };
+}
+
 // api: Boost.Beast on the API's Unix socket, and handlers that reach the machine (pause kicks,
 // Ctrl-Alt-Del), drives swapped in, the logger's file.
 Rules api_list() {
@@ -180,6 +207,7 @@ Rules api_list() {
                    ioctl(BLKGETSIZE64),  // a new block device's capacity
                    ioctl(BLKSSZGET),     // (its sector size)
                });
+    add(rules, snapshot_create_list());
     return rules;
 }
 

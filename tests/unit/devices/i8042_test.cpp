@@ -262,3 +262,41 @@ TEST_CASE("A guest that never reads holds at most one key and one reply in the o
 }
 
 }  // namespace kvmlet
+
+namespace kvmlet {
+
+TEST_CASE("An i8042 saved halfway through Ctrl-Alt-Del goes on in a new one with the keys not yet read") {
+    Controller a;
+    write_config(a, 0x45 & ~config_translate);
+    REQUIRE(a.device.press_ctrl_alt_del());
+    CHECK(a.in(data_port) == 0x14);  // the first key read; the rest still in the keyboard's buffer
+    StateWriter out;
+    a.device.save(out);
+
+    Controller b;
+    StateReader in(out.bytes(), "dev.i8042");
+    b.device.load(in);
+    CHECK(drain(b) == Bytes{0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14});
+    CHECK(b.command_reply(0x20) == (0x45 & ~config_translate));
+}
+
+TEST_CASE(
+    "An i8042 state with an unknown pending command or a keyboard buffer index out of range is refused") {
+    Controller a;
+    StateWriter out;
+    a.device.save(out);
+    auto bytes = out.take();
+    // config, output port, 2 x opt<u8> (2 bytes each), last output, 2 flags: the pending command.
+    std::size_t const pending = 2 + 4 + 1 + 2;
+    auto bad = bytes;
+    bad[pending] = std::byte{9};
+    Controller b;
+    StateReader bad_in(bad, "dev.i8042");
+    CHECK_THROWS_WITH(b.device.load(bad_in), Catch::Contains("unknown pending command"));
+    bad = bytes;
+    bad[pending + 1 + 16 + 4] = std::byte{17};  // the keyboard's count, after its buffer and head
+    StateReader count_in(bad, "dev.i8042");
+    CHECK_THROWS_WITH(b.device.load(count_in), Catch::Contains("keyboard buffer index out of range"));
+}
+
+}  // namespace kvmlet

@@ -271,3 +271,58 @@ TEST_CASE("Input offered from another thread arrives complete and in order") {
 }
 
 }  // namespace kvmlet
+
+namespace kvmlet {
+namespace {
+
+TEST_CASE("A serial port's saved state loads into a new one: registers, divisor and unread input") {
+    Uart a;
+    a.out(lcr, 0x80);  // DLAB: the divisor
+    a.out(dll, 0x0c);
+    a.out(dlm, 0x01);
+    a.out(lcr, 0x03);  // 8N1
+    a.out(ier, 0x01);  // received data available
+    a.out(scr, 0x5a);
+    a.out(fcr, 0x01);
+    REQUIRE(a.enqueue({'a', 'b', 'c'}) == 3);
+    CHECK(a.in(rbr) == 'a');
+    StateWriter out;
+    a.serial.save(out);
+
+    Uart b;
+    StateReader in(out.bytes(), "dev.serial");
+    b.serial.load(in);
+    CHECK(b.in(scr) == 0x5a);
+    CHECK(b.in(lcr) == 0x03);
+    CHECK(b.in(ier) == 0x01);
+    CHECK((b.in(iir)&0x0f) == 0x04);  // received data available, as in the saved port
+    CHECK(b.in(rbr) == 'b');
+    CHECK(b.in(rbr) == 'c');
+    CHECK((b.in(lsr)&0x01) == 0);
+    b.out(lcr, 0x83);
+    CHECK(b.in(dll) == 0x0c);
+    CHECK(b.in(dlm) == 0x01);
+}
+
+TEST_CASE("A serial state that is short, too long or has buffer indexes out of range is refused") {
+    Uart a;
+    StateWriter out;
+    a.serial.save(out);
+    auto bytes = out.take();
+
+    Uart b;
+    std::vector<std::byte> shorter(bytes.begin(), bytes.end() - 1);
+    StateReader short_in(shorter, "dev.serial");
+    CHECK_THROWS_WITH(b.serial.load(short_in), Catch::Contains("dev.serial: ends after"));
+    std::vector<std::byte> longer = bytes;
+    longer.push_back(std::byte{0});
+    StateReader long_in(longer, "dev.serial");
+    CHECK_THROWS_WITH(b.serial.load(long_in), "snapshot section dev.serial: 1 bytes left over");
+    std::vector<std::byte> bad_count = bytes;
+    bad_count[Serial::rx_capacity + 4] = std::byte{65};  // the receive count (u32 after head)
+    StateReader bad_in(bad_count, "dev.serial");
+    CHECK_THROWS_WITH(b.serial.load(bad_in), Catch::Contains("receive buffer index out of range"));
+}
+
+}  // namespace
+}  // namespace kvmlet

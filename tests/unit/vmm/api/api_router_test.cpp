@@ -27,6 +27,12 @@ public:
     std::optional<std::string> send_ctrl_alt_del() override { return ++ctrl_alt_dels, std::nullopt; }
     std::optional<std::string> flush_metrics() override { return std::nullopt; }
     std::optional<std::string> replace_drive(std::size_t, std::string const&) override { return "no"; }
+    std::optional<std::string> create_snapshot(std::string const& state, std::string const& memory) override {
+        snapshots.push_back({state, memory});
+        return snapshot_error;
+    }
+    std::vector<std::pair<std::string, std::string>> snapshots;
+    std::optional<std::string> snapshot_error;
     std::optional<std::string> update_drive_rate_limiter(std::size_t index,
                                                          virtio::RateLimiterConfig const& change) override {
         drive_limits.push_back({index, change});
@@ -274,4 +280,93 @@ TEST_CASE_METHOD(Fixture, "a bad rate limiter in a PATCH is a 400 and changes no
     CHECK(bad("/network-interfaces/eth9", R"({"iface_id": "eth9"})") == "No network interface with id eth9.");
     CHECK(machine.drive_limits.empty());
     CHECK(machine.interface_limits.empty());
+}
+
+namespace {
+
+ApiResponse call(ApiRouter& router, std::string method, std::string target, std::string body = {}) {
+    ApiResponse out;
+    router.handle(ApiRequest{std::move(method), std::move(target), std::move(body)},
+                  [&](ApiResponse r) { out = std::move(r); });
+    return out;
+}
+
+std::string fault_of(ApiResponse const& r) {
+    return Json::parse(r.body).at("fault_message").get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("PUT /snapshot/create only while Paused, Full only, and the machine's error is a 400") {
+    FakeMachine machine;
+    ApiRouter router({}, {}, machine);
+    std::string const body = R"({"snapshot_type":"Full","snapshot_path":"vm.snap","mem_file_path":"vm.mem"})";
+    CHECK(fault_of(call(router, "PUT", "/snapshot/create", body)) ==
+          "The requested operation is not supported before starting the microVM.");
+    call(router, "PUT", "/boot-source", R"({"kernel_image_path":"k"})");
+    REQUIRE(call(router, "PUT", "/actions", R"({"action_type":"InstanceStart"})").status == 204);
+    CHECK(fault_of(call(router, "PUT", "/snapshot/create", body)) ==
+          "Cannot create a snapshot: the microVM is not paused.");
+    REQUIRE(call(router, "PATCH", "/vm", R"({"state":"Paused"})").status == 204);
+    CHECK(call(router, "PUT", "/snapshot/create", body).status == 204);
+    REQUIRE(machine.snapshots.size() == 1);
+    CHECK(machine.snapshots[0] == std::pair<std::string, std::string>{"vm.snap", "vm.mem"});
+    CHECK(call(router, "PUT", "/snapshot/create",
+               R"({"snapshot_type":"Diff","snapshot_path":"a","mem_file_path":"b"})")
+              .status == 400);
+    CHECK(call(router, "PUT", "/snapshot/create", R"({"snapshot_path":"a"})").status == 400);
+    machine.snapshot_error = "disk full";
+    ApiResponse failed = call(router, "PUT", "/snapshot/create", body);
+    CHECK(failed.status == 400);
+    CHECK(fault_of(failed) == "disk full");
+    CHECK(call(router, "GET", "/snapshot/create").status == 400);
+}
+
+TEST_CASE("PUT /snapshot/load starts a restore with the memory file of either form") {
+    FakeMachine machine;
+    ApiRouter router({}, {}, machine);
+    ApiResponse r =
+        call(router, "PUT", "/snapshot/load",
+             R"({"snapshot_path":"vm.snap","mem_backend":{"backend_type":"File","backend_path":"vm.mem"}})");
+    CHECK(r.status == 204);
+    CHECK(r.body.empty());
+    REQUIRE(machine.started.has_value());
+    REQUIRE(machine.started->restore.has_value());
+    CHECK(machine.started->restore->state == "vm.snap");
+    CHECK(machine.started->restore->memory == "vm.mem");
+    CHECK_FALSE(machine.started->restore->resume);
+    CHECK(router.state() == VmState::paused);
+    CHECK(fault_of(call(router, "PUT", "/snapshot/load", R"({"snapshot_path":"a","mem_file_path":"b"})")) ==
+          "The requested operation is not supported after starting the microVM.");
+
+    FakeMachine legacy;
+    ApiRouter second({}, {}, legacy);
+    CHECK(
+        call(second, "PUT", "/snapshot/load", R"({"snapshot_path":"a","mem_file_path":"b","resume_vm":true})")
+            .status == 204);
+    REQUIRE(legacy.started.has_value());
+    CHECK(legacy.started->restore->resume);
+    CHECK(second.state() == VmState::running);
+}
+
+TEST_CASE("PUT /snapshot/load is refused after boot-specific resources, and for what is not supported") {
+    FakeMachine machine;
+    ApiRouter router({}, {}, machine);
+    CHECK(fault_of(call(router, "PUT", "/snapshot/load", R"({"snapshot_path":"a"})")) ==
+          "Missing mem_backend (or mem_file_path).");
+    CHECK(
+        call(
+            router, "PUT", "/snapshot/load",
+            R"({"snapshot_path":"a","mem_file_path":"b","mem_backend":{"backend_type":"File","backend_path":"b"}})")
+            .status == 400);
+    CHECK(call(router, "PUT", "/snapshot/load",
+               R"({"snapshot_path":"a","mem_backend":{"backend_type":"Uffd","backend_path":"b"}})")
+              .status == 400);
+    CHECK(call(router, "PUT", "/snapshot/load",
+               R"({"snapshot_path":"a","mem_file_path":"b","track_dirty_pages":true})")
+              .status == 400);
+    REQUIRE(call(router, "PUT", "/machine-config", R"({"vcpu_count":2,"mem_size_mib":128})").status == 204);
+    CHECK(fault_of(call(router, "PUT", "/snapshot/load", R"({"snapshot_path":"a","mem_file_path":"b"})")) ==
+          "Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+    CHECK_FALSE(machine.started.has_value());
 }

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Snapshot and restore (issue 17): a tiny guest paused, snapshotted (PUT /snapshot/create), its
+kvmlet killed, and the snapshot restored in a new process, by the command line (kvmlet run
+--restore S --mem M) and by the API (PUT /snapshot/load): what the guest prints on COM1 goes on
+exactly where it stopped, nothing printed twice and nothing lost. The first process's output and
+the restored one's, joined, must read as one run of the guest.
+
+    snapshot.py CASE KVMLET GUESTS_DIR CONTRACT_YAML
+
+Cases (one CTest test each):
+  count   the count guest (1 vCPU, "count N" for ever): restored by the command line, by the API
+          with resume_vm true and the legacy mem_file_path, by the API with resume_vm false then
+          PATCH /vm Resumed; and a restored guest snapshotted and restored again
+  ticks   the snapshot_ticks guest: 4 vCPUs, each taking its LAPIC timer's interrupts and printing
+          "cpu C tick N"; after the restore every CPU goes on with its next N
+  errors  requests refused with Firecracker's 400 and a fault_message (before start, while
+          running, Diff, Uffd, a load after boot-specific resources); snapshot files with a bad
+          CRC, cut short, of an unknown format version, or a memory file of the wrong size: the
+          command line says one error line and exits 1 with no guest output; a failed API load
+          answers 400 and ends the process with status 1
+"""
+import os
+import re
+import signal
+import sys
+import time
+
+from api_client import NOT_BEFORE_START, Checks, Scene, main, request
+
+COUNT_LINE = re.compile(r"^count (\d+)$")
+TICK_LINE = re.compile(r"^cpu (\d+) tick (\d+)$")
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def complete_lines(text):
+    """The lines of `text` that ended ("\r\n"); the last, unfinished one left out."""
+    return text.split("\r\n")[:-1]
+
+
+def count_run_problems(text):
+    """What is wrong with `text` as one run of the count guest: "counting", then count 1, 2, 3..."""
+    lines = complete_lines(text)
+    if not lines or lines[0] != "counting":
+        return ["does not start with 'counting'"]
+    expected = 1
+    for line in lines[1:]:
+        m = COUNT_LINE.match(line)
+        if not m:
+            return [f"line {line!r} after count {expected - 1}"]
+        if int(m.group(1)) != expected:
+            return [f"count {m.group(1)} where {expected} was due"]
+        expected += 1
+    return []
+
+
+def counts_in(text):
+    return sum(1 for line in complete_lines(text) if COUNT_LINE.match(line))
+
+
+def last_count(text):
+    counts = [int(m.group(1)) for m in map(COUNT_LINE.match, complete_lines(text)) if m]
+    return counts[-1] if counts else 0
+
+
+def tick_runs(text):
+    """{cpu: [n, ...]} of the ticks guest's lines, and the lines that are neither ticks nor its
+    banner."""
+    runs, strays = {}, []
+    for line in complete_lines(text):
+        m = TICK_LINE.match(line)
+        if m:
+            runs.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+        elif line != "ticking":
+            strays.append(line)
+    return runs, strays
+
+
+def boot(c, scene, args, guest, cpus=1, name=None):
+    """A kvmlet with the API, the guest booted through it; returns (process, socket path)."""
+    sock = scene.path(f"{name or 'boot'}.sock")
+    vm = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock], name=name or "boot")
+    if vm.wait_for_socket(sock) is None:
+        vm.report()
+        raise SystemExit("FAIL: kvmlet's API socket never answered")
+    c.call(sock, "PUT", "/boot-source", {"kernel_image_path": args.guest(guest)}, status=204)
+    c.call(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": 64}, status=204)
+    c.call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}, status=204)
+    return vm, sock
+
+
+def snapshot(c, vm, sock, snap, mem):
+    """Pauses the guest, checks it prints nothing more, writes the snapshot; returns the output so
+    far (what the restored guest must go on from)."""
+    c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204)
+    before = vm.stdout()
+    start = time.monotonic()
+    r = c.call(sock, "PUT", "/snapshot/create",
+               {"snapshot_type": "Full", "snapshot_path": snap, "mem_file_path": mem}, status=204)
+    took = time.monotonic() - start
+    if r is not None and r.status == 204:
+        st_snap, st_mem = os.stat(snap), os.stat(mem)
+        print(f"figure: PUT /snapshot/create took {took * 1000:.0f} ms; state file {st_snap.st_size} "
+              f"bytes; memory file {st_mem.st_size >> 20} MiB, {st_mem.st_blocks * 512 >> 10} KiB allocated")
+    time.sleep(0.5)
+    c.check(vm.stdout() == before, "nothing printed while paused and snapshotted")
+    return before
+
+
+def kill(c, vm):
+    vm.signal(signal.SIGKILL)
+    c.check(vm.wait(10) == -signal.SIGKILL, f"{vm.name} killed with SIGKILL")
+
+
+def restore_by_command_line(c, scene, args, snap, mem, name):
+    start = time.monotonic()
+    vm = scene.kvmlet([args.kvmlet, "run", "--restore", snap, "--mem", mem], name=name)
+    if wait_until(lambda: vm.stdout() != "" or not vm.running(), 30):
+        print(f"figure: {name}: first guest output {(time.monotonic() - start) * 1000:.0f} ms after the "
+              f"process started (launch, restore, and the guest's next byte)")
+    return vm
+
+
+def check_count_continues(c, first, vm, what, more=100, timeout=60):
+    """`vm` (restored) prints at least `more` counts, and `first` + its output is one run."""
+    if not c.check(wait_until(lambda: counts_in(vm.stdout()) >= more or not vm.running(), timeout) and
+                   vm.running(), f"{what}: the restored guest runs and counts {more} more",
+                   f"{counts_in(vm.stdout())} counts; stderr: {vm.stderr()[-500:]!r}"):
+        vm.report()
+        return
+    problems = count_run_problems(first + vm.stdout())
+    c.check(not problems, f"{what}: the count goes on from {last_count(first)}, nothing repeated or lost",
+            "; ".join(problems))
+    c.check("snapshot: " in vm.stderr() and "restored" in vm.stderr(), f"{what}: kvmlet says it restored")
+
+
+def case_count(args):
+    c = Checks(args.contract)
+    with Scene("snapshot-count") as scene:
+        snap, mem = scene.path("vm.snap"), scene.path("vm.mem")
+        vm, sock = boot(c, scene, args, "count")
+        c.check(vm.wait_for_output("count 300\r\n", 60), "the count guest counts to 300")
+        first = snapshot(c, vm, sock, snap, mem)
+        kill(c, vm)
+        c.check(not count_run_problems(first), "the first process's output is one run of the guest")
+
+        # The command line.
+        cli = restore_by_command_line(c, scene, args, snap, mem, "cli")
+        check_count_continues(c, first, cli, "kvmlet run --restore")
+        for line in cli.stderr().splitlines():
+            if "snapshot:" in line:
+                print(f"figure: {line}")
+        cli.signal(signal.SIGTERM)
+        c.check(cli.wait(10) == 0, "the restored kvmlet stops with status 0 at SIGTERM")
+
+        # The API, resume_vm true, the legacy mem_file_path.
+        sock2 = scene.path("api.sock")
+        api = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock2], name="api")
+        api.wait_for_socket(sock2)
+        c.call(sock2, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem, "resume_vm": True},
+               status=204)
+        r = request(sock2, "GET", "/")
+        c.check(r.json().get("state") == "Running", "GET / says Running after a load with resume_vm", str(r))
+        check_count_continues(c, first, api, "PUT /snapshot/load resume_vm true")
+        c.call(sock2, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem}, status=400,
+               fault="not supported after starting")
+
+        # The API, mem_backend File, resume_vm false: paused until PATCH /vm Resumed. Then this
+        # restored guest is snapshotted and restored again (its RAM a private file mapping now).
+        sock3 = scene.path("paused.sock")
+        paused = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock3], name="paused")
+        paused.wait_for_socket(sock3)
+        c.call(sock3, "PUT", "/snapshot/load",
+               {"snapshot_path": snap, "mem_backend": {"backend_type": "File", "backend_path": mem},
+                "resume_vm": False}, status=204)
+        r = request(sock3, "GET", "/")
+        c.check(r.json().get("state") == "Paused", "GET / says Paused after a load without resume_vm", str(r))
+        time.sleep(1)
+        c.check(paused.stdout() == "", "a snapshot loaded without resume_vm runs nothing")
+        c.call(sock3, "PATCH", "/vm", {"state": "Resumed"}, status=204)
+        check_count_continues(c, first, paused, "PUT /snapshot/load, then PATCH /vm Resumed")
+        snap2, mem2 = scene.path("again.snap"), scene.path("again.mem")
+        second = first + snapshot(c, paused, sock3, snap2, mem2)
+        kill(c, paused)
+        again = restore_by_command_line(c, scene, args, snap2, mem2, "again")
+        check_count_continues(c, second, again, "a restored guest snapshotted and restored again")
+        again.stop()
+        api.stop()
+    return c.finish()
+
+
+def case_ticks(args):
+    c = Checks(args.contract)
+    with Scene("snapshot-ticks") as scene:
+        snap, mem = scene.path("vm.snap"), scene.path("vm.mem")
+        vm, sock = boot(c, scene, args, "snapshot_ticks", cpus=4)
+
+        def every_cpu_ticked(text, at_least):
+            runs, _ = tick_runs(text)
+            return len(runs) == 4 and all(len(v) >= at_least for v in runs.values())
+
+        if not c.check(wait_until(lambda: every_cpu_ticked(vm.stdout(), 10), 90), "all 4 vCPUs tick 10 times"):
+            vm.report()
+            return c.finish()
+        time.sleep(0.37)  # off the ticks' 50 ms beat: catch them at different points
+        first = snapshot(c, vm, sock, snap, mem)
+        kill(c, vm)
+        before, _ = tick_runs(first)
+        restored = restore_by_command_line(c, scene, args, snap, mem, "restored")
+        c.check(wait_until(lambda: every_cpu_ticked(restored.stdout(), 10) or not restored.running(), 90),
+                "after the restore all 4 vCPUs take 10 more timer interrupts", restored.stderr()[-500:])
+        runs, strays = tick_runs(first + restored.stdout())
+        c.check(not strays, "every line is a tick line", repr(strays[:3]))
+        for cpu in range(4):
+            got = runs.get(cpu, [])
+            c.check(got == list(range(1, len(got) + 1)),
+                    f"cpu {cpu}: ticks 1..{len(got)} once each, across the restore (it stopped at "
+                    f"{before.get(cpu, [0])[-1]})", repr(got[:5]) + "...")
+        restored.stop()
+    return c.finish()
+
+
+def error_lines(vm):
+    """kvmlet's error lines on stderr (info lines, such as the host-compat notice, are not errors)."""
+    return [line for line in vm.stderr().splitlines() if "error" in line]
+
+
+def corrupt_copies(scene, snap):
+    """(name, path, words the error line must have) for broken copies of `snap`."""
+    data = open(snap, "rb").read()
+    out = []
+
+    def write(name, content, words):
+        path = scene.path(name)
+        with open(path, "wb") as f:
+            f.write(content)
+        out.append((name, path, words))
+
+    mid = len(data) // 2
+    write("bad-crc.snap", data[:mid] + bytes([data[mid] ^ 0x40]) + data[mid + 1:], ["CRC mismatch"])
+    write("truncated.snap", data[:-10], ["truncated", f"{len(data) - 10} of its {len(data)} bytes"])
+    write("version.snap", data[:8] + (99).to_bytes(4, "little") + data[12:], ["format version 99 is unknown"])
+    write("empty.snap", b"", ["not a kvmlet snapshot"])
+    return out
+
+
+def case_errors(args):
+    c = Checks(args.contract)
+    with Scene("snapshot-errors") as scene:
+        snap, mem = scene.path("vm.snap"), scene.path("vm.mem")
+        sock = scene.path("pre.sock")
+        pre = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock], name="pre")
+        pre.wait_for_socket(sock)
+        create = {"snapshot_type": "Full", "snapshot_path": snap, "mem_file_path": mem}
+        c.call(sock, "PUT", "/snapshot/create", create, status=400, fault=NOT_BEFORE_START)
+        c.call(sock, "PUT", "/snapshot/load", {"snapshot_path": snap}, status=400, fault="mem_backend")
+        c.call(sock, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem,
+                                               "mem_backend": {"backend_type": "File", "backend_path": mem}},
+               status=400, fault="Only one")
+        c.call(sock, "PUT", "/snapshot/load",
+               {"snapshot_path": snap, "mem_backend": {"backend_type": "Uffd", "backend_path": mem}},
+               status=400, fault="Uffd")
+        c.call(sock, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem, "bogus": 1},
+               status=400, fault="unknown field")
+        c.call(sock, "PUT", "/boot-source", {"kernel_image_path": args.guest("count")}, status=204)
+        c.call(sock, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem}, status=400,
+               fault="not allowed after configuring boot-specific resources")
+        c.check(pre.running(), "a load refused by the rules leaves kvmlet running")
+        pre.stop()
+
+        vm, sock = boot(c, scene, args, "count", name="vm")
+        c.check(vm.wait_for_output("count 50\r\n", 60), "the count guest runs")
+        c.call(sock, "PUT", "/snapshot/create", create, status=400, fault="not paused")
+        c.call(sock, "PUT", "/snapshot/create", dict(create, snapshot_type="Diff"), status=400, fault="Diff")
+        c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204)
+        c.call(sock, "PUT", "/snapshot/create", dict(create, snapshot_path=scene.path("no/such/dir/vm.snap")),
+               status=400, fault="cannot create it")
+        c.call(sock, "PUT", "/snapshot/create", create, status=204)
+        c.call(sock, "PATCH", "/vm", {"state": "Resumed"}, status=204)
+        n = last_count(vm.stdout())
+        c.check(vm.wait_for_output(f"count {n + 20}\r\n", 30), "the guest goes on after its snapshot, resumed")
+        kill(c, vm)
+
+        for name, path, words in corrupt_copies(scene, snap):
+            k = scene.kvmlet([args.kvmlet, "run", "--restore", path, "--mem", mem], name=name)
+            status = k.wait(30)
+            lines = error_lines(k)
+            c.check(status == 1 and len(lines) == 1 and all(w in lines[0] for w in words) and k.stdout() == "",
+                    f"{name}: exit 1, one error line saying {words}, no guest output",
+                    f"status {status}, stderr {k.stderr()!r}, stdout {k.stdout()[:80]!r}")
+        short_mem = scene.path("short.mem")
+        with open(mem, "rb") as src, open(short_mem, "wb") as dst:
+            dst.write(src.read(1 << 20))
+        k = scene.kvmlet([args.kvmlet, "run", "--restore", snap, "--mem", short_mem], name="short-mem")
+        status, lines = k.wait(30), error_lines(k)
+        c.check(status == 1 and len(lines) == 1 and "the snapshot's guest has" in lines[0],
+                "a memory file of the wrong size: exit 1, one error line", f"{status} {lines!r}")
+
+        sock = scene.path("load.sock")
+        bad = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock], name="bad-load")
+        bad.wait_for_socket(sock)
+        c.call(sock, "PUT", "/snapshot/load", {"snapshot_path": scene.path("bad-crc.snap"), "mem_file_path": mem},
+               status=400, fault="CRC mismatch")
+        c.check(bad.wait(10) == 1, "a failed API load ends kvmlet with status 1", bad.stderr()[-300:])
+        c.check(bad.stdout() == "", "and the guest never ran")
+    return c.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main({"count": case_count, "ticks": case_ticks, "errors": case_errors}, sys.argv))

@@ -1,0 +1,89 @@
+// Fuzz target: a snapshot's state file (vmm/snapshot/snapshot_file.cpp) and every section parser
+// behind it: the VM's and vCPUs' KVM state, the 8250, the i8042 and its keyboard, the boot timer.
+// The input is the file. Decoding and loading may only fail with Error (one line for the user);
+// a section that loads must save back to the same bytes (what a device accepts it can write).
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <span>
+#include <string_view>
+
+#include "devices/legacy/boot_timer.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/serial.hpp"
+#include "vmm/base/error.hpp"
+#include "vmm/snapshot/kvm_state.hpp"
+#include "vmm/snapshot/snapshot_file.hpp"
+
+namespace {
+
+using namespace kvmlet;
+
+struct NoIrq final : IrqLine {
+    void trigger() noexcept override {}
+};
+struct NoSink final : ByteSink {
+    void write(std::span<std::byte const>) noexcept override {}
+};
+
+// Loads `section` into `target` and checks that saving gives the same bytes back.
+template <class Load, class Save>
+void round_trip(std::span<std::byte const> section, Load load, Save save) {
+    StateReader in(section, "fuzz");
+    try {
+        load(in);
+    } catch (Error const&) {
+        return;
+    }
+    StateWriter out;
+    save(out);
+    auto const& bytes = out.bytes();
+    if (bytes.size() != section.size() || !std::equal(bytes.begin(), bytes.end(), section.begin()))
+        std::abort();
+}
+
+void parse_section(snapshot::Section const& section) {
+    std::span<std::byte const> bytes = section.bytes;
+    NoIrq irq;
+    NoSink sink;
+    if (section.name == "kvm.vm") {
+        snapshot::VmState vm;
+        round_trip(
+            bytes, [&](StateReader& in) { vm = snapshot::VmState::load(in); },
+            [&](StateWriter& out) { vm.save(out); });
+    } else if (section.name.starts_with("kvm.vcpu.")) {
+        snapshot::VcpuState vcpu;
+        round_trip(
+            bytes, [&](StateReader& in) { vcpu = snapshot::VcpuState::load(in); },
+            [&](StateWriter& out) { vcpu.save(out); });
+    } else if (section.name == "dev.serial") {
+        Serial serial(irq, sink);
+        round_trip(
+            bytes, [&](StateReader& in) { serial.load(in); }, [&](StateWriter& out) { serial.save(out); });
+    } else if (section.name == "dev.i8042") {
+        I8042 i8042(irq, [] {});
+        round_trip(
+            bytes, [&](StateReader& in) { i8042.load(in); }, [&](StateWriter& out) { i8042.save(out); });
+    } else if (section.name == "dev.boot_timer") {
+        BootTimer timer;
+        round_trip(
+            bytes, [&](StateReader& in) { timer.load(in); }, [&](StateWriter& out) { timer.save(out); });
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {
+    auto bytes = std::as_bytes(std::span{data, size});
+    snapshot::StateFile file;
+    try {
+        file = snapshot::StateFile::decode(bytes, "fuzz");
+    } catch (Error const&) {
+        return 0;
+    }
+    // What decodes must encode to the same file.
+    auto again = file.encode();
+    if (again.size() != bytes.size() || !std::equal(again.begin(), again.end(), bytes.begin())) std::abort();
+    for (auto const& section : file.sections()) parse_section(section);
+    return 0;
+}
