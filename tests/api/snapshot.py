@@ -31,12 +31,12 @@ COUNT_LINE = re.compile(r"^count (\d+)$")
 TICK_LINE = re.compile(r"^cpu (\d+) tick (\d+)$")
 
 
-def wait_until(predicate, timeout):
+def wait_until(predicate, timeout, step=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.05)
+        time.sleep(step)
     return predicate()
 
 
@@ -122,7 +122,7 @@ def kill(c, vm):
 def restore_by_command_line(c, scene, args, snap, mem, name):
     start = time.monotonic()
     vm = scene.kvmlet([args.kvmlet, "run", "--restore", snap, "--mem", mem], name=name)
-    if wait_until(lambda: vm.stdout() != "" or not vm.running(), 30):
+    if wait_until(lambda: os.path.getsize(vm.stdout_path) > 0 or not vm.running(), 30, step=0.002):
         print(f"figure: {name}: first guest output {(time.monotonic() - start) * 1000:.0f} ms after the "
               f"process started (launch, restore, and the guest's next byte)")
     return vm

@@ -181,7 +181,8 @@ Rules snapshot_create_list() {
         ioctl(KVM_GET_CLOCK),
         any(SYS_ftruncate),  // the memory file's size (sparse)
         any(SYS_pwrite64),   // its non-zero pages
-        any(SYS_lseek),      // RAM's memfd: SEEK_DATA, SEEK_HOLE
+        any(SYS_lseek),      // RAM's memfd or memory file: SEEK_DATA, SEEK_HOLE
+        any(SYS_pread64),    // /proc/self/pagemap: the pages a restored guest wrote
         any(SYS_fsync),      // both files on disk before the answer
     };
 }

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "vmm/base/error.hpp"
 #include "vmm/base/unique_fd.hpp"
@@ -69,6 +71,38 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> next_data(int memfd, std:
     return std::pair{static_cast<std::uint64_t>(start), stop_at};
 }
 
+// Which pages of a private file mapping [host, host + length) may hold non-zero bytes: those the
+// guest wrote (copy-on-write: present, not file pages, or swapped out; /proc/self/pagemap, see
+// the kernel's admin-guide/mm/pagemap.rst) and those whose file offset is data in the file; the rest
+// read as zeros from a hole. Nullopt when pagemap cannot be read (no /proc, as in a jail): then
+// every page is looked at.
+constexpr std::uint64_t pagemap_present = 1ULL << 63;
+constexpr std::uint64_t pagemap_swapped = 1ULL << 62;
+constexpr std::uint64_t pagemap_file = 1ULL << 61;
+
+std::optional<std::vector<bool>> candidate_pages(std::byte const* host, std::uint64_t length, int file,
+                                                 std::uint64_t file_offset) {
+    UniqueFd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+    if (!pagemap.valid()) return std::nullopt;
+    std::uint64_t const pages = length / page_size;
+    std::vector<std::uint64_t> entries(static_cast<std::size_t>(pages));
+    auto const first = reinterpret_cast<std::uintptr_t>(host) / page_size * sizeof(std::uint64_t);
+    std::size_t const bytes = entries.size() * sizeof(std::uint64_t);
+    if (::pread(pagemap.get(), entries.data(), bytes, static_cast<off_t>(first)) !=
+        static_cast<ssize_t>(bytes))
+        return std::nullopt;
+    std::vector<bool> candidates(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i)
+        candidates[i] = (entries[i] & pagemap_swapped) != 0 ||
+                        ((entries[i] & pagemap_present) != 0 && (entries[i] & pagemap_file) == 0);
+    for (auto extent = next_data(file, file_offset, file_offset + length); extent;
+         extent = next_data(file, extent->second, file_offset + length))
+        for (std::uint64_t at = extent->first / page_size * page_size; at < extent->second; at += page_size)
+            candidates[static_cast<std::size_t>((std::max(at, file_offset) - file_offset) / page_size)] =
+                true;
+    return candidates;
+}
+
 }  // namespace
 
 MemoryFileStats write_memory_file(GuestMemory const& memory, std::string const& path) {
@@ -82,7 +116,16 @@ MemoryFileStats write_memory_file(GuestMemory const& memory, std::string const& 
     std::uint64_t at = 0;  // the region's offset in the output file
     for (auto const& region : memory.regions()) {
         if (memory.private_file()) {
-            writer.copy(region.host, region.size, at);
+            auto candidates = candidate_pages(region.host, region.size, memory.memfd(), region.file_offset);
+            std::size_t const pages = static_cast<std::size_t>(region.size / page_size);
+            for (std::size_t page = 0; page < pages;) {  // runs of candidate pages
+                std::size_t end = page;
+                while (end < pages && (!candidates || (*candidates)[end])) ++end;
+                if (end > page)
+                    writer.copy(region.host + page * page_size, (end - page) * page_size,
+                                at + page * page_size);
+                page = end + 1;
+            }
         } else {
             std::uint64_t const end = region.file_offset + region.size;
             for (auto extent = next_data(memory.memfd(), region.file_offset, end); extent;
