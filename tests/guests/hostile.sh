@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # A hostile guest (hostile_*.c) gives one virtio device endless work; kvmlet must still stop
 # promptly on SIGTERM, with status 0, and keep its log short.
-#   hostile.sh console-tx|rng|console-rx|reset-loop KVMLET GUEST_ELF
+#   hostile.sh console-tx|rng|rng-limited|console-rx|reset-loop KVMLET GUEST_ELF
 # console-tx (hostile_console_tx): ~1 TiB of virtio-console output per notification, chains
 #   re-posted forever. Stdout goes through a filter that drops the flood (the buffer is zeros) and
 #   keeps the guest's COM1 text, so the disk is not filled.
 # rng (hostile_rng_flood): virtio-rng requests of ~4 GiB each, re-posted and notified forever.
+# rng-limited: the same under --rng-rate ops:100/s: the guest's rounds per second during the flood
+#   must stay near 100 (30 to 200: the limiter's timers, on kvmlet's event loop, both hold the
+#   device back and let it go on), where unlimited it makes over a thousand.
 # console-rx (hostile_console_rx): empty virtio-console receive buffers, re-posted forever, while
 #   `yes` fills stdin.
 # reset-loop (hostile_reset_loop): reset, queue outside RAM, DRIVER_OK, forever; FLOOD_S is longer
@@ -23,7 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib/report.sh"
 
 scenario=${1:-} kvmlet=${2:-} guest=${3:-}
-usage() { echo "usage: hostile.sh console-tx|rng|console-rx|reset-loop KVMLET GUEST_ELF" >&2; exit 2; }
+usage() { echo "usage: hostile.sh console-tx|rng|rng-limited|console-rx|reset-loop KVMLET GUEST_ELF" >&2; exit 2; }
 [[ -n $kvmlet && -n $guest ]] || usage
 [[ -x $kvmlet ]] || { echo "hostile.sh: kvmlet '$kvmlet' is missing or not executable" >&2; exit 2; }
 [[ -f $guest ]] || { echo "hostile.sh: guest '$guest' is missing" >&2; exit 2; }
@@ -32,10 +35,12 @@ MARKER_TIMEOUT_S=30  # kvmlet start-up and the guest's set-up: ~0.1 s natively
 FLOOD_S=1
 STOP_DEADLINE_S=5    # the goal is 2 s; the rest is slack for emulated and loaded hosts
 MAX_LOG_LINES=20
+MIN_RATE='' MAX_RATE=''  # bounds of the guest's rounds per second during the flood, when set
 common=(--cpus 2 --transport mmio)
 case $scenario in
     console-tx) vmm_args=("${common[@]}" --console virtio) ;;
     rng) vmm_args=("${common[@]}" --rng --console serial) ;;
+    rng-limited) vmm_args=("${common[@]}" --rng-rate ops:100/s --console serial) FLOOD_S=2 MIN_RATE=30 MAX_RATE=200 ;;
     console-rx) vmm_args=("${common[@]}" --console virtio) ;;
     reset-loop) vmm_args=("${common[@]}" --rng --console serial) FLOOD_S=4 ;;
     *) usage ;;
@@ -122,6 +127,8 @@ if ((started)); then
         pid=''
     fi
     ((beats1 > beats0)) || fail "vCPU 1's heartbeat on COM1 stopped during the flood ($beats0 -> $beats1)"
+    [[ -z $MIN_RATE ]] || ((rate >= MIN_RATE && rate <= MAX_RATE)) ||
+        fail "the guest made $rate rounds/s during the flood, want $MIN_RATE to $MAX_RATE"
 fi
 
 # 3. SIGTERM, then at most STOP_DEADLINE_S for kvmlet to exit.
