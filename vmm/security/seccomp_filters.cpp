@@ -266,6 +266,7 @@ Rules machine_build_list() {
         ioctl(KVM_CREATE_VM),
         ioctl(KVM_GET_VCPU_MMAP_SIZE),
         ioctl(kvm_abi::get_supported_cpuid),
+        ioctl(kvm_abi::get_msr_index_list),  // the MSRs a snapshot of the machine saves
         ioctl(KVM_SET_TSS_ADDR),
         ioctl(KVM_SET_IDENTITY_MAP_ADDR),
         ioctl(KVM_CREATE_IRQCHIP),

@@ -1,6 +1,7 @@
 #include "vmm/snapshot/memory_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,6 +107,15 @@ std::optional<std::vector<bool>> candidate_pages(std::byte const* host, std::uin
 }  // namespace
 
 MemoryFileStats write_memory_file(GuestMemory const& memory, std::string const& path) {
+    // A restored guest's RAM is a private mapping of its memory file: truncating that file under
+    // it would take away every page the guest has not written (SIGBUS on the next touch).
+    struct stat target {
+    }, backing{};
+    if (memory.private_file() && ::stat(path.c_str(), &target) == 0 &&
+        ::fstat(memory.memfd(), &backing) == 0 && target.st_dev == backing.st_dev &&
+        target.st_ino == backing.st_ino)
+        throw Error(fmt::format(
+            "memory file {}: this microVM's RAM is mapped from it; write the snapshot elsewhere", path));
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) throw system_error(fmt::format("memory file {}: cannot create it", path));
     MemoryFileStats stats;

@@ -213,9 +213,13 @@ TEST_CASE("The memory file holds all of RAM, written pages as data and zero page
         GuestMemory::map_private(ranges, UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), path);
     CHECK(again.read<std::uint32_t>(GuestAddress{0x2000}) == 0);
 
-    // From the restored (private) memory: its own writes are in the new file.
+    // From the restored (private) memory: its own writes are in the new file. Not over the file
+    // it is mapped from.
     auto const second = (dir.path / "vm2.mem").string();
     CHECK(write_memory_file(restored, second).written_bytes == 3 * 4096);
+    CHECK_THROWS_WITH(write_memory_file(restored, path),
+                      Catch::Contains("this microVM's RAM is mapped from it"));
+    CHECK(restored.read<std::uint64_t>(GuestAddress{0x1000}) == 0x1122334455667788);
 
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
