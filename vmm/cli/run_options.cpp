@@ -438,8 +438,9 @@ constexpr std::array<OptionSpec, 25> options{{
      .apply = apply_acpi},
     {.name = "--rng-rate",
      .value_name = "BYTES|LIMIT[,LIMIT]",
-     .help = "limit virtio-rng (implies --rng): to BYTES per second, or with token\n"
-             "buckets as --disk's rate= (Firecracker's entropy rate_limiter)",
+     .help = "limit virtio-rng (implies --rng): to BYTES per second,\n"
+             "or with token buckets as --disk's rate= (Firecracker's\n"
+             "entropy rate_limiter)",
      .default_text = [](MachineConfig const&) { return std::string("unlimited"); },
      .apply = apply_rng_rate},
     {.name = "--vsock",
