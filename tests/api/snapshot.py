@@ -9,7 +9,8 @@ the restored one's, joined, must read as one run of the guest.
 
 Cases (one CTest test each):
   count   the count guest (1 vCPU, "count N" for ever): restored by the command line, by the API
-          with resume_vm true and the legacy mem_file_path, by the API with resume_vm false then
+          with resume_vm true, clock_realtime and the legacy mem_file_path, by the API with
+          resume_vm false then
           PATCH /vm Resumed; and a restored guest snapshotted and restored again
   ticks   the snapshot_ticks guest: 4 vCPUs, each taking its LAPIC timer's interrupts and printing
           "cpu C tick N"; after the restore every CPU goes on with its next N
@@ -160,12 +161,12 @@ def case_count(args):
         cli.signal(signal.SIGTERM)
         c.check(cli.wait(10) == 0, "the restored kvmlet stops with status 0 at SIGTERM")
 
-        # The API, resume_vm true, the legacy mem_file_path.
+        # The API, resume_vm true, the legacy mem_file_path, the KVM clock advanced by the time since.
         sock2 = scene.path("api.sock")
         api = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock2], name="api")
         api.wait_for_socket(sock2)
-        c.call(sock2, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem, "resume_vm": True},
-               status=204)
+        c.call(sock2, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem, "resume_vm": True,
+                                                "clock_realtime": True}, status=204)
         r = request(sock2, "GET", "/")
         c.check(r.json().get("state") == "Running", "GET / says Running after a load with resume_vm", str(r))
         check_count_continues(c, first, api, "PUT /snapshot/load resume_vm true")

@@ -288,7 +288,15 @@ ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& d
     auto diff = in.optional_bool("enable_diff_snapshots");
     auto resume = in.optional_bool("resume_vm");
     Json const* overrides = in.optional_array("network_overrides");
+    Json const* vsock_override = in.optional_object("vsock_override");
+    auto clock_realtime = in.optional_bool("clock_realtime");
+    auto huge_pages = in.optional_choice("huge_pages", {"Snapshot", "None", "Transparent", "2M"});
     in.finish();
+    if (vsock_override != nullptr)
+        throw RequestFault{"vsock_override is not supported yet (no snapshot has a vsock device)."};
+    // Snapshots hold no huge pages yet: the snapshot's setting and None are the host's default.
+    if (huge_pages == "Transparent" || huge_pages == "2M")
+        throw RequestFault{fmt::format("huge_pages {} is not supported yet.", *huge_pages)};
     if (memory_path && legacy_memory)
         throw RequestFault{"Only one of mem_backend and mem_file_path may be given."};
     if (!memory_path && !legacy_memory) throw RequestFault{"Missing mem_backend (or mem_file_path)."};
@@ -308,7 +316,8 @@ ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& d
     config.stop_grace = std::chrono::milliseconds(resources_.kvmlet.stop_grace_ms);
     if (resources_.kvmlet.timeline) config.timeline = *resources_.kvmlet.timeline;
     bool const running = resume.value_or(false);
-    config.restore = RestoreFiles{state_path, memory_path ? *memory_path : *legacy_memory, running};
+    config.restore = RestoreFiles{state_path, memory_path ? *memory_path : *legacy_memory, running,
+                                  clock_realtime.value_or(false)};
     state_ = VmState::starting;
     deferred = true;
     machine_.start(resources_, std::move(config),

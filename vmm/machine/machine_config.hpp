@@ -48,6 +48,9 @@ struct RestoreFiles {
     std::filesystem::path state;
     std::filesystem::path memory;
     bool resume = true;  // false: the restored machine starts paused (PUT /snapshot/load resume_vm)
+    // The KVM clock advanced by the wall-clock time since the snapshot (KVM_CLOCK_REALTIME;
+    // PUT /snapshot/load clock_realtime); false: it goes on from where it was saved.
+    bool clock_realtime = false;
 };
 
 struct MachineConfig {

@@ -109,7 +109,8 @@ std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) 
 void Machine::restore_state(snapshot::StateFile const& state) {
     auto const start = std::chrono::steady_clock::now();
     std::vector<std::string> used{machine_section, vm_section};
-    snapshot::restore(vm_, read_section(state, vm_section, &snapshot::VmState::load));
+    snapshot::restore(vm_, read_section(state, vm_section, &snapshot::VmState::load),
+                      config_.restore->clock_realtime);
     for (auto const& vcpu : vcpus_) {
         std::string name = vcpu_section(vcpu->index());
         snapshot::restore(vcpu->fd(), read_section(state, name, &snapshot::VcpuState::load));

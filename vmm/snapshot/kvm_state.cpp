@@ -145,12 +145,17 @@ VmState capture(VmFd const& vm) {
     return s;
 }
 
-void restore(VmFd const& vm, VmState const& s) {
+void restore(VmFd const& vm, VmState const& s, bool clock_realtime) {
     vm.set_pit(s.pit);
-    // KVM_SET_CLOCK takes only KVM_CLOCK_REALTIME among the flags KVM_GET_CLOCK reports; the
-    // guest's clock goes on from where it stopped (the time the VM spent saved is not counted).
+    // KVM_SET_CLOCK takes only KVM_CLOCK_REALTIME among the flags KVM_GET_CLOCK reports. Without
+    // it the guest's clock goes on from where it stopped (the time spent saved is not counted);
+    // with it KVM adds the wall-clock time elapsed since `realtime` (KVM API, 4.79 KVM_SET_CLOCK).
     kvm_clock_data clock = s.clock;
-    clock.flags = 0;
+    if (clock_realtime && (clock.flags & KVM_CLOCK_REALTIME) == 0)
+        throw Error(
+            "snapshot: clock_realtime: the saved KVM clock has no real time (its host's clock was not "
+            "stable)");
+    clock.flags = clock_realtime ? KVM_CLOCK_REALTIME : 0;
     vm.set_clock(clock);
     vm.set_irqchip(s.pic_master);
     vm.set_irqchip(s.pic_slave);

@@ -51,7 +51,9 @@ struct VmState {
 };
 
 VmState capture(VmFd const& vm);
-// Into a VM with its irqchip and PIT created, before its vCPUs are restored.
-void restore(VmFd const& vm, VmState const& state);
+// Into a VM with its irqchip and PIT created, before its vCPUs are restored. With `clock_realtime`
+// the KVM clock is advanced by the wall-clock time since the state was captured (Error when the
+// capture had no real time: its host's clock was not stable).
+void restore(VmFd const& vm, VmState const& state, bool clock_realtime = false);
 
 }  // namespace kvmlet::snapshot

@@ -342,10 +342,14 @@ TEST_CASE("PUT /snapshot/load starts a restore with the memory file of either fo
     FakeMachine legacy;
     ApiRouter second({}, {}, legacy);
     CHECK(
-        call(second, "PUT", "/snapshot/load", R"({"snapshot_path":"a","mem_file_path":"b","resume_vm":true})")
+        call(
+            second, "PUT", "/snapshot/load",
+            R"({"snapshot_path":"a","mem_file_path":"b","resume_vm":true,"clock_realtime":true,"huge_pages":"Snapshot"})")
             .status == 204);
     REQUIRE(legacy.started.has_value());
     CHECK(legacy.started->restore->resume);
+    CHECK(legacy.started->restore->clock_realtime);
+    CHECK_FALSE(machine.started->restore->clock_realtime);
     CHECK(second.state() == VmState::running);
 }
 
@@ -364,6 +368,12 @@ TEST_CASE("PUT /snapshot/load is refused after boot-specific resources, and for 
               .status == 400);
     CHECK(call(router, "PUT", "/snapshot/load",
                R"({"snapshot_path":"a","mem_file_path":"b","track_dirty_pages":true})")
+              .status == 400);
+    CHECK(fault_of(call(router, "PUT", "/snapshot/load",
+                        R"({"snapshot_path":"a","mem_file_path":"b","huge_pages":"2M"})")) ==
+          "huge_pages 2M is not supported yet.");
+    CHECK(call(router, "PUT", "/snapshot/load",
+               R"({"snapshot_path":"a","mem_file_path":"b","vsock_override":{"uds_path":"v.sock"}})")
               .status == 400);
     REQUIRE(call(router, "PUT", "/machine-config", R"({"vcpu_count":2,"mem_size_mib":128})").status == 204);
     CHECK(fault_of(call(router, "PUT", "/snapshot/load", R"({"snapshot_path":"a","mem_file_path":"b"})")) ==
