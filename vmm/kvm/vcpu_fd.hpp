@@ -63,6 +63,9 @@ public:
 
     static constexpr std::uint64_t run_failed_flag = std::uint64_t{1} << 63;
 
+    // The descriptor's number (close_in_background: which descriptors keep the VM alive).
+    int number() const noexcept { return fd_.get(); }
+
 private:
     UniqueFd fd_;
     kvm_run* run_;

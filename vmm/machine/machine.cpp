@@ -17,6 +17,7 @@
 #include "vmm/base/log.hpp"
 #include "vmm/base/mapped_file.hpp"
 #include "vmm/base/timeline.hpp"
+#include "vmm/kvm/background_close.hpp"
 #include "vmm/machine/machine_snapshot.hpp"
 #include "vmm/machine/virtio_devices.hpp"
 #include "vmm/security/seccomp.hpp"
@@ -113,6 +114,12 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm,
 
 Machine::~Machine() {
     stop_vcpus();
+    // The VM's teardown (13-23 ms of in-kernel irqchip and PIT on a kvm-pvm host) runs in a
+    // closer process beside ours; the members below close their copies as before.
+    std::vector<int> vm_fds{vm_.fd()};
+    for (auto const& vcpu : vcpus_) vm_fds.push_back(vcpu->fd().number());
+    if (vm_.fd() >= 0 && !close_in_background(vm_fds))
+        log::debug("VM teardown: no closer process, the VM is torn down here");
 }
 
 void Machine::create_memory(std::uint64_t size) {

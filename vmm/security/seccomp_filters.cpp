@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "vmm/kvm/background_close.hpp"
 #include "vmm/kvm/flex_structs.hpp"
 
 namespace kvmlet::security {
@@ -66,6 +67,7 @@ Rules common() {
         any(SYS_getpid),                                         // raise(), log lines
         any(SYS_gettid),                                         // raise()
         any(SYS_close),                                          // descriptors, with what owns them
+        any(SYS_close_range),                                    // close_in_background's closer
         any(SYS_exit),                                           // a thread ends
         any(SYS_exit_group),                                     // the process ends (also the SIGSYS report)
         {SYS_tgkill, SyscallRule::Arg{0, all_bits, own_pid()}},  // vCPU kicks, only to kvmlet's threads
@@ -113,6 +115,9 @@ Rules vmm_list() {
                    any(SYS_lseek),                                        // (its stream)
                    ioctl(TCSETS),                                         // the terminal restored at exit
                    any(SYS_rt_sigaction),                                 // stop signals' handlers reset
+                   // The machine's closer (close_in_background): a process sharing kvmlet's
+                   // memory and nothing else, with this filter; not a thread, not a fork.
+                   {SYS_clone, SyscallRule::Arg{0, all_bits, closer_clone_flags}},
                });
     return rules;
 }
