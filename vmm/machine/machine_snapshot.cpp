@@ -116,9 +116,10 @@ void Machine::restore_state(snapshot::StateFile const& state) {
         snapshot::restore(vcpu->fd(), read_section(state, name, &snapshot::VcpuState::load));
         used.push_back(std::move(name));
     }
-    for (auto const& [name, device] : persistent_) {
-        read_section(state, name, [&](StateReader& in) { device->load(in); });
-        used.push_back(name);
+    for (auto const& entry : persistent_) {  // not a structured binding: clang 14 cannot capture one
+        Persistent* device = entry.second;
+        read_section(state, entry.first, [device](StateReader& in) { device->load(in); });
+        used.push_back(entry.first);
     }
     for (auto const& section : state.sections())
         if (std::find(used.begin(), used.end(), section.name) == used.end())
