@@ -9,12 +9,6 @@
 enum {
     INIT_TO_SIPI_MS = 10,
     SIPI_TO_SIPI_MS = 1,
-    /* The heartbeat's local APIC timer (SDM vol. 3A, 11.5.4): KVM's 1 GHz bus clock / 16. */
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    LVT_TIMER_PERIODIC = 1 << 17,
-    TIMER_DIVIDE_BY_16 = 0x3,
-    TIMER_TICKS_PER_MS = 62500,
     HEARTBEAT_VECTOR = 0x40,
 };
 

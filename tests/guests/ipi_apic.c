@@ -7,12 +7,7 @@ enum {
     APIC_BASE_X2APIC = 1 << 10,
     MSR_X2APIC_BASE = 0x800,
     MSR_X2APIC_ICR = 0x830,
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    LVT_MASKED = 1 << 16,
-    LVT_TIMER_PERIODIC = 1 << 17,
     TIMER_VECTOR = 0x20, /* masked: never raised */
-    TIMER_DIVIDE_BY_16 = 0x3,
     ICR_IDLE_POLLS = 1000,
 };
 

@@ -1,13 +1,6 @@
 #include "lapic.h"
 
-enum {
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    LVT_MASKED = 1 << 16,
-    TIMER_VECTOR = 0x20,
-    TIMER_DIVIDE_BY_16 = 0x3,
-    TIMER_TICKS_PER_MS = 62500, /* 1 GHz / 16 */
-};
+enum { TIMER_VECTOR = 0x20 };
 
 void lapic_timer_start(void)
 {

@@ -22,6 +22,17 @@ enum {
     LAPIC_TIMER_DIVIDE = 0x3e0,
 };
 
+/* The spurious-interrupt vector register, the timer's LVT entry and divide configuration (SDM vol.
+ * 3A, 11.5.1, 11.5.4, 11.9), and the timer's rate under KVM: its 1 GHz bus clock divided by 16. */
+enum {
+    SVR_APIC_ENABLE = 1 << 8,
+    SPURIOUS_VECTOR = 0xff,
+    LVT_MASKED = 1 << 16,
+    LVT_TIMER_PERIODIC = 1 << 17,
+    TIMER_DIVIDE_BY_16 = 0x3,
+    TIMER_TICKS_PER_MS = 62500,
+};
+
 /* Interrupt Command Register bits (SDM vol. 3A, figure 11-12). */
 enum {
     ICR_DELIVERY_INIT = 5 << 8,

@@ -12,11 +12,6 @@
 enum {
     INIT_TO_SIPI_MS = 10,
     SIPI_TO_SIPI_MS = 1,
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    LVT_TIMER_PERIODIC = 1 << 17,
-    TIMER_DIVIDE_BY_16 = 0x3,
-    TIMER_TICKS_PER_MS = 62500, /* 1 GHz / 16 (lapic.c) */
     TICK_VECTOR = 0x40,
     TICK_MS = 50,
 };

@@ -62,10 +62,8 @@ enum {
     CPU_PERIOD_US = 10000,
 
     WAKE_VECTOR = 0x40,
-    SVR_APIC_ENABLE = 1 << 8,
-    SPURIOUS_VECTOR = 0xff,
-    TIMER_DIVIDE_BY_16 = 0x3,
-    TIMER_TICKS_PER_US = 62, /* 1 GHz / 16, rounded down: a wake-up is at most 1% early */
+    /* The local APIC timer's ticks per µs, rounded down: a wake-up is at most 1% early. */
+    TIMER_TICKS_PER_US = TIMER_TICKS_PER_MS / 1000,
 };
 
 /* virtio 1.2 §5.1: the net device, its queues, the MAC feature; the 12-byte header of VERSION_1. */
