@@ -78,6 +78,7 @@ class MemoryCgroups:
     def __init__(self, prefix):
         self.prefix = f"{prefix}-{os.getpid()}"
         self.parent, self.peak_file, self.unusable = None, None, None
+        self.current_file = None   # the charge now: memory.usage_in_bytes (v1), memory.current (v2)
         self.enabled = None   # what this class changed to make the cgroups usable, or None
         self._count = 0
         v1 = next((mnt for mnt, fstype, opts in _mounts() if fstype == "cgroup" and "memory" in opts), None)
@@ -85,9 +86,11 @@ class MemoryCgroups:
         if v1:
             own = _own_path(lambda controllers: "memory" in controllers)
             self.parent, self.peak_file = Path(v1 + own), "memory.max_usage_in_bytes"
+            self.current_file = "memory.usage_in_bytes"
         elif v2:
             own = _own_path(lambda controllers: not controllers)
             self.parent, self.peak_file = Path(v2 + own), "memory.peak"
+            self.current_file = "memory.current"
             self.unusable = self._delegated_v2(own == "/")
         else:
             self.unusable = "no memory cgroup hierarchy mounted"
@@ -121,6 +124,30 @@ class MemoryCgroups:
 
     def peak_bytes(self, path):
         return int((path / self.peak_file).read_text())
+
+    def current_bytes(self, path):
+        return int((path / self.current_file).read_text())
+
+
+def procs(path):
+    """The PIDs in a cgroup and the cgroups below it ([] once it is gone)."""
+    pids = []
+    for d in [Path(path)] + [p for p in Path(path).rglob("*") if p.is_dir()]:
+        try:
+            pids += [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def wait_empty(path, timeout_s):
+    """Waits until no process is left in the cgroup (or below it); returns whether it emptied."""
+    deadline = time.monotonic() + timeout_s
+    while procs(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def remove_tree(path, wait_s=2.0):

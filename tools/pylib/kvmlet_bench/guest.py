@@ -90,3 +90,16 @@ def elf_load_bytes(path):
 def guest_pages_touched_upper_bound(path):
     """Guest RAM a tiny guest can have touched: its ELF's pages plus kvmlet's firmware area."""
     return elf_load_bytes(path) + FIRMWARE_AREA
+
+
+def is_static_elf(path):
+    """True for an ELF executable without a PT_INTERP (dynamic loader) program header."""
+    try:
+        data = Path(path).read_bytes()[:65536]
+        if data[:4] != b"\x7fELF" or data[4] != 2:
+            return False
+        phoff, = struct.unpack_from("<Q", data, 32)
+        phentsize, phnum = struct.unpack_from("<HH", data, 54)
+        return all(struct.unpack_from("<I", data, phoff + i * phentsize)[0] != 3 for i in range(phnum))
+    except (OSError, struct.error):
+        return False

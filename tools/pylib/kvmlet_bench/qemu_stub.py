@@ -27,3 +27,28 @@ def argv(qemu, bios, memory):
             "-nographic", "-display", "none", "-serial", "none", "-monitor", "none",
             "-m", str(memory), "-bios", str(bios),
             "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"]
+
+
+# tools/bench/density's QEMU peer: a -bios whose reset vector prints a line on COM1 and then idles
+# in hlt (interrupts off since reset, so nothing wakes it), until QEMU is stopped; the first byte
+# on QEMU's serial console is its first output, as the idle guest's is kvmlet's. Real mode:
+# mov dx, COM1; mov al, 'u'; out dx, al; mov al, '\n'; out dx, al; hlt; jmp back to the hlt.
+COM1 = 0x3F8
+CONSOLE_LINE = b"u\n"
+CONSOLE_CODE = bytes([0xBA, COM1 & 0xFF, COM1 >> 8, 0xB0, CONSOLE_LINE[0], 0xEE, 0xB0, CONSOLE_LINE[1], 0xEE,
+                      0xF4, 0xEB, 0xFD])
+assert len(CONSOLE_CODE) <= BIOS_SIZE - RESET_VECTOR
+
+
+def write_console_bios(path):
+    image = bytearray(b"\xf4" * BIOS_SIZE)
+    image[RESET_VECTOR:RESET_VECTOR + len(CONSOLE_CODE)] = CONSOLE_CODE
+    path.write_bytes(image)
+
+
+def console_argv(qemu, bios, memory):
+    """QEMU command line that runs the console stub BIOS under KVM with COM1 on stdout. Guest RAM
+    is a memfd (memory-backend-memfd), so that smaps.py can tell it from QEMU's own memory."""
+    return [str(qemu), "-M", "microvm,memory-backend=ram", "-accel", "kvm", "-nodefaults", "-no-user-config",
+            "-display", "none", "-monitor", "none", "-serial", "stdio",
+            "-object", f"memory-backend-memfd,id=ram,size={memory}", "-m", str(memory), "-bios", str(bios)]

@@ -101,17 +101,23 @@ int main(int argc, char **argv) {
 """
 
 
-def build_helper(tmp, prog):
-    """Compile the helper into the directory tmp; exit with a message naming prog on failure."""
-    src, exe = Path(tmp) / "spawn.c", Path(tmp) / "spawn"
-    src.write_text(HELPER_C)
+def compile_c(tmp, name, source, prog):
+    """Compile a one-file C helper into the directory tmp as `name`; exit with a message naming
+    prog on failure."""
+    src, exe = Path(tmp) / f"{name}.c", Path(tmp) / name
+    src.write_text(source)
     for extra in (["-static"], []):   # static when libc.a is there: a smaller RSS floor
         r = subprocess.run(["cc", "-O2", "-Wall", *extra, "-o", str(exe), str(src)], capture_output=True,
                            text=True)
         if r.returncode == 0:
             return exe
-    raise SystemExit(f"{prog}: error: cannot compile the spawn helper (cc from build-essential: "
+    raise SystemExit(f"{prog}: error: cannot compile the {name} helper (cc from build-essential: "
                      f"tools/setup):\n{r.stderr}")
+
+
+def build_helper(tmp, prog):
+    """Compile the helper into the directory tmp; exit with a message naming prog on failure."""
+    return compile_c(tmp, "spawn", HELPER_C, prog)
 
 
 def run_once(helper, argv, expect_status, cgroup_procs=(), timeout_s=0):
