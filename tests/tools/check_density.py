@@ -110,8 +110,13 @@ def problems_with(doc, markdown):
 
 
 def check(out):
-    doc = json.loads((out / "density.json").read_text())
-    found = problems_with(doc, (out / "density.md").read_text())
+    try:
+        doc = json.loads((out / "density.json").read_text())
+        markdown = (out / "density.md").read_text()
+    except (OSError, ValueError) as e:
+        print(f"FAIL: no report in {out}: {e}")
+        return 1
+    found = problems_with(doc, markdown)
     for f in found:
         print(f"FAIL: {f}")
     if found:
