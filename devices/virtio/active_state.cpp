@@ -21,6 +21,13 @@ void ActiveState::signal(std::size_t queue) noexcept {
     if (q.needs_interrupt()) interrupt_->used_buffers(queue);
 }
 
+std::vector<QueueIndices> ActiveState::indices() const {
+    std::vector<QueueIndices> out;
+    out.reserve(queues_.size());
+    for (auto const& q : queues_) out.push_back(q.indices());
+    return out;
+}
+
 void read_config_space(std::span<std::byte const> space, std::uint64_t offset,
                        std::span<std::byte> data) noexcept {
     std::fill(data.begin(), data.end(), std::byte{0});

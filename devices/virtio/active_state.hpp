@@ -26,6 +26,8 @@ public:
     // The tail of every pass over a queue: a broken queue asks for DEVICE_NEEDS_RESET, once per
     // activation (§2.1.2); otherwise the driver gets an interrupt if it wants one (§2.7.7.2).
     void signal(std::size_t queue) noexcept;
+    // Every queue's indices, in order (Device::queue_indices).
+    std::vector<QueueIndices> indices() const;
 
 private:
     GuestMemory const* memory_;

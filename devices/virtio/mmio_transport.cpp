@@ -171,3 +171,38 @@ void MmioTransport::config_changed() noexcept {
 }
 
 }  // namespace kvmlet::virtio
+
+namespace kvmlet::virtio {
+
+void MmioTransport::save(StateWriter& out) const {
+    std::lock_guard registers(mutex_);
+    std::lock_guard device_lock(device_mutex_);
+    save_shared(out);
+    out.put(device_features_sel_);
+    out.put(driver_features_sel_);
+    out.put(queue_sel_);
+    out.put(interrupt_status_.load());
+    out.put(config_generation_.load());
+    device().save(out);
+}
+
+void MmioTransport::load(StateReader& in) {
+    {
+        std::lock_guard registers(mutex_);
+        load_shared(in);
+        device_features_sel_ = in.get<std::uint32_t>();
+        driver_features_sel_ = in.get<std::uint32_t>();
+        queue_sel_ = in.get<std::uint32_t>();
+        auto const interrupts = in.get<std::uint32_t>();
+        if (interrupts & ~(interrupt_used_buffer | interrupt_config_change))
+            throw in.malformed(fmt::format("interrupt status {:#x} has unknown bits", interrupts));
+        interrupt_status_.store(interrupts);
+        config_generation_.store(in.get<std::uint32_t>());
+        std::lock_guard device_lock(device_mutex_);
+        device().load(in);
+        in.finish();
+    }
+    after_register_write();
+}
+
+}  // namespace kvmlet::virtio

@@ -10,11 +10,15 @@
 #include "devices/irq_line.hpp"
 #include "devices/virtio/mmio_spec.hpp"
 #include "devices/virtio/transport.hpp"
+#include "vmm/base/state_stream.hpp"
 #include "vmm/bus/bus_device.hpp"
 
 namespace kvmlet::virtio {
 
-class MmioTransport final : public BusDevice, public Transport {
+// A snapshot's section (virtio.N, docs/snapshot.md) is the shared state (Transport::save_shared),
+// then this transport's registers, then the device's own state; the device's kind must be
+// saveable (the machine refuses a snapshot otherwise).
+class MmioTransport final : public BusDevice, public Transport, public Persistent {
 public:
     static constexpr std::uint64_t window_size = 0x1000;
     static constexpr std::uint64_t queue_notify_offset = mmio::reg::queue_notify;
@@ -23,6 +27,11 @@ public:
 
     void read(IoAccess const& access, std::span<std::byte> data) noexcept override;
     void write(IoAccess const& access, std::span<std::byte const> data) noexcept override;
+
+    // Persistent. load() serves every queue of a device it activated once (on the executor,
+    // when the slot starts), for what the driver made available while the guest was saved.
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
 
 private:
     std::uint32_t read_register(std::uint64_t offset) noexcept;

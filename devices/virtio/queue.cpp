@@ -51,6 +51,12 @@ Result<SplitQueue> SplitQueue::activate(GuestMemory const& memory, QueueConfig c
     return SplitQueue(memory, config, event_idx, indirect);
 }
 
+void SplitQueue::resume_at(QueueIndices const& at) noexcept {
+    next_avail_ = at.next_avail;
+    next_used_ = at.next_used;
+    signalled_used_ = at.signalled_used;
+}
+
 Result<DescriptorChain> SplitQueue::walk(std::uint16_t head) const noexcept {
     DescriptorChain chain{.head = head, .descriptors = {}};
     chain.descriptors.reserve(typical_chain_length);  // one allocation for the usual request

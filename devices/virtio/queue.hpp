@@ -39,6 +39,16 @@ struct DescriptorChain {
     std::vector<Descriptor> descriptors;
 };
 
+// Where a queue's device side stands, for a snapshot (docs/snapshot.md): the next available entry
+// to take, the next used entry to write, and next_used at the last interrupt decision (the
+// event-index batch, §2.7.7.2).
+struct QueueIndices {
+    std::uint16_t next_avail = 0;
+    std::uint16_t next_used = 0;
+    std::uint16_t signalled_used = 0;
+    bool operator==(QueueIndices const&) const = default;
+};
+
 class SplitQueue {
 public:
     // Checks the configuration against §2.7: the driver made it ready, size a power of two in
@@ -65,6 +75,11 @@ public:
     // An avail index that runs more than `size` ahead of the device, or a ring that cannot be
     // read or written: the queue stops and the device must ask for a reset (DEVICE_NEEDS_RESET).
     bool broken() const noexcept { return broken_; }
+    QueueIndices indices() const noexcept { return {next_avail_, next_used_, signalled_used_}; }
+    // A restored queue goes on from where its snapshot left it instead of from zero. Any values
+    // are safe: a ring that does not match them breaks the queue at its next pass, as a driver's
+    // runaway index would.
+    void resume_at(QueueIndices const& at) noexcept;
     std::uint16_t size() const noexcept { return size_; }
     std::uint64_t bad_chains() const noexcept { return bad_chains_; }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "vmm/base/state_stream.hpp"
+
 namespace kvmlet::virtio {
 
 QueueThrottle::QueueThrottle(std::size_t queue, RateLimiterConfig const& config, Now now)
@@ -28,6 +30,13 @@ void QueueThrottle::arm(RateClock::time_point until, DeviceHost& host) noexcept 
         timer_pending_ = false;
         if (std::exchange(waiting_, false)) host.kick(queue_);
     });
+}
+
+void QueueThrottle::load(StateReader& in) {
+    limiter_.load(in);
+    ++generation_;
+    timer_pending_ = false;
+    waiting_ = false;
 }
 
 void QueueThrottle::update(RateLimiterConfig const& change, DeviceHost* host) noexcept {

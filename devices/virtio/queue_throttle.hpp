@@ -36,6 +36,10 @@ public:
     void reset() noexcept { waiting_ = false; }
 
     RateLimiterConfig config() const noexcept { return limiter_.config(); }
+    // A snapshot's bytes: the limiter's buckets (RateLimiter::save). A loaded throttle waits for
+    // nothing: the device gave back the request it held, and the restore serves the queue.
+    void save(StateWriter& out) const { limiter_.save(out); }
+    void load(StateReader& in);
     // How often a request was refused and its queue stopped to wait for a timer.
     std::uint64_t throttled() const noexcept { return throttled_.value(); }
 

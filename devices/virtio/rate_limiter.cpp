@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "vmm/base/state_stream.hpp"
+
 namespace kvmlet::virtio {
 namespace {
 
@@ -124,6 +126,53 @@ RateLimiterConfig RateLimiter::config() const noexcept {
     if (bandwidth_) out.bandwidth = bandwidth_->config();
     if (ops_) out.ops = ops_->config();
     return out;
+}
+
+}  // namespace kvmlet::virtio
+
+namespace kvmlet::virtio {
+
+void TokenBucket::save(StateWriter& out) const {
+    out.put(config_.size);
+    out.put(config_.one_time_burst);
+    out.put(static_cast<std::int64_t>(config_.refill_time.count()));
+    out.put(burst_);
+    out.put(budget_);
+    out.put(debt_);
+    out.put(fraction_);
+}
+
+TokenBucket TokenBucket::load(StateReader& in) {
+    BucketConfig config;
+    config.size = in.get<std::uint64_t>();
+    config.one_time_burst = in.get<std::uint64_t>();
+    config.refill_time = std::chrono::milliseconds(in.get<std::int64_t>());
+    if (config.disabled()) throw in.malformed("a token bucket of size 0 or refill time 0");
+    TokenBucket bucket(config);
+    bucket.burst_ = in.get<std::uint64_t>();
+    bucket.budget_ = in.get<std::uint64_t>();
+    bucket.debt_ = in.get<std::uint64_t>();
+    bucket.fraction_ = in.get<std::uint64_t>();
+    if (bucket.burst_ > config.one_time_burst || bucket.budget_ > config.size)
+        throw in.malformed("a token bucket holds more tokens than its size");
+    if (bucket.debt_ != 0 && bucket.budget_ != 0) throw in.malformed("a token bucket in debt has a budget");
+    if (bucket.fraction_ >= bucket.refill_ns())
+        throw in.malformed("a token bucket's fraction is a whole token");
+    return bucket;
+}
+
+void RateLimiter::save(StateWriter& out) const {
+    for (auto const* bucket : {&bandwidth_, &ops_}) {
+        out.put_bool(bucket->has_value());
+        if (*bucket) (*bucket)->save(out);
+    }
+}
+
+void RateLimiter::load(StateReader& in) {
+    for (auto* bucket : {&bandwidth_, &ops_}) {
+        bucket->reset();
+        if (in.get_bool()) bucket->emplace(TokenBucket::load(in));
+    }
 }
 
 }  // namespace kvmlet::virtio

@@ -16,6 +16,11 @@
 #include <cstdint>
 #include <optional>
 
+namespace kvmlet {
+class StateWriter;
+class StateReader;
+}  // namespace kvmlet
+
 namespace kvmlet::virtio {
 
 using RateClock = std::chrono::steady_clock;
@@ -57,6 +62,13 @@ public:
     // What could be taken without waiting (burst included), as of the last refill.
     std::uint64_t available() const noexcept { return burst_ + budget_; }
 
+    // A snapshot's bytes (docs/snapshot.md): the configuration and the tokens as of the last
+    // refill. A loaded bucket refills from the time of its first use: time spent saved earns
+    // nothing, as the guest's clock does not count it either. load() throws Error on a bucket
+    // that cannot be (disabled, more tokens than it holds, debt beside a budget).
+    void save(StateWriter& out) const;
+    static TokenBucket load(StateReader& in);
+
 private:
     void refill(TimePoint now) noexcept;
     std::uint64_t refill_ns() const noexcept;
@@ -86,6 +98,11 @@ public:
     bool limited() const noexcept { return bandwidth_ || ops_; }
     // The configuration in force (disabled buckets left out).
     RateLimiterConfig config() const noexcept;
+
+    // A snapshot's bytes: each bucket (opt) with its tokens (TokenBucket::save). load() throws
+    // Error on a bucket that cannot be.
+    void save(StateWriter& out) const;
+    void load(StateReader& in);
 
 private:
     std::optional<TokenBucket> bandwidth_;

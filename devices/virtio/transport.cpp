@@ -97,7 +97,9 @@ bool Transport::features_acceptable() const noexcept {
            (driver_features_ & transport_features) == transport_features;
 }
 
-void Transport::activate() noexcept {
+// The queues as the driver configured them, validated; which one is not ready or not valid
+// otherwise.
+Result<std::vector<SplitQueue>> Transport::activate_queues() noexcept {
     bool event_idx = driver_features_ & bit(feature::ring_event_idx);
     bool indirect = driver_features_ & bit(feature::ring_indirect_desc);
     std::vector<SplitQueue> queues;
@@ -106,16 +108,22 @@ void Transport::activate() noexcept {
         auto queue = queues_[i].ready
                          ? SplitQueue::activate(memory_, queues_[i], max_sizes[i], event_idx, indirect)
                          : Result<SplitQueue>(unexpected("not ready"));
-        if (!queue) {
-            if (activation_log.allow())
-                log::warn("{}: device type {} queue {}: {}", name_,
-                          static_cast<std::uint32_t>(device_->type()), i, queue.error());
-            return needs_reset();
-        }
+        if (!queue)
+            return unexpected(fmt::format("device type {} queue {}: {}",
+                                          static_cast<std::uint32_t>(device_->type()), i, queue.error()));
         queues.push_back(std::move(queue).value());
     }
+    return queues;
+}
+
+void Transport::activate() noexcept {
+    auto queues = activate_queues();
+    if (!queues) {
+        if (activation_log.allow()) log::warn("{}: {}", name_, queues.error());
+        return needs_reset();
+    }
     std::unique_lock device_lock(device_mutex_);
-    if (!device_->activate(Activation{memory_, std::move(queues), driver_features_, *this, *host_})) {
+    if (!device_->activate(Activation{memory_, std::move(queues).value(), driver_features_, *this, *host_})) {
         device_lock.unlock();
         return needs_reset();
     }
@@ -133,6 +141,77 @@ void Transport::reset() noexcept {
     driver_features_ = 0;
     for (auto& q : queues_) q = QueueConfig{};
     reset_transport();
+}
+
+void Transport::save_shared(StateWriter& out) const {
+    out.put(status_.load());
+    out.put(driver_features_);
+    out.put(static_cast<std::uint32_t>(queues_.size()));
+    for (auto const& q : queues_) {
+        out.put(q.size);
+        out.put(q.desc.value);
+        out.put(q.avail.value);
+        out.put(q.used.value);
+        out.put_bool(q.ready);
+    }
+    out.put_bool(active_);
+    if (!active_) return;
+    auto const indices = device_->queue_indices();
+    for (std::size_t i = 0; i < queues_.size(); ++i) {
+        QueueIndices const at = i < indices.size() ? indices[i] : QueueIndices{};
+        out.put(at.next_avail);
+        out.put(at.next_used);
+        out.put(at.signalled_used);
+    }
+}
+
+void Transport::load_shared(StateReader& in) {
+    status_.store(in.get<std::uint32_t>());
+    driver_features_ = in.get<std::uint64_t>();
+    auto const count = in.get<std::uint32_t>();
+    if (count != queues_.size())
+        throw in.malformed(fmt::format("{} queues, the device has {}", count, queues_.size()));
+    for (auto& q : queues_) {
+        q.size = in.get<std::uint16_t>();
+        q.desc = GuestAddress{in.get<std::uint64_t>()};
+        q.avail = GuestAddress{in.get<std::uint64_t>()};
+        q.used = GuestAddress{in.get<std::uint64_t>()};
+        q.ready = in.get_bool();
+    }
+    bool const active = in.get_bool();
+    std::vector<QueueIndices> indices(active ? queues_.size() : 0);
+    for (auto& at : indices) {
+        at.next_avail = in.get<std::uint16_t>();
+        at.next_used = in.get<std::uint16_t>();
+        at.signalled_used = in.get<std::uint16_t>();
+    }
+    std::uint32_t const status = status_.load();
+    if (status & status::features_ok && !features_acceptable())
+        throw in.malformed(fmt::format("accepted features {:#x} are not acceptable", driver_features_));
+    bool const running = (status & status::driver_ok) && (status & status::features_ok);
+    // A device whose driver set DRIVER_OK is active, or failed its activation and asked for a reset.
+    if (running && !active && !(status & status::device_needs_reset))
+        throw in.malformed("DRIVER_OK but the device is not active");
+    if (active && !running) throw in.malformed("an active device without FEATURES_OK and DRIVER_OK");
+    if (active) activate_restored(in, indices);
+}
+
+// As activate(), with the queues going on from `indices`; what a live activation answers with
+// DEVICE_NEEDS_RESET is an error here: the saved transport had activated the device.
+void Transport::activate_restored(StateReader& in, std::vector<QueueIndices> const& indices) {
+    for (std::size_t i = 0; i < indices.size(); ++i)
+        if (indices[i].next_avail != indices[i].next_used)
+            throw in.malformed(
+                fmt::format("queue {}: {} requests in flight", i,
+                            static_cast<std::uint16_t>(indices[i].next_avail - indices[i].next_used)));
+    auto queues = activate_queues();
+    if (!queues) throw in.malformed(queues.error());
+    for (std::size_t i = 0; i < queues->size(); ++i) (*queues)[i].resume_at(indices[i]);
+    std::lock_guard device_lock(device_mutex_);
+    if (!device_->activate(Activation{memory_, std::move(queues).value(), driver_features_, *this, *host_}))
+        throw in.malformed("the device refuses its activation");
+    active_ = true;
+    kick_queues_.store(true);
 }
 
 void Transport::DetachedHost::watch(int, Readiness, Callback) noexcept {

@@ -91,13 +91,26 @@ protected:
     // The transport's own state to clear on reset (mutex held).
     virtual void reset_transport() noexcept {}
 
+    // Snapshots (docs/snapshot.md), the part both transports share: the status, the accepted
+    // features, every queue's configuration and, while the device is active, every queue's
+    // indices. save_shared() expects both mutexes held. load_shared() runs on a fresh transport
+    // before anything runs: it puts the registers back and, when the driver had the device
+    // running, activates it with the saved indices; the queues are served at the next
+    // after_register_write(). It throws Error (StateReader) on state this transport cannot have
+    // had: a queue count that is not the device's, accepted features it would have refused, an
+    // active device without DRIVER_OK, a request in flight, a queue that fails activation.
+    void save_shared(StateWriter& out) const;
+    void load_shared(StateReader& in);
+
     char const* name_;
-    mutable std::mutex mutex_;  // registers
-    std::mutex device_mutex_;   // the device: after mutex_ when both are taken
+    mutable std::mutex mutex_;         // registers
+    mutable std::mutex device_mutex_;  // the device: after mutex_ when both are taken
 
 private:
     bool features_acceptable() const noexcept;
     void activate() noexcept;
+    Result<std::vector<SplitQueue>> activate_queues() noexcept;
+    void activate_restored(StateReader& in, std::vector<QueueIndices> const& indices);
     void reset() noexcept;
 
     class DetachedHost final : public DeviceHost {

@@ -12,6 +12,7 @@
 #include "devices/virtio/device_host.hpp"
 #include "devices/virtio/queue.hpp"
 #include "devices/virtio/virtio_spec.hpp"
+#include "vmm/base/state_stream.hpp"
 #include "vmm/memory/guest_memory.hpp"
 
 namespace kvmlet::virtio {
@@ -92,6 +93,19 @@ public:
         (void)bytes;
         return 0;
     }
+
+    // Snapshots (docs/snapshot.md). A device whose kind can be saved says so and keeps its own
+    // state in two methods: save() runs with the device lock held while the guest is paused;
+    // load() runs on a freshly built device once the transport has put its registers and queues
+    // back (and activated the device, if the driver had), before anything runs, and throws Error
+    // (through StateReader) on state that cannot be the device's.
+    virtual bool saveable() const noexcept { return false; }
+    virtual void save(StateWriter& out) const { (void)out; }
+    virtual void load(StateReader& in) { (void)in; }
+    // While active: where each queue stands for a snapshot. A snapshot holds no request in
+    // flight: a device gives back the requests it took and has not started (next_avail rewound
+    // over them, so a restore takes them again) and finishes the others before it is saved.
+    virtual std::vector<QueueIndices> queue_indices() const { return {}; }
 };
 
 }  // namespace kvmlet::virtio

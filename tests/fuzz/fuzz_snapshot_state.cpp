@@ -1,5 +1,7 @@
 // Fuzz target: a snapshot's state file (vmm/snapshot/snapshot_file.cpp) and every section parser
-// behind it: the VM's and vCPUs' KVM state, the 8250, the i8042 and its keyboard, the boot timer.
+// behind it: the VM's and vCPUs' KVM state, the 8250, the i8042 and its keyboard, the boot timer,
+// and a virtio-mmio transport's section (virtio.N) with a virtio-rng or a virtio-console behind it,
+// whose load may activate the device on a small RAM (queues checked against it).
 // The input is the file. Decoding and loading may only fail with Error (one line for the user);
 // a section that loads must save back to the same bytes (what a device accepts it can write).
 #include <cstddef>
@@ -11,6 +13,9 @@
 #include "devices/legacy/boot_timer.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/console/console_device.hpp"
+#include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/rng/rng_device.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/snapshot/kvm_state.hpp"
 #include "vmm/snapshot/snapshot_file.hpp"
@@ -68,6 +73,23 @@ void parse_section(snapshot::Section const& section) {
         BootTimer timer;
         round_trip(
             bytes, [&](StateReader& in) { timer.load(in); }, [&](StateWriter& out) { timer.save(out); });
+    } else if (section.name.starts_with("virtio.")) {
+        static GuestMemory const memory = [] {
+            RamRange const ranges[] = {{GuestAddress{0}, 2 << 20}};  // the corpus guests' rings fit
+            return GuestMemory::create(ranges);
+        }();
+        // The section does not say its device's kind (the machine section does): try each.
+        std::shared_ptr<virtio::Device> const devices[] = {
+            std::make_shared<virtio::RngDevice>(virtio::RngConfig{}),
+            std::make_shared<virtio::ConsoleDevice>(sink)};
+        for (auto const& device : devices) {
+            virtio::MmioTransport transport(memory, device, irq);
+            // A restore's first pass over the queues is not the section's: nothing served here.
+            transport.set_notify_handler([](std::uint32_t) {});
+            round_trip(
+                bytes, [&](StateReader& in) { transport.load(in); },
+                [&](StateWriter& out) { transport.save(out); });
+        }
     }
 }
 

@@ -232,6 +232,8 @@ VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device) {
     }
     auto index = static_cast<std::uint32_t>(virtio_.size());
     virtio_.push_back(VirtioSlot::on_mmio(context, mmio_, index, std::move(device)));
+    if (auto* state = dynamic_cast<Persistent*>(&virtio_.back()->transport()))
+        persistent_.emplace_back(fmt::format("virtio.{}", index), state);
     // With ACPI the DSDT describes the device; without, the command line does.
     if (!config_.acpi) virtio_cmdline_ = join_cmdline({virtio_cmdline_, virtio_.back()->kernel_cmdline()});
     return *virtio_.back();
@@ -336,6 +338,7 @@ std::optional<std::string> Machine::replace_disk(std::size_t index, std::string 
         } catch (Error const& e) {
             return std::string(e.what());
         }
+        config_.disks[index].path = path;  // what a snapshot's machine section names
         log::info("disk {}: now backed by {}", index, path);
         return std::nullopt;
     }

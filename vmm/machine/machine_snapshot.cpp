@@ -27,6 +27,64 @@ auto read_section(snapshot::StateFile const& state, std::string const& name, F&&
     return f(in);
 }
 
+// For the refusal of a kind whose state is not saved yet.
+char const* device_kind(virtio::DeviceType type) {
+    switch (type) {
+        case virtio::DeviceType::net:
+            return "net";
+        case virtio::DeviceType::block:
+            return "block";
+        case virtio::DeviceType::console:
+            return "console";
+        case virtio::DeviceType::rng:
+            return "rng";
+        case virtio::DeviceType::vsock:
+            return "vsock";
+    }
+    return "unknown";
+}
+
+constexpr std::uint32_t max_path_length = 4096;
+constexpr std::uint32_t max_disk_id_length = 20;  // VIRTIO_BLK_ID_BYTES
+
+void put_string(StateWriter& out, std::string const& text) {
+    out.put_vector(std::vector<char>(text.begin(), text.end()));
+}
+
+std::string get_string(StateReader& in, std::uint32_t max_length) {
+    auto const chars = in.get_vector<char>(max_length);
+    std::string text(chars.begin(), chars.end());
+    if (text.find('\0') != std::string::npos) throw in.malformed("a NUL character in a path or name");
+    return text;
+}
+
+// The disks as the machine opens them (their rate limiters are the devices' state).
+void save_disks(StateWriter& out, std::vector<DiskConfig> const& disks) {
+    out.put(static_cast<std::uint32_t>(disks.size()));
+    for (auto const& disk : disks) {
+        put_string(out, disk.path);
+        out.put_bool(disk.read_only);
+        put_string(out, disk.id);
+        out.put(static_cast<std::uint8_t>(disk.cache));
+    }
+}
+
+std::vector<DiskConfig> load_disks(StateReader& in) {
+    auto const count = in.get<std::uint32_t>();
+    if (count > MachineConfig::max_disks) throw in.malformed(fmt::format("{} disks", count));
+    std::vector<DiskConfig> disks(count);
+    for (auto& disk : disks) {
+        disk.path = get_string(in, max_path_length);
+        disk.read_only = in.get_bool();
+        disk.id = get_string(in, max_disk_id_length);
+        auto const cache = in.get<std::uint8_t>();
+        if (disk.path.empty() || cache > static_cast<std::uint8_t>(CacheMode::none))
+            throw in.malformed("a disk without a path, or of an unknown cache mode");
+        disk.cache = static_cast<CacheMode>(cache);
+    }
+    return disks;
+}
+
 }  // namespace
 
 std::vector<std::byte> save_machine_shape(MachineConfig const& config) {
@@ -35,6 +93,11 @@ std::vector<std::byte> save_machine_shape(MachineConfig const& config) {
     out.put(config.memory_bytes);
     out.put_bool(config.acpi);
     out.put(static_cast<std::uint8_t>(config.transport));
+    // The virtio devices to build again, in make_virtio_devices' order; their state (rate
+    // limiters included) is in their own sections.
+    save_disks(out, config.disks);
+    out.put_bool(config.console == ConsoleKind::virtio);
+    out.put_bool(config.rng.has_value());
     return out.take();
 }
 
@@ -44,6 +107,9 @@ MachineConfig restored_config(MachineConfig config, snapshot::StateFile const& s
         config.memory_bytes = in.get<std::uint64_t>();
         config.acpi = in.get_bool();
         auto transport = in.get<std::uint8_t>();
+        auto disks = load_disks(in);
+        bool const virtio_console = in.get_bool();
+        bool const rng = in.get_bool();
         in.finish();
         if (config.cpus == 0 || config.cpus > MachineConfig::max_cpus)
             throw in.malformed(fmt::format("{} vCPUs", config.cpus));
@@ -52,13 +118,18 @@ MachineConfig restored_config(MachineConfig config, snapshot::StateFile const& s
         if (transport > static_cast<std::uint8_t>(VirtioTransport::mmio))
             throw in.malformed("unknown transport");
         config.transport = static_cast<VirtioTransport>(transport);
+        if ((!disks.empty() || virtio_console || rng) && config.transport != VirtioTransport::mmio)
+            throw in.malformed("virtio devices on the PCI transport");
+        // Its devices' state is in the snapshot, not in a configuration.
+        config.disks = std::move(disks);
+        config.nets.clear();
+        config.vsock.reset();
+        config.rng = rng ? std::optional(virtio::RngConfig{}) : std::nullopt;
+        if (virtio_console)
+            config.console = ConsoleKind::virtio;  // the guest's hvc0 stays; on stdin and stdout
+        else if (config.console == ConsoleKind::virtio)
+            config.console = ConsoleKind::serial;
     });
-    // Its devices' state is in the snapshot, not in a configuration.
-    config.disks.clear();
-    config.nets.clear();
-    config.rng.reset();
-    config.vsock.reset();
-    if (config.console == ConsoleKind::virtio) config.console = ConsoleKind::serial;
     return config;
 }
 
@@ -84,8 +155,14 @@ snapshot::StateFile Machine::capture_state() {
 std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) {
     if (state() != MachineState::paused) return "The microVM is not paused: pause it first (PATCH /vm).";
     // Devices whose state is not saved yet (issue 17's next milestones) would come back wrong.
-    if (!virtio_.empty()) return "Snapshots of a microVM with virtio devices are not supported yet.";
     if (pci_) return "Snapshots of a microVM with a PCI bus are not supported yet (use the mmio transport).";
+    for (auto const& slot : virtio_) {
+        virtio::Device const& device = slot->transport().device();
+        if (!device.saveable())
+            return fmt::format(
+                "Snapshots of a microVM with a virtio device of type {} ({}) are not supported yet.",
+                static_cast<std::uint32_t>(device.type()), device_kind(device.type()));
+    }
     try {
         auto const start = std::chrono::steady_clock::now();
         snapshot::require_capabilities(vm_);

@@ -103,6 +103,11 @@ StateFile StateFile::decode(std::span<std::byte const> bytes, std::string_view p
     if (bytes.size() < header_size + trailer_size)
         throw fail(fmt::format("truncated: {} bytes, not even a header", bytes.size()));
     auto const version = *peek<std::uint32_t>(bytes, 8, bytes.size());
+    if (version < format_version)
+        throw fail(
+            fmt::format("format version {} is an older kvmlet's (this kvmlet reads version {} only): "
+                        "take the snapshot again",
+                        version, format_version));
     if (version != format_version)
         throw fail(fmt::format("format version {} is unknown (this kvmlet reads version {})", version,
                                format_version));

@@ -54,6 +54,26 @@ bool BlockDevice::replace_disk(Disk disk) noexcept {
     return true;
 }
 
+void BlockDevice::save(StateWriter& out) const {
+    out.put(config_.capacity);
+    throttle_.save(out);
+}
+
+void BlockDevice::load(StateReader& in) {
+    auto const capacity = in.get<std::uint64_t>();
+    if (capacity != config_.capacity)
+        throw in.malformed(fmt::format("disk {}: {} sectors, the snapshot's guest knows it with {}",
+                                       disk_.config().path, config_.capacity, capacity));
+    throttle_.load(in);
+}
+
+std::vector<QueueIndices> BlockDevice::queue_indices() const {
+    if (!active_) return {};
+    auto indices = active_->indices();
+    if (held_) --indices[0].next_avail;  // not started: the restore takes it again
+    return indices;
+}
+
 std::vector<Metric> BlockDevice::metrics() const {
     auto const& c = counters_;
     return {{"read_bytes", c.bytes_read.value()},

@@ -86,6 +86,15 @@ public:
     RateLimiterConfig rate_limiter() const noexcept { return throttle_.config(); }
     std::uint64_t throttled() const noexcept { return throttle_.throttled(); }
 
+    // Snapshots: every request is finished under the device lock, so none is in flight when
+    // the device is saved, except one held back by the rate limiter (given back). The section
+    // holds the capacity the guest knows, which the disk must still have at a restore, and the
+    // rate limiter's buckets.
+    bool saveable() const noexcept override { return true; }
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
+    std::vector<QueueIndices> queue_indices() const override;
+
 private:
     struct Outcome {
         std::uint8_t status = blk::status::ok;

@@ -34,6 +34,26 @@ void ConsoleDevice::reset() noexcept {
     tx_held_done_ = 0;
 }
 
+void ConsoleDevice::save(StateWriter& out) const {
+    out.put(tx_held_done_);  // 0 unless a chain is held, or a loaded count waits for its chain
+}
+
+// The count applies to the next transmit chain popped, which is the one given back. A count
+// larger than that chain drops it (used length 0), as a chain outside RAM would be.
+void ConsoleDevice::load(StateReader& in) {
+    auto const done = in.get<std::uint64_t>();
+    if (done != 0 && !active_) throw in.malformed("a transmit chain in progress on an inactive console");
+    tx_held_.reset();
+    tx_held_done_ = done;
+}
+
+std::vector<QueueIndices> ConsoleDevice::queue_indices() const {
+    if (!active_) return {};
+    auto indices = active_->indices();
+    if (tx_held_) --indices[transmit_queue].next_avail;
+    return indices;
+}
+
 Work ConsoleDevice::process_queue(std::size_t queue) noexcept {
     // New receive buffers need no action: input is offered again by the caller of enqueue_input.
     return queue == transmit_queue ? transmit() : Work::done;

@@ -49,6 +49,13 @@ public:
         return {{"tx_bytes_count", bytes_out_.value()}, {"rx_bytes_count", bytes_in_.value()}};
     }
 
+    // Snapshots: how much of the transmit chain cut short was written already. That chain is
+    // given back (next_avail rewound over it): the restore takes it again and writes the rest.
+    bool saveable() const noexcept override { return true; }
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
+    std::vector<QueueIndices> queue_indices() const override;
+
 private:
     Work transmit() noexcept;
 

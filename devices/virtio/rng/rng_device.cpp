@@ -65,6 +65,23 @@ void RngDevice::reset() noexcept {
     throttle_.reset();
 }
 
+void RngDevice::save(StateWriter& out) const {
+    throttle_.save(out);
+}
+
+void RngDevice::load(StateReader& in) {
+    throttle_.load(in);
+}
+
+// The request the limiter held back was taken from the ring but nothing was written into it: a
+// restore takes it again.
+std::vector<QueueIndices> RngDevice::queue_indices() const {
+    if (!active_) return {};
+    auto indices = active_->indices();
+    if (held_) --indices[0].next_avail;
+    return indices;
+}
+
 // What a request is given: what it can hold, up to the per-request bound and the bandwidth
 // bucket's size (so a limited request never waits for more than a full bucket).
 std::uint64_t RngDevice::grant(DescriptorChain const& chain) const noexcept {

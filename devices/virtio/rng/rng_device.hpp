@@ -51,6 +51,12 @@ public:
     std::uint64_t bytes_served() const noexcept { return bytes_served_.value(); }
     std::vector<Metric> metrics() const override;
 
+    // Snapshots: the rate limiter's buckets. A request held back by the limiter is given back.
+    bool saveable() const noexcept override { return true; }
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
+    std::vector<QueueIndices> queue_indices() const override;
+
 private:
     std::uint64_t grant(DescriptorChain const& chain) const noexcept;
     std::uint32_t fill(DescriptorChain const& chain, std::uint64_t budget) noexcept;

@@ -20,12 +20,34 @@ std::vector<std::byte> shape(std::uint32_t cpus, std::uint64_t memory, bool acpi
     out.put(memory);
     out.put_bool(acpi);
     out.put(transport);
+    out.put(std::uint32_t{0});  // no disks
+    out.put_bool(false);        // no virtio console
+    out.put_bool(false);        // no virtio-rng
+    return out.take();
+}
+
+// A section with one disk at `path` (and `count` said), a virtio console and a virtio-rng.
+std::vector<std::byte> shape_with_disk(std::string const& path, std::uint8_t transport = 1,
+                                       std::uint32_t count = 1) {
+    StateWriter out;
+    out.put(std::uint32_t{1});
+    out.put(std::uint64_t{64 * MiB});
+    out.put_bool(true);
+    out.put(transport);
+    out.put(count);
+    out.put_vector(std::vector<char>(path.begin(), path.end()));
+    out.put_bool(false);
+    out.put_vector(std::vector<char>{});
+    out.put(std::uint8_t{0});
+    out.put_bool(true);
+    out.put_bool(true);
     return out.take();
 }
 
 }  // namespace
 
-TEST_CASE("A restored machine takes its shape from the snapshot and drops the configured devices") {
+TEST_CASE(
+    "A restored machine takes its shape from the snapshot and drops the configured devices it had not") {
     MachineConfig saved;
     saved.cpus = 4;
     saved.memory_bytes = 256 * MiB;
@@ -43,6 +65,40 @@ TEST_CASE("A restored machine takes its shape from the snapshot and drops the co
     CHECK(restored.disks.empty());
     CHECK_FALSE(restored.rng.has_value());
     CHECK(restored.console == ConsoleKind::serial);
+}
+
+TEST_CASE("A restored machine builds the snapshot's virtio disks, console and rng, not the configured ones") {
+    MachineConfig saved;
+    saved.transport = VirtioTransport::mmio;
+    saved.disks.push_back(DiskConfig{.path = "/images/root.img", .read_only = true, .id = "root"});
+    saved.disks.push_back(DiskConfig{.path = "data.img", .cache = CacheMode::none});
+    saved.console = ConsoleKind::virtio;
+    saved.rng = virtio::RngConfig{.rate_limiter = {.bandwidth = virtio::BucketConfig{.size = 100}}};
+    MachineConfig asked;
+    asked.disks.push_back(DiskConfig{.path = "other.img"});
+    MachineConfig restored = restored_config(asked, with_machine_section(save_machine_shape(saved)));
+    REQUIRE(restored.disks.size() == 2);
+    CHECK(restored.disks[0].path == "/images/root.img");
+    CHECK(restored.disks[0].read_only);
+    CHECK(restored.disks[0].id == "root");
+    CHECK(restored.disks[1].path == "data.img");
+    CHECK(restored.disks[1].cache == CacheMode::none);
+    CHECK(restored.console == ConsoleKind::virtio);
+    REQUIRE(restored.rng.has_value());
+    CHECK(restored.rng->rate_limiter == virtio::RateLimiterConfig{});  // the device's section has it
+}
+
+TEST_CASE("A machine section with virtio devices on PCI, too many disks or a NUL in a path is refused") {
+    MachineConfig config;
+    CHECK_NOTHROW(restored_config(config, with_machine_section(shape_with_disk("disk.img"))));
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk("disk.img", 0))),
+                      "snapshot section machine: virtio devices on the PCI transport");
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk("disk.img", 1, 17))),
+                      "snapshot section machine: 17 disks");
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk(std::string("a\0b", 3)))),
+                      Catch::Contains("NUL"));
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk(""))),
+                      Catch::Contains("a disk without a path"));
 }
 
 TEST_CASE("A machine section with no vCPUs, too many, odd RAM or an unknown transport is refused") {
