@@ -14,12 +14,23 @@ Cases (one CTest test each):
           PATCH /vm Resumed; and a restored guest snapshotted and restored again
   ticks   the snapshot_ticks guest: 4 vCPUs, each taking its LAPIC timer's interrupts and printing
           "cpu C tick N"; after the restore every CPU goes on with its next N
+  rng     the snapshot_virtio guest: a virtio-rng on mmio behind a rate limiter (200 requests/s),
+          one request at a time, "rng N" for the N-th completed, which must be used entry N:
+          restored by the command line it goes on with N + 1 (the queue's indices saved), still
+          limited; by the API; restored twice; a microVM with a device kind not saved yet (vsock)
+          is refused
+  devices the same guest with a virtio-blk disk and a virtio-console too (kvmlet run --config,
+          "console": "virtio"): each round also writes sector N of the disk and reads it back, and
+          sends "hvc N" through the console's transmit queue; after the restore every device goes
+          on (the console's lines on stdout with COM1's), and the disk holds every round's sector,
+          those written before the snapshot and those after the restore
   errors  requests refused with Firecracker's 400 and a fault_message (before start, while
           running, Diff, Uffd, a load after boot-specific resources); snapshot files with a bad
           CRC, cut short, of an unknown format version, or a memory file of the wrong size: the
           command line says one error line and exits 1 with no guest output; a failed API load
           answers 400 and ends the process with status 1
 """
+import json
 import os
 import re
 import signal
@@ -30,6 +41,8 @@ from api_client import NOT_BEFORE_START, Checks, Scene, main, request
 
 COUNT_LINE = re.compile(r"^count (\d+)$")
 TICK_LINE = re.compile(r"^cpu (\d+) tick (\d+)$")
+RNG_LINE = re.compile(r"^rng (\d+)$")
+HVC_LINE = re.compile(r"^hvc (\d+)$")
 
 
 def wait_until(predicate, timeout, step=0.05):
@@ -46,14 +59,15 @@ def complete_lines(text):
     return text.split("\r\n")[:-1]
 
 
-def count_run_problems(text):
-    """What is wrong with `text` as one run of the count guest: "counting", then count 1, 2, 3..."""
+def count_run_problems(text, banner="counting", pattern=COUNT_LINE):
+    """What is wrong with `text` as one run of the count guest: "counting", then count 1, 2, 3...
+    (or another guest's banner and numbered lines)"""
     lines = complete_lines(text)
-    if not lines or lines[0] != "counting":
-        return ["does not start with 'counting'"]
+    if not lines or lines[0] != banner:
+        return [f"does not start with {banner!r}"]
     expected = 1
     for line in lines[1:]:
-        m = COUNT_LINE.match(line)
+        m = pattern.match(line)
         if not m:
             return [f"line {line!r} after count {expected - 1}"]
         if int(m.group(1)) != expected:
@@ -84,8 +98,9 @@ def tick_runs(text):
     return runs, strays
 
 
-def boot(c, scene, args, guest, cpus=1, name=None):
-    """A kvmlet with the API, the guest booted through it; returns (process, socket path)."""
+def boot(c, scene, args, guest, cpus=1, name=None, devices=()):
+    """A kvmlet with the API, the guest booted through it (after `devices`' (path, body) PUTs);
+    returns (process, socket path)."""
     sock = scene.path(f"{name or 'boot'}.sock")
     vm = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock], name=name or "boot")
     if vm.wait_for_socket(sock) is None:
@@ -93,14 +108,18 @@ def boot(c, scene, args, guest, cpus=1, name=None):
         raise SystemExit("FAIL: kvmlet's API socket never answered")
     c.call(sock, "PUT", "/boot-source", {"kernel_image_path": args.guest(guest)}, status=204)
     c.call(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": 64}, status=204)
+    for path, body in devices:
+        c.call(sock, "PUT", path, body, status=204)
     c.call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}, status=204)
     return vm, sock
 
 
-def snapshot(c, vm, sock, snap, mem):
+def snapshot(c, vm, sock, snap, mem, settle=0.0):
     """Pauses the guest, checks it prints nothing more, writes the snapshot; returns the output so
-    far (what the restored guest must go on from)."""
+    far (what the restored guest must go on from). `settle`: seconds for the event loop to finish
+    output the guest asked for before it was paused (a virtio-console's transmit queue)."""
     c.call(sock, "PATCH", "/vm", {"state": "Paused"}, status=204)
+    time.sleep(settle)
     before = vm.stdout()
     start = time.monotonic()
     r = c.call(sock, "PUT", "/snapshot/create",
@@ -228,6 +247,158 @@ def case_ticks(args):
     return c.finish()
 
 
+def rng_counts(text):
+    return [int(m.group(1)) for m in map(RNG_LINE.match, complete_lines(text)) if m]
+
+
+def check_rng_continues(c, first, vm, what, more=100, timeout=60):
+    """`vm` (restored) completes `more` requests, and `first` + its output is one run: no request
+    repeated or lost, none failed (the guest prints FAIL when used.idx is not its count)."""
+    ok = wait_until(lambda: len(rng_counts(vm.stdout())) >= more or "FAIL" in vm.stdout() or not vm.running(),
+                    timeout)
+    if not c.check(ok and vm.running() and "FAIL" not in vm.stdout(),
+                   f"{what}: the restored guest's virtio-rng completes {more} more requests",
+                   f"{vm.stdout()[-300:]!r}; stderr: {vm.stderr()[-500:]!r}"):
+        vm.report()
+        return
+    problems = count_run_problems(first + vm.stdout(), "ready: rng", RNG_LINE)
+    c.check(not problems, f"{what}: the requests go on from {rng_counts(first)[-1]}, as used entries in order",
+            "; ".join(problems))
+
+
+def case_rng(args):
+    c = Checks(args.contract)
+    with Scene("snapshot-rng") as scene:
+        snap, mem = scene.path("vm.snap"), scene.path("vm.mem")
+        # 200 requests per second: the guest waits for the limiter nearly all the time, so the
+        # snapshot catches a request the device holds back (given back, and taken again).
+        limiter = {"ops": {"size": 50, "refill_time": 250}}
+        vm, sock = boot(c, scene, args, "snapshot_virtio", devices=[("/entropy", {"rate_limiter": limiter})])
+        if not c.check(vm.wait_for_output("rng 300\r\n", 60), "the guest completes 300 rng requests",
+                       vm.stdout()[-300:]):
+            vm.report()
+            return c.finish()
+        first = snapshot(c, vm, sock, snap, mem)
+        kill(c, vm)
+        c.check(not count_run_problems(first, "ready: rng", RNG_LINE), "the first process's output is one run")
+
+        restored = restore_by_command_line(c, scene, args, snap, mem, "cli")
+        check_rng_continues(c, first, restored, "kvmlet run --restore")
+        start = len(rng_counts(restored.stdout()))
+        time.sleep(1.0)
+        rate = len(rng_counts(restored.stdout())) - start
+        print(f"figure: restored virtio-rng: {rate} requests in 1 s under ops 50/250ms")
+        c.check(0 < rate <= 300, "the restored rate limiter still limits (200 per second, 50 burst)", str(rate))
+        for line in restored.stderr().splitlines():
+            if "snapshot:" in line:
+                print(f"figure: {line}")
+
+        # By the API, then that guest snapshotted and restored again: its indices go on once more.
+        restored.stop()
+        sock2 = scene.path("restored.sock")
+        api = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock2], name="api")
+        api.wait_for_socket(sock2)
+        c.call(sock2, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem, "resume_vm": True},
+               status=204)
+        check_rng_continues(c, first, api, "PUT /snapshot/load")
+        snap2, mem2 = scene.path("again.snap"), scene.path("again.mem")
+        second = first + snapshot(c, api, sock2, snap2, mem2)
+        kill(c, api)
+        again = restore_by_command_line(c, scene, args, snap2, mem2, "again")
+        check_rng_continues(c, second, again, "a restored guest snapshotted and restored again")
+        again.stop()
+
+        # A device kind whose state is not saved yet: refused, the microVM goes on.
+        vsock, sock3 = boot(c, scene, args, "count", name="vsock",
+                            devices=[("/vsock", {"guest_cid": 3, "uds_path": scene.path("v.sock")})])
+        c.check(vsock.wait_for_output("count 10\r\n", 60), "a count guest with a vsock device runs")
+        c.call(sock3, "PATCH", "/vm", {"state": "Paused"}, status=204)
+        c.call(sock3, "PUT", "/snapshot/create",
+               {"snapshot_type": "Full", "snapshot_path": scene.path("v.snap"), "mem_file_path": scene.path("v.mem")},
+               status=400, fault="not supported yet")
+        c.check(not os.path.exists(scene.path("v.snap")), "and writes no state file")
+        vsock.stop()
+    return c.finish()
+
+
+def devices_run_problems(text):
+    """What is wrong with `text` as one run of snapshot_virtio with all three devices: its banner,
+    then "hvc N" (virtio-console) and "rng N" (COM1) for N = 1, 2, 3..."""
+    lines = complete_lines(text)
+    if not lines or lines[0] != "ready: rng, console, disk":
+        return ["does not start with 'ready: rng, console, disk'"]
+    for i, line in enumerate(lines[1:]):
+        n, pattern = i // 2 + 1, (HVC_LINE, RNG_LINE)[i % 2]
+        m = pattern.match(line)
+        if not m or int(m.group(1)) != n:
+            return [f"line {line!r} where {pattern.pattern[1:4]} {n} was due"]
+    return []
+
+
+SECTOR_MAGIC = 0x6e6f6974  # snapshot_virtio.c
+
+
+def disk_problems(path, rounds):
+    """Whether sectors 1..rounds of the disk image hold what snapshot_virtio writes there."""
+    with open(path, "rb") as f:
+        data = f.read()
+    for n in range(1, rounds + 1):
+        sector = bytearray((n + i) & 0xff for i in range(512))
+        sector[0:4] = SECTOR_MAGIC.to_bytes(4, "little")
+        sector[4:12] = n.to_bytes(8, "little")
+        if data[n * 512:(n + 1) * 512] != bytes(sector):
+            return [f"sector {n} is not round {n}'s"]
+    return []
+
+
+def case_devices(args):
+    c = Checks(args.contract)
+    with Scene("snapshot-devices") as scene:
+        snap, mem, sock = scene.path("vm.snap"), scene.path("vm.mem"), scene.path("vm.sock")
+        disk, config = scene.path("disk.img"), scene.path("vm.json")
+        with open(disk, "wb") as f:
+            f.truncate(8 << 20)
+        with open(config, "w") as f:
+            json.dump({"boot-source": {"kernel_image_path": args.guest("snapshot_virtio")},
+                       "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                       "drives": [{"drive_id": "data", "path_on_host": disk, "is_root_device": False,
+                                   "is_read_only": False}],
+                       "entropy": {}, "kvmlet": {"transport": "mmio", "console": "virtio"}}, f)
+        vm = scene.kvmlet([args.kvmlet, "run", "--api-sock", sock, "--config", config], name="boot")
+        vm.wait_for_socket(sock)
+        if not c.check(vm.wait_for_output("rng 300\r\n", 60), "the guest completes 300 rounds of disk, rng, console",
+                       vm.stdout()[-300:] + vm.stderr()[-300:]):
+            vm.report()
+            return c.finish()
+        first = snapshot(c, vm, sock, snap, mem, settle=0.3)
+        kill(c, vm)
+        c.check(not devices_run_problems(first), "the first process's output is one run",
+                "; ".join(devices_run_problems(first)))
+        before = rng_counts(first)[-1]
+        c.check(not disk_problems(disk, before), f"the disk holds the {before} rounds' sectors before the restore")
+        restored = restore_by_command_line(c, scene, args, snap, mem, "cli")
+        ok = wait_until(lambda: len(rng_counts(restored.stdout())) >= 100 or "FAIL" in restored.stdout() or
+                        not restored.running(), 60)
+        if c.check(ok and restored.running() and "FAIL" not in restored.stdout(),
+                   "the restored guest's disk, rng and console complete 100 more rounds",
+                   f"{restored.stdout()[-300:]!r}; stderr: {restored.stderr()[-500:]!r}"):
+            problems = devices_run_problems(first + restored.stdout())
+            c.check(not problems, f"every device goes on from round {before}: hvc and rng lines in order, "
+                    "nothing repeated or lost", "; ".join(problems))
+        else:
+            restored.report()
+        restored.stop()
+        rounds = rng_counts(first + restored.stdout())[-1]
+        problems = disk_problems(disk, rounds)
+        c.check(rounds > before and not problems,
+                f"the disk holds all {rounds} rounds' sectors: written before the snapshot and after the restore",
+                "; ".join(problems))
+        for line in restored.stderr().splitlines():
+            if "snapshot:" in line:
+                print(f"figure: {line}")
+    return c.finish()
+
+
 def error_lines(vm):
     """kvmlet's error lines on stderr (info lines, such as the host-compat notice, are not errors)."""
     return [line for line in vm.stderr().splitlines() if "error" in line]
@@ -248,6 +419,8 @@ def corrupt_copies(scene, snap):
     write("bad-crc.snap", data[:mid] + bytes([data[mid] ^ 0x40]) + data[mid + 1:], ["CRC mismatch"])
     write("truncated.snap", data[:-10], ["truncated", f"{len(data) - 10} of its {len(data)} bytes"])
     write("version.snap", data[:8] + (99).to_bytes(4, "little") + data[12:], ["format version 99 is unknown"])
+    write("old-version.snap", data[:8] + (1).to_bytes(4, "little") + data[12:],
+          ["format version 1 is an older kvmlet's", "take the snapshot again"])
     write("empty.snap", b"", ["not a kvmlet snapshot"])
     return out
 
@@ -315,4 +488,5 @@ def case_errors(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main({"count": case_count, "ticks": case_ticks, "errors": case_errors}, sys.argv))
+    sys.exit(main({"count": case_count, "ticks": case_ticks, "rng": case_rng, "devices": case_devices,
+                  "errors": case_errors}, sys.argv))

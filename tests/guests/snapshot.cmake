@@ -16,3 +16,13 @@ target_link_libraries(snapshot_exit_driver PRIVATE kvmlet_snapshot kvmlet_kvm kv
 add_test(NAME guest_snapshot_completes_a_pending_port_read_before_capturing_the_vcpu COMMAND snapshot_exit_driver)
 set_tests_properties(guest_snapshot_completes_a_pending_port_read_before_capturing_the_vcpu
                      PROPERTIES LABELS "guest;kvm" TIMEOUT 60)
+
+# virtio devices in snapshots (tests/api/snapshot.py, cases rng and console): a virtio-rng and a
+# virtio-console driven over mmio.
+kvmlet_add_guest(snapshot_virtio snapshot_virtio.c virtio.c virtio_core.c)
+if(GUEST_READELF AND GUEST_OBJDUMP)
+    add_test(NAME guest_snapshot_virtio_elf_is_loadable_and_emulable
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_guest_elf.sh
+                     ${GUEST_READELF} ${GUEST_OBJDUMP} $<TARGET_FILE:guest_snapshot_virtio>)
+    set_tests_properties(guest_snapshot_virtio_elf_is_loadable_and_emulable PROPERTIES LABELS guest)
+endif()
