@@ -32,8 +32,26 @@ bool Transport::active() const noexcept {
 
 Work Transport::notify(std::uint32_t queue) noexcept {
     std::lock_guard lock(device_mutex_);
-    if (!active_ || queue >= queues_.size()) return Work::done;
+    if (!active_ || frozen_ || queue >= queues_.size()) return Work::done;
     return device_->process_queue(queue);
+}
+
+std::size_t Transport::console_input(std::span<std::byte const> bytes) noexcept {
+    std::lock_guard lock(device_mutex_);
+    return frozen_ ? 0 : device_->console_input(bytes);
+}
+
+void Transport::freeze() noexcept {
+    std::lock_guard lock(device_mutex_);
+    frozen_ = true;
+}
+
+void Transport::thaw() noexcept {
+    {
+        std::lock_guard lock(device_mutex_);
+        frozen_ = false;
+    }
+    for (std::uint32_t q = 0; q < queues_.size(); ++q) dispatch_notify(q);
 }
 
 void Transport::after_register_write() noexcept {

@@ -57,6 +57,18 @@ public:
         return f();
     }
 
+    // Host input for a device that takes console input (Device::console_input), under the device
+    // mutex; 0 while frozen (the caller offers it again later).
+    std::size_t console_input(std::span<std::byte const> bytes) noexcept;
+
+    // Snapshots: while frozen the device is not called to serve its queues (notifications, kicks,
+    // its worker and console input find nothing to do), so guest RAM and the device's state stay
+    // as the snapshot saves them, from the device state to the last page of the memory file.
+    // freeze() waits for a call in progress. thaw() serves every queue once, for the
+    // notifications and kicks that came meanwhile. Any thread.
+    void freeze() noexcept;
+    void thaw() noexcept;
+
     Device& device() const noexcept { return *device_; }
     std::uint32_t queue_count() const noexcept { return static_cast<std::uint32_t>(queues_.size()); }
     std::uint32_t status() const noexcept;
@@ -134,6 +146,7 @@ private:
     std::uint64_t driver_features_ = 0;
     std::vector<QueueConfig> queues_;
     bool active_ = false;                   // written under both mutexes
+    bool frozen_ = false;                   // device mutex
     std::atomic<bool> kick_queues_{false};  // set at activation, taken by after_register_write()
 };
 

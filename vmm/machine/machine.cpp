@@ -250,8 +250,7 @@ void Machine::create_virtio_devices() {
 // To the virtio device that takes it (under its lock), else to the 8250.
 std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {
     if (console_input_slot_) {
-        virtio::Transport& transport = console_input_slot_->transport();
-        return transport.locked([&] { return transport.device().console_input(bytes); });
+        return console_input_slot_->transport().console_input(bytes);
     }
     return serial_->enqueue_input(bytes);
 }

@@ -27,6 +27,23 @@ auto read_section(snapshot::StateFile const& state, std::string const& name, F&&
     return f(in);
 }
 
+// Every virtio device frozen (Transport::freeze) while it lives: what the devices' sections say
+// and the memory file hold is one moment, though the event loop and the disks' workers run on.
+class FrozenDevices {
+public:
+    explicit FrozenDevices(std::vector<std::unique_ptr<VirtioSlot>> const& slots) : slots_(slots) {
+        for (auto const& slot : slots_) slot->transport().freeze();
+    }
+    FrozenDevices(FrozenDevices const&) = delete;
+    FrozenDevices& operator=(FrozenDevices const&) = delete;
+    ~FrozenDevices() {
+        for (auto const& slot : slots_) slot->transport().thaw();
+    }
+
+private:
+    std::vector<std::unique_ptr<VirtioSlot>> const& slots_;
+};
+
 // For the refusal of a kind whose state is not saved yet.
 char const* device_kind(virtio::DeviceType type) {
     switch (type) {
@@ -156,6 +173,7 @@ std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) 
     if (state() != MachineState::paused) return "The microVM is not paused: pause it first (PATCH /vm).";
     // Devices whose state is not saved yet (issue 17's next milestones) would come back wrong.
     if (pci_) return "Snapshots of a microVM with a PCI bus are not supported yet (use the mmio transport).";
+    if (!config_.pit) return "Snapshots of a microVM without a PIT (--pit off) are not supported yet.";
     for (auto const& slot : virtio_) {
         virtio::Device const& device = slot->transport().device();
         if (!device.saveable())
@@ -166,6 +184,7 @@ std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) 
     try {
         auto const start = std::chrono::steady_clock::now();
         snapshot::require_capabilities(vm_);
+        FrozenDevices const frozen(virtio_);
         snapshot::StateFile state = capture_state();
         state.write(paths.state);
         auto const memory = snapshot::write_memory_file(*memory_, paths.memory);

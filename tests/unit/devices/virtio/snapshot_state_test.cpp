@@ -211,6 +211,24 @@ TEST_CASE("A request made available while the guest was saved is served once, as
     CHECK(guest<std::uint16_t>(memory, driver.used_ring() + 2) == 4);
 }
 
+TEST_CASE("A frozen transport serves nothing until it is thawed, then every queue once") {
+    GuestMemory memory = flat_ram(4 * MiB);
+    FakeDriver driver{memory, 16};
+    RngSide live(memory, make_rng());
+    live.bring_up(driver);
+    live.serve();
+    live.transport.freeze();
+    requests(driver, live, 1);
+    CHECK(live.transport.notify(0) == virtio::Work::done);
+    CHECK_FALSE(driver.next_used());  // RAM and the device's indices stay as a snapshot saves them
+    auto const bytes = live.save();
+    CHECK(peek<std::uint16_t>(bytes, at_next_avail) == 0);
+    live.transport.thaw();
+    CHECK(live.notified == std::vector<std::uint32_t>{0});
+    live.serve();
+    CHECK(driver.next_used());
+}
+
 TEST_CASE("A request the rate limiter held back is given back by the snapshot and served after the restore") {
     GuestMemory memory = flat_ram(4 * MiB);
     FakeDriver driver{memory, 16};
