@@ -17,8 +17,9 @@ Cases (one CTest test each):
   rng     the snapshot_virtio guest: a virtio-rng on mmio behind a rate limiter (200 requests/s),
           one request at a time, "rng N" for the N-th completed, which must be used entry N:
           restored by the command line it goes on with N + 1 (the queue's indices saved), still
-          limited; by the API; restored twice; a microVM with a device kind not saved yet (vsock)
-          is refused
+          limited; by the API; restored twice; hostile virtio sections (a ring outside RAM, a
+          queue size not a power of two, requests in flight) are one error line; a microVM with a
+          device kind not saved yet (vsock) is refused
   devices the same guest with a virtio-blk disk and a virtio-console too (kvmlet run --config,
           "console": "virtio"): each round also writes sector N of the disk and reads it back, and
           sends "hvc N" through the console's transmit queue; after the restore every device goes
@@ -247,6 +248,39 @@ def case_ticks(args):
     return c.finish()
 
 
+def crc64_xz(data):
+    """CRC-64/XZ (docs/snapshot.md): reflected ECMA-182, all-ones initial value and final xor."""
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xC96C5795D7870F42 if c & 1 else c >> 1
+        table.append(c)
+    crc = 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xff] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def with_section_changed(data, name, change):
+    """The state file `data` with section `name`'s payload passed through `change` (same length),
+    and its CRC made right."""
+    count = int.from_bytes(data[12:16], "little")
+    out, at = bytearray(data[:-8]), 24
+    for _ in range(count):
+        length = int.from_bytes(out[at:at + 4], "little")
+        section = bytes(out[at + 4:at + 4 + length])
+        at += 4 + length
+        size = int.from_bytes(out[at:at + 8], "little")
+        at += 8
+        if section == name.encode():
+            payload = change(bytes(out[at:at + size]))
+            assert len(payload) == size
+            out[at:at + size] = payload
+        at += size
+    return bytes(out) + crc64_xz(bytes(out)).to_bytes(8, "little")
+
+
 def rng_counts(text):
     return [int(m.group(1)) for m in map(RNG_LINE.match, complete_lines(text)) if m]
 
@@ -307,6 +341,21 @@ def case_rng(args):
         again = restore_by_command_line(c, scene, args, snap2, mem2, "again")
         check_rng_continues(c, second, again, "a restored guest snapshotted and restored again")
         again.stop()
+
+        # Hostile virtio sections (the CRC made right again): refused with one error line, before
+        # any guest code runs.
+        for name, change, words in [
+                ("desc-outside-ram", lambda b: b[:18] + (1 << 40).to_bytes(8, "little") + b[26:], "outside RAM"),
+                ("queue-size-12", lambda b: b[:16] + (12).to_bytes(2, "little") + b[18:], "not a power of two"),
+                ("in-flight", lambda b: b[:44] + (7).to_bytes(2, "little") + b[46:], "in flight")]:
+            path = scene.path(f"{name}.snap")
+            with open(path, "wb") as f:
+                f.write(with_section_changed(open(snap, "rb").read(), "virtio.0", change))
+            k = scene.kvmlet([args.kvmlet, "run", "--restore", path, "--mem", mem], name=name)
+            status, lines = k.wait(30), error_lines(k)
+            c.check(status == 1 and len(lines) == 1 and words in lines[0] and "virtio.0" in lines[0] and
+                    k.stdout() == "", f"a virtio section with {name}: exit 1, one error line saying {words!r}",
+                    f"status {status}, stderr {k.stderr()!r}, stdout {k.stdout()[:80]!r}")
 
         # A device kind whose state is not saved yet: refused, the microVM goes on.
         vsock, sock3 = boot(c, scene, args, "count", name="vsock",
