@@ -81,7 +81,7 @@ def good_doc(sizes=(4,), runs=1):
             rows.append({"backend": backend, "n": n, "what": backend, "skipped": None, "error": None,
                          "batches": batches, "summary": density.summarise(n, batches), "status": "measured"})
     return {"sizes": list(sizes), "runs": runs, "guest_memory_bytes": 64 * MiB,
-            "memory_method": {"unusable": None}, "rows": rows, "targets": density.verdicts(rows, list(sizes), 64 * MiB)}
+            "memory_method": {"unusable": None}, "rows": rows, "targets": density.verdicts(rows, list(sizes))}
 
 
 def markdown(doc):
@@ -106,7 +106,7 @@ class Summaries(unittest.TestCase):
         self.assertTrue(doc["targets"][3]["holds"])         # N=100, no failure
         slow = good_doc()
         slow["rows"][0]["summary"]["per_second_median"] /= 2
-        self.assertFalse(density.verdicts(slow["rows"], [4], 64 * MiB)[0]["holds"])
+        self.assertFalse(density.verdicts(slow["rows"], [4])[0]["holds"])
         self.assertIsNone(good_doc()["targets"][3]["holds"])   # N=100 not measured
 
 
