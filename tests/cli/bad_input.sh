@@ -41,6 +41,7 @@ check "console kind" 2 "--console tty: must be serial, virtio or none" -- run --
 check "rng rate zero" 2 "--rng-rate 0: must be at least 1 byte per second" -- run --kernel "$good" --rng-rate 0
 check "transport kind" 2 "--transport usb: must be pci or mmio" -- run --kernel "$good" --transport usb
 check "acpi value" 2 "--acpi maybe: must be on or off" -- run --kernel "$good" --acpi maybe
+check "pit value" 2 "--pit 1: must be on or off" -- run --kernel "$good" --pit 1
 check "net without a tap" 2 "must start with tap=NAME or tap=auto" -- run --kernel "$good" --net mac=06:00:00:00:00:01
 check "net with an unknown property" 2 "unknown property 'speed=10'" -- run --kernel "$good" --net tap=auto,speed=10
 check "net tap name too long" 2 "tap name must be 1 to 15 characters" -- run --kernel "$good" --net tap=abcdefghijklmnop

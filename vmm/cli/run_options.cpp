@@ -256,6 +256,10 @@ void apply_acpi(RunState& state, std::string_view name, std::string_view value) 
     state.config.acpi = parse_choice(on_off, name, value);
 }
 
+void apply_pit(RunState& state, std::string_view name, std::string_view value) {
+    state.config.pit = parse_choice(on_off, name, value);
+}
+
 void apply_rng(RunState& state, std::string_view, std::string_view) {
     if (!state.config.rng) state.config.rng.emplace();
 }
@@ -346,7 +350,7 @@ void apply_help(RunState& state, std::string_view, std::string_view) {
     state.help = true;
 }
 
-constexpr std::array<OptionSpec, 25> options{{
+constexpr std::array<OptionSpec, 26> options{{
     {.name = "--kernel",
      .value_name = "PATH",
      .help = "guest kernel image",
@@ -436,6 +440,12 @@ constexpr std::array<OptionSpec, 25> options{{
              "and virtio-mmio devices named on the kernel command line",
      .default_text = [](MachineConfig const& c) { return name_of(on_off, c.acpi); },
      .apply = apply_acpi},
+    {.name = "--pit",
+     .value_name = "on|off",
+     .help = "the in-kernel i8254 timer (PIT); off for guests that need none\n"
+             "(Linux with the TSC-deadline timer): a faster start",
+     .default_text = [](MachineConfig const& c) { return name_of(on_off, c.pit); },
+     .apply = apply_pit},
     {.name = "--rng-rate",
      .value_name = "BYTES|LIMIT[,LIMIT]",
      .help = "limit virtio-rng (implies --rng): to BYTES per second,\n"

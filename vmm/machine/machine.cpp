@@ -99,7 +99,7 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm,
     // VM without an irqchip and 4-12 ms with one. KVM only needs the irqchip before the vCPUs.
     create_memory(config_.memory_bytes);
     vm_.create_irqchip();
-    vm_.create_pit();
+    if (config_.pit) vm_.create_pit();
     timeline.mark(Phase::memory_ready);
     create_devices();
     timeline.mark(Phase::devices_ready);

@@ -75,6 +75,10 @@ struct MachineConfig {
     // ACPI tables (RSDP, XSDT, FADT, MADT, MCFG, DSDT). Without them a kernel learns its CPUs from
     // the MP table, and virtio-mmio devices from the command line kvmlet appends.
     bool acpi = true;
+    // The in-kernel i8254 PIT (KVM_CREATE_PIT2). Off saves its creation and teardown (a kernel
+    // thread each: 3-8 ms and 5-15 ms on a kvm-pvm host, tools/bench/vm_teardown.c) for a guest
+    // that keeps time without it, as Linux does with the TSC-deadline timer and a known TSC rate.
+    bool pit = true;
     bool verbose = false;
     // On a stop signal (SIGTERM, SIGINT, SIGHUP), first ask the guest to shut down (Ctrl-Alt-Del
     // on the i8042 keyboard, and the ACPI power button) and stop only if it has not after this long, or at a

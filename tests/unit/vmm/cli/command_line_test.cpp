@@ -91,6 +91,9 @@ TEST_CASE("the enum options accept each of their choices") {
     CHECK(run_config({"--cpu-template", "minimal"}).cpu_template == CpuTemplate::minimal);
     CHECK(run_config({"--on-reboot", "exit"}).on_reboot == RebootAction::exit);
     CHECK(run_config({"--on-reboot", "restart"}).on_reboot == RebootAction::restart);
+    CHECK(run_config({"--pit", "on"}).pit);
+    CHECK_FALSE(run_config({"--pit", "off"}).pit);
+    CHECK(run_config({}).pit);
 }
 
 TEST_CASE("option -v is short for --verbose") {
