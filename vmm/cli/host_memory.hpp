@@ -2,16 +2,14 @@
 // How much RAM the host has, so `--memory` can be refused up front rather than failing later in
 // mmap or, worse, in the OOM killer.
 #include <cstdint>
-#include <optional>
-#include <string_view>
 
 namespace kvmlet::cli {
 
-// MemTotal from /proc/meminfo, in bytes. Throws Error if the file cannot be read or has no
-// usable MemTotal line.
+// The host's RAM in bytes (sysinfo's totalram, /proc/meminfo's MemTotal). Throws Error if the
+// kernel's answer is unusable.
 std::uint64_t host_memory_bytes();
 
-// The MemTotal line of /proc/meminfo text ("MemTotal:  16303424 kB") in bytes, or nullopt.
-std::optional<std::uint64_t> parse_meminfo_total(std::string_view meminfo) noexcept;
+// sysinfo's answer (totalram in units of mem_unit bytes) in bytes; throws Error on zero or overflow.
+std::uint64_t host_memory_bytes(std::uint64_t total_units, std::uint32_t unit_bytes);
 
 }  // namespace kvmlet::cli

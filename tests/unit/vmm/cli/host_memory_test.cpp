@@ -1,28 +1,32 @@
 #include "vmm/cli/host_memory.hpp"
 
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <string>
 
+#include "vmm/base/error.hpp"
 #include "vmm/base/guest_address.hpp"
 
 using namespace kvmlet;
 using namespace kvmlet::cli;
 
-TEST_CASE("MemTotal is read from meminfo text as KiB") {
-    CHECK(parse_meminfo_total("MemTotal:       16303424 kB\nMemFree:  100 kB\n") == 16303424 * KiB);
-    CHECK(parse_meminfo_total("MemFree:  100 kB\nMemTotal: 2048 kB") == 2 * MiB);
+TEST_CASE("the host's memory is sysinfo's total in bytes") {
+    CHECK(host_memory_bytes(16303424, 1024) == 16303424 * KiB);
+    CHECK(host_memory_bytes(4, 4096) == 16 * KiB);
 }
 
-TEST_CASE("meminfo text without a usable MemTotal line gives nothing") {
-    CHECK_FALSE(parse_meminfo_total(""));
-    CHECK_FALSE(parse_meminfo_total("MemFree:  100 kB\n"));
-    CHECK_FALSE(parse_meminfo_total("MemTotal: lots\n"));
-    CHECK_FALSE(parse_meminfo_total("MemTotal: 100\n"));
-    CHECK_FALSE(parse_meminfo_total("MemTotal: 100 MB\n"));
-    CHECK_FALSE(parse_meminfo_total("MemTotal: 0 kB\n"));
-    CHECK_FALSE(parse_meminfo_total("MemTotal: 18014398509481984 kB\n"));  // 2^54 KiB = 2^64 bytes
-    CHECK_FALSE(parse_meminfo_total("SwapMemTotal: 100 kB\n"));
+TEST_CASE("an unusable sysinfo total is an error") {
+    CHECK_THROWS_AS(host_memory_bytes(0, 4096), Error);
+    CHECK_THROWS_AS(host_memory_bytes(100, 0), Error);
+    CHECK_THROWS_AS(host_memory_bytes(std::uint64_t{1} << 54, 1024), Error);  // 2^64 bytes
 }
 
-TEST_CASE("the host has some memory, per /proc/meminfo") {
-    CHECK(host_memory_bytes() >= 4 * MiB);
+TEST_CASE("the host's memory is MemTotal of /proc/meminfo") {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::uint64_t kib = 0;
+    while (meminfo >> key && key != "MemTotal:") meminfo.ignore(1024, '\n');
+    REQUIRE(key == "MemTotal:");
+    REQUIRE(meminfo >> kib);
+    CHECK(host_memory_bytes() == kib * KiB);
 }
