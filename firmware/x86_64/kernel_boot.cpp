@@ -13,6 +13,7 @@
 #include "firmware/x86_64/mp_table.hpp"
 #include "firmware/x86_64/pvh_note.hpp"
 #include "firmware/x86_64/pvh_start_info.hpp"
+#include "firmware/x86_64/reset_vector.hpp"
 #include "firmware/x86_64/zero_page.hpp"
 #include "vmm/base/error.hpp"
 
@@ -41,6 +42,7 @@ BootTables write_tables(GuestMemory const& memory, KernelBootConfig const& confi
         tables.initrd =
             load_initrd(memory, *config.initrd, std::max(kernel_end, bios_area_end), initrd_addr_max);
     write_mp_table(memory, config.cpus);
+    write_reset_vector(memory);
     tables.memory_map = e820_map(memory, config.reserved);
     tables.acpi_rsdp = config.acpi_rsdp;
     return tables;

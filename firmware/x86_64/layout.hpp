@@ -14,6 +14,7 @@
 //   0x000a_0000  0x000d_ffff  legacy VGA / option ROM area (e820 reserved; unused)
 //   0x000e_0000  0x000e_ffff  ACPI tables: RSDP first, then XSDT, FADT, MADT, MCFG, DSDT (reserved)
 //   0x000f_0000  0x000f_1fff  MP configuration table, in the BIOS ROM area (e820 reserved)
+//   0x000f_fff0  0x000f_fff7  at the real-mode reset vector F000:FFF0: an i8042 reset (reset_vector.hpp)
 //   0x0010_0000  ...          kernels: a bzImage's protected-mode code loads here, vmlinux at its paddr
 //   RAM up to 3 GiB, then the 32-bit MMIO hole [3 GiB, 4 GiB), then the rest of RAM from 4 GiB.
 //   In the hole: boot timer 0xc000_0000, virtio-mmio windows from 0xd000_0000, PCI ECAM (bus 0)
@@ -54,6 +55,8 @@ inline constexpr GuestAddress bios_area_end{0x100000};
 inline constexpr GuestAddress mp_floating_pointer_start{0x9fc00};
 inline constexpr GuestAddress mp_config_table_start{0xf0000};
 inline constexpr GuestAddress mp_config_table_end{0xf2000};
+// F000:FFF0, where a real-mode jump to the BIOS's reset entry lands (reset_vector.hpp).
+inline constexpr GuestAddress reset_vector_start{0xffff0};
 
 // boot.rst "Loading The Rest of The Kernel": a bzImage's protected-mode code loads at 1 MiB.
 inline constexpr GuestAddress bzimage_load_address{0x100000};

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "firmware/x86_64/layout.hpp"
+#include "firmware/x86_64/reset_vector.hpp"
 #include "tests/unit/firmware/elf_builder.hpp"
 #include "tests/unit/support/guest_memory_fixtures.hpp"
 #include "vmm/base/error.hpp"
@@ -88,6 +89,23 @@ TEST_CASE("every kernel gets the MP table for its CPUs", "[firmware]") {
     x86::load_kernel(memory, {.kernel = tiny_guest(), .initrd = {}, .cmdline = "", .cpus = 4, .entry = {}});
     CHECK(guest<std::uint32_t>(memory, x86::mp_floating_pointer_start.value) == 0x5f504d5f);  // "_MP_"
     CHECK(guest<std::uint16_t>(memory, x86::mp_config_table_start.value + 34) == 4 + 1 + 1 + 16 + 2);
+}
+
+TEST_CASE("every kernel finds an i8042 reset at the real-mode reset vector, in reserved memory",
+          "[firmware]") {
+    auto const memory = ram();
+    x86::load_kernel(memory, {.kernel = tiny_guest(), .initrd = {}, .cmdline = "", .cpus = 1, .entry = {}});
+    std::array<std::uint8_t, x86::reset_vector_code.size()> code{};
+    REQUIRE(memory.read_bytes(x86::reset_vector_start, std::as_writable_bytes(std::span{code})));
+    CHECK(code == x86::reset_vector_code);
+    CHECK(x86::reset_vector_start.value == 0xf0000 + 0xfff0);  // F000:FFF0
+    CHECK(x86::reset_vector_start.value >= x86::bios_area_start.value);
+    CHECK(x86::reset_vector_start.value + code.size() <= x86::bios_area_end.value);
+}
+
+TEST_CASE("the reset vector needs guest RAM below 1 MiB", "[firmware]") {
+    kvmlet::RamRange const high[] = {{GuestAddress{2 * MiB}, 4 * MiB}};
+    CHECK_THROWS_AS(x86::write_reset_vector(GuestMemory::create(high)), kvmlet::Error);
 }
 
 TEST_CASE("without an RSDP the zero page's acpi_rsdp_addr stays 0", "[firmware]") {
