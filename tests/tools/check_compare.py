@@ -2,7 +2,7 @@
 """CTest check of tools/compare: runs it (arguments after the output directory go to it) and fails
 unless its Markdown table has exactly the rows kvmlet, floor, qemu, runc and namespaces, each either
 measured (numbers in every time and memory cell) or skipped with a reason, and compare.json says
-the same.
+the same; with --kvmlet-arg=ARG, the kvmlet command in compare.md ends with those arguments.
 
 Usage: check_compare.py OUT_DIR [tools/compare args...]
 """
@@ -78,6 +78,11 @@ def main():
         print(f"check_compare: {e}", file=sys.stderr)
         return 1
     found = problems_with(r.stdout, doc, runs) + [f"compare.md: {p}" for p in problems_with(markdown, doc, runs)]
+    # --kvmlet-arg=ARG: the kvmlet row's command, as the report shows it, ends with those arguments.
+    extra = [a[len("--kvmlet-arg="):] for a in args if a.startswith("--kvmlet-arg=")]
+    if extra and not any(line.startswith("- kvmlet:") and line.endswith(" " + " ".join(extra) + "`")
+                         for line in markdown.splitlines()):
+        found.append(f"compare.md: the kvmlet command does not end with {' '.join(extra)!r}")
     for p in found:
         print(f"check_compare: {p}", file=sys.stderr)
     return 1 if found else 0
