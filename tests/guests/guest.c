@@ -18,15 +18,23 @@ void serial_puts(const char *s)
     while (*s) serial_putc(*s++);
 }
 
-void serial_put_dec(uint64_t value)
+int format_dec(char *out, uint64_t value)
 {
     char digits[20];
-    int n = 0;
+    int n = 0, length = 0;
     do {
         digits[n++] = (char)('0' + value % 10);
         value /= 10;
     } while (value != 0);
-    while (n > 0) serial_putc(digits[--n]);
+    while (n > 0) out[length++] = digits[--n];
+    return length;
+}
+
+void serial_put_dec(uint64_t value)
+{
+    char text[20];
+    int length = format_dec(text, value);
+    for (int i = 0; i < length; ++i) serial_putc(text[i]);
 }
 
 void serial_put_hex_digits(uint64_t value, int digits)

@@ -50,6 +50,8 @@ static inline void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 void serial_putc(char c);
 void serial_puts(const char *s);
 void serial_put_dec(uint64_t value);
+/* Writes value in decimal to out (at most 20 characters, no NUL); returns how many. */
+int format_dec(char *out, uint64_t value);
 void serial_put_hex(uint64_t value);
 /* The low `digits` hex digits of `value`, zero-padded, without "0x". */
 void serial_put_hex_digits(uint64_t value, int digits);

@@ -102,15 +102,9 @@ static void write_and_read_back(struct virtio_dev *disk, uint64_t n)
 /* "hvc <n>\r\n" into line[]; returns its length. */
 static uint32_t format_line(uint64_t n)
 {
-    char digits[20];
-    int count = 0;
-    do {
-        digits[count++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n != 0);
     uint32_t at = 0;
     for (const char *p = "hvc "; *p; ++p) line[at++] = *p;
-    while (count > 0) line[at++] = digits[--count];
+    at += (uint32_t)format_dec(&line[at], n);
     line[at++] = '\r';
     line[at++] = '\n';
     return at;
