@@ -123,6 +123,8 @@ class ThreePeersThreeRuns(Transport, unittest.TestCase):
             self.assertEqual(argv[argv.index("--host-compat") + 1], "pvm")
             self.assertIn("--rng", argv)
             self.assertIn("--timeline", argv)
+            self.assertEqual(argv[argv.index("--console") + 1], "serial")
+            self.assertEqual(argv[argv.index("--cmdline") + 1], "console=ttyS0 reboot=k panic=-1")
             disk = argv[argv.index("--disk") + 1]
         q = by_peer["qemu"]
         self.assertEqual(q[q.index("-M") + 1], "microvm,x-option-roms=off,rtc=off,acpi=on")
@@ -131,6 +133,7 @@ class ThreePeersThreeRuns(Transport, unittest.TestCase):
         self.assertEqual(q[q.index("-kernel") + 1], by_peer["pci"][by_peer["pci"].index("--kernel") + 1])
         self.assertEqual(q[q.index("-initrd") + 1], by_peer["pci"][by_peer["pci"].index("--initrd") + 1])
         self.assertTrue(q[q.index("-append") + 1].endswith("kvmlet.pvm_quirks=full"))
+        self.assertEqual(q[q.index("-serial") + 1], "stdio")
         self.assertIn(f"id=disk0,file={disk},format=raw,if=none", q)
         self.assertIn("virtio-blk-device,drive=disk0", q)
         self.assertIn("virtio-rng-device", q)
@@ -148,6 +151,35 @@ class ThreePeersThreeRuns(Transport, unittest.TestCase):
         self.assertIn("--transport mmio", md)
         self.assertIn("virtio-blk-device", md)
         self.assertIn("whole run", md)
+
+
+class ConsoleOnVirtio(Transport, unittest.TestCase):
+    options = ["--runs", "1", "--console", "virtio", "--host-compat", "none"]
+
+    def test_every_peer_has_its_console_on_virtio_with_hvc0(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+        argvs = self.argvs()
+        self.assertEqual([a["peer"] for a in argvs], ["pci", "mmio", "qemu"])
+        for a in argvs[:2]:
+            argv = a["argv"]
+            self.assertEqual(argv[argv.index("--console") + 1], "virtio")
+            self.assertEqual(argv[argv.index("--cmdline") + 1], "console=hvc0 reboot=k panic=-1")
+        q = argvs[2]["argv"]
+        self.assertEqual(q[q.index("-append") + 1], "console=hvc0 reboot=k panic=-1")
+        self.assertNotIn("-serial", q)
+        self.assertEqual(q[q.index("-chardev") + 1], "stdio,id=console0")
+        self.assertIn("virtio-serial-device", q)
+        self.assertIn("virtconsole,chardev=console0", q)
+        doc = json.loads((self.out / "transport.json").read_text())
+        self.assertEqual((doc["console"], doc["cmdline"]), ("virtio", "console=hvc0 reboot=k panic=-1"))
+        self.assertIn("virtio-console (`--console virtio`)", self.result.stdout)
+
+    def test_the_serial_default_keeps_the_8250(self):
+        argv = qemu_linux.argv("qemu", "vmlinux", "console=ttyS0", 1, "64M", pvm=False)
+        self.assertEqual(argv[argv.index("-serial") + 1], "stdio")
+        self.assertNotIn("virtio-serial-device", argv)
+        with self.assertRaises(ValueError):
+            qemu_linux.argv("qemu", "vmlinux", "console=ttyS0", 1, "64M", console="hvc")
 
 
 class QemuMissing(Transport, unittest.TestCase):

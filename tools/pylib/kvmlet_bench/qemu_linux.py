@@ -27,13 +27,20 @@ def cmdline(base, pvm):
     return f"{base} {PVM_CMDLINE}" if pvm else base
 
 
-def argv(qemu, kernel, cmdline, cpus, memory, initrd=None, disks=(), rng=False, pvm=True, acpi=True):
-    """Command line: microvm under KVM, its serial console on stdout, no other device than the
+def argv(qemu, kernel, cmdline, cpus, memory, initrd=None, disks=(), rng=False, pvm=True, acpi=True,
+         console="serial"):
+    """Command line: microvm under KVM, its console on stdout (the serial port, or with console
+    "virtio" a virtconsole on a virtio-serial-device, the kernel's hvc0), no other device than the
     virtio-mmio ones asked for (one virtio-blk-device per raw disk image, virtio-rng-device)."""
+    if console not in ("serial", "virtio"):
+        raise ValueError(f"console: serial or virtio, not {console!r}")
     machine = "microvm,x-option-roms=off,rtc=off" + (",acpi=on" if acpi else ",acpi=off")
     out = [str(qemu), "-M", machine, "-accel", "kvm", "-cpu", PVM_CPU if pvm else "host",
            "-smp", str(cpus), "-m", str(memory), "-nodefaults", "-no-user-config", "-nographic",
-           "-serial", "stdio", "-kernel", str(kernel)]
+           *(["-serial", "stdio"] if console == "serial" else
+             ["-chardev", "stdio,id=console0", "-device", "virtio-serial-device",
+              "-device", "virtconsole,chardev=console0"]),
+           "-kernel", str(kernel)]
     if initrd:
         out += ["-initrd", str(initrd)]
     out += ["-append", cmdline]
