@@ -25,6 +25,13 @@ Cases (one CTest test each):
           sends "hvc N" through the console's transmit queue; after the restore every device goes
           on (the console's lines on stdout with COM1's), and the disk holds every round's sector,
           those written before the snapshot and those after the restore
+  net     the same guest with a virtio-net (iface_id net0 on TAP tap0 in a network namespace of the
+          test's own, a transmit rate limiter of 1000 packets/s, and a virtio-rng): each round
+          also sends one frame "round N" on the TAP, which a listener in the namespace records;
+          restored by the command line the TAP is attached again by name and the frames go on
+          with the next N, none repeated or lost (the limiter's held chain given back); restored
+          by the API with network_overrides on tap1, the frames go on there; an override naming an
+          interface the snapshot does not have is a 400 with fault_message, and ends the process
   errors  requests refused with Firecracker's 400 and a fault_message (before start, while
           running, Diff, Uffd, a load after boot-specific resources); snapshot files with a bad
           CRC, cut short, of an unknown format version, or a memory file of the wrong size: the
@@ -35,6 +42,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -448,6 +456,138 @@ def case_devices(args):
     return c.finish()
 
 
+# Records the guest's "round N" frames (EtherType 0x88b5) that reach a TAP, one N a line; stops
+# by itself after 300 s.
+FRAME_LISTENER = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
+s.bind((sys.argv[1], 0))
+print("bound", flush=True)
+s.settimeout(300)
+while True:
+    data, address = s.recvfrom(4096)
+    if address[2] != 4 and data[14:19] == b"round":  # 4: PACKET_OUTGOING
+        print(int.from_bytes(data[19:27], "little"), flush=True)
+"""
+
+
+def listen(c, scene, ns, tap):
+    listener = scene.kvmlet(["ip", "netns", "exec", ns, sys.executable, "-c", FRAME_LISTENER, tap],
+                            name=f"listener-{tap}")
+    c.check(wait_until(lambda: "bound" in listener.stdout() or not listener.running(), 10) and listener.running(),
+            f"a listener is bound to {tap}", listener.stderr()[-300:])
+    return listener
+
+
+def frames(listener):
+    return [int(line) for line in listener.stdout().split("\n")[1:-1] if line.isdigit()]
+
+
+def consecutive_problems(numbers, first):
+    """What is wrong with `numbers` as first, first + 1, ...: the first one repeated or missing."""
+    for i, n in enumerate(numbers):
+        if n != first + i:
+            return [f"frame {n} where {first + i} was due (after {numbers[max(0, i - 3):i]})"]
+    return []
+
+
+def check_net_continues(c, first, vm, what, more=100, timeout=60):
+    """As check_rng_continues, for the guest with a virtio-net too (its banner says so)."""
+    ok = wait_until(lambda: len(rng_counts(vm.stdout())) >= more or "FAIL" in vm.stdout() or not vm.running(),
+                    timeout)
+    if not c.check(ok and vm.running() and "FAIL" not in vm.stdout(),
+                   f"{what}: the restored guest completes {more} more rounds of net and rng",
+                   f"{vm.stdout()[-300:]!r}; stderr: {vm.stderr()[-500:]!r}"):
+        vm.report()
+        return
+    problems = count_run_problems(first + vm.stdout(), "ready: rng, net", RNG_LINE)
+    c.check(not problems, f"{what}: the rounds go on from {rng_counts(first)[-1]}, nothing repeated or lost",
+            "; ".join(problems))
+
+
+def case_net(args):
+    c = Checks(args.contract)
+    with Scene("snapshot-net") as scene:
+        ns = scene.netns("snapnet")
+        try:
+            for command in (["ip", "tuntap", "add", "dev", "tap1", "mode", "tap"], ["ip", "link", "set", "tap1", "up"]):
+                subprocess.run(["ip", "netns", "exec", ns] + command, check=True)
+            case_net_in(c, args, scene, ns)
+        finally:
+            subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "del", "tap1"], stderr=subprocess.DEVNULL,
+                           check=False)
+    return c.finish()
+
+
+def case_net_in(c, args, scene, ns):
+    in_ns = ["ip", "netns", "exec", ns]
+    snap, mem, sock, config = scene.path("vm.snap"), scene.path("vm.mem"), scene.path("vm.sock"), scene.path("vm.json")
+    # 1000 packets per second: the guest waits for the limiter much of the time, so the snapshot
+    # may catch a transmit chain the device holds (given back, and sent once after the restore).
+    limiter = {"ops": {"size": 50, "refill_time": 50}}
+    with open(config, "w") as f:
+        json.dump({"boot-source": {"kernel_image_path": args.guest("snapshot_virtio")},
+                   "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                   "network-interfaces": [{"iface_id": "net0", "host_dev_name": "tap0",
+                                           "guest_mac": "06:00:ac:10:00:02", "tx_rate_limiter": limiter}],
+                   "entropy": {}, "kvmlet": {"transport": "mmio"}}, f)
+    tap0 = listen(c, scene, ns, "tap0")
+    vm = scene.kvmlet(in_ns + [args.kvmlet, "run", "--api-sock", sock, "--config", config], name="boot")
+    vm.wait_for_socket(sock)
+    if not c.check(vm.wait_for_output("rng 300\r\n", 60), "the guest completes 300 rounds of net and rng",
+                   vm.stdout()[-300:] + vm.stderr()[-300:]):
+        vm.report()
+        return
+    first = snapshot(c, vm, sock, snap, mem, settle=0.2)
+    kill(c, vm)
+    c.check(complete_lines(first)[:1] == ["ready: rng, net"], "the guest found its virtio-rng and virtio-net")
+    c.check(not count_run_problems(first, "ready: rng, net", RNG_LINE), "the first process's output is one run")
+    time.sleep(0.3)
+    before = frames(tap0)
+    rounds = rng_counts(first)[-1]
+    c.check(not consecutive_problems(before, 1) and len(before) in (rounds, rounds + 1),
+            f"tap0 got rounds 1 to {len(before)} before the snapshot, one frame each (the guest printed {rounds})",
+            "; ".join(consecutive_problems(before, 1)) + f" {before[-5:]}")
+
+    restored = scene.kvmlet(in_ns + [args.kvmlet, "run", "--restore", snap, "--mem", mem], name="cli")
+    check_net_continues(c, first, restored, "kvmlet run --restore, the TAP attached again by name")
+    restored.stop()
+    time.sleep(0.3)
+    after = frames(tap0)
+    problems = consecutive_problems(after, 1)
+    c.check(len(after) >= len(before) + 100 and not problems,
+            f"tap0's frames go on from round {len(before) + 1} after the restore, none repeated or lost",
+            "; ".join(problems) + f" ({len(before)} then {len(after)} frames)")
+    for line in restored.stderr().splitlines():
+        if "snapshot:" in line:
+            print(f"figure: {line}")
+
+    tap1 = listen(c, scene, ns, "tap1")
+    sock2 = scene.path("api.sock")
+    api = scene.kvmlet(in_ns + [args.kvmlet, "run", "--api-sock", sock2], name="api")
+    api.wait_for_socket(sock2)
+    c.call(sock2, "PUT", "/snapshot/load",
+           {"snapshot_path": snap, "mem_backend": {"backend_type": "File", "backend_path": mem}, "resume_vm": True,
+            "network_overrides": [{"iface_id": "net0", "host_dev_name": "tap1"}]}, status=204)
+    check_net_continues(c, first, api, "PUT /snapshot/load with network_overrides")
+    api.stop()
+    time.sleep(0.3)
+    moved = frames(tap1)
+    problems = consecutive_problems(moved, len(before) + 1)
+    c.check(len(moved) >= 100 and not problems,
+            f"with network_overrides the frames go on tap1 from round {len(before) + 1}",
+            "; ".join(problems) + f" ({len(moved)} frames)")
+
+    sock3 = scene.path("bad.sock")
+    bad = scene.kvmlet(in_ns + [args.kvmlet, "run", "--api-sock", sock3], name="bad-override")
+    bad.wait_for_socket(sock3)
+    c.call(sock3, "PUT", "/snapshot/load",
+           {"snapshot_path": snap, "mem_file_path": mem,
+            "network_overrides": [{"iface_id": "eth9", "host_dev_name": "tap1"}]},
+           status=400, fault="no network interface eth9")
+    c.check(bad.wait(10) == 1, "a load with an unknown iface_id ends kvmlet with status 1", bad.stderr()[-300:])
+
+
 def error_lines(vm):
     """kvmlet's error lines on stderr (info lines, such as the host-compat notice, are not errors)."""
     return [line for line in vm.stderr().splitlines() if "error" in line]
@@ -538,4 +678,4 @@ def case_errors(args):
 
 if __name__ == "__main__":
     sys.exit(main({"count": case_count, "ticks": case_ticks, "rng": case_rng, "devices": case_devices,
-                  "errors": case_errors}, sys.argv))
+                  "net": case_net, "errors": case_errors}, sys.argv))

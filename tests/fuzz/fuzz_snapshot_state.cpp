@@ -1,13 +1,18 @@
 // Fuzz target: a snapshot's state file (vmm/snapshot/snapshot_file.cpp) and every section parser
 // behind it: the VM's and vCPUs' KVM state, the 8250, the i8042 and its keyboard, the boot timer,
-// and a virtio-mmio transport's section (virtio.N) with a virtio-rng or a virtio-console behind it,
-// whose load may activate the device on a small RAM (queues checked against it).
+// and a virtio-mmio transport's section (virtio.N) with a virtio-rng, a virtio-console or a
+// virtio-net (over a socket pair) behind it, whose load may activate the device on a small RAM
+// (queues checked against it).
 // The input is the file. Decoding and loading may only fail with Error (one line for the user);
 // a section that loads must save back to the same bytes (what a device accepts it can write).
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -17,6 +22,8 @@
 #include "devices/legacy/serial.hpp"
 #include "devices/virtio/console/console_device.hpp"
 #include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/net/net_device.hpp"
+#include "devices/virtio/net/socket_endpoint.hpp"
 #include "devices/virtio/rng/rng_device.hpp"
 #include "vmm/base/error.hpp"
 #include "vmm/snapshot/kvm_state.hpp"
@@ -32,6 +39,23 @@ struct NoIrq final : IrqLine {
 struct NoSink final : ByteSink {
     void write(std::span<std::byte const>) noexcept override {}
 };
+// What a loaded device asks of its host (a net device's watch of its endpoint) goes nowhere.
+struct NoHost final : virtio::DeviceHost {
+    void watch(int, Readiness, Callback) noexcept override {}
+    void after(std::chrono::nanoseconds, Callback) noexcept override {}
+    void post(Callback) noexcept override {}
+    void kick(std::size_t) noexcept override {}
+};
+
+// A virtio-net over one end of a socket pair (the other end closed: nothing is ever received).
+std::shared_ptr<virtio::Device> make_net() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) std::abort();
+    ::close(fds[1]);
+    return std::make_shared<virtio::NetDevice>(
+        virtio::NetConfig{.mac = {{0x06, 0, 0xac, 0x10, 0, 2}}},
+        std::make_unique<virtio::net::SocketEndpoint>(UniqueFd{fds[0]}, "fuzz"));
+}
 
 // Loads `section` into `target` and checks that saving gives the same bytes back.
 template <class Load, class Save>
@@ -83,9 +107,11 @@ void parse_section(snapshot::Section const& section) {
         // The section does not say its device's kind (the machine section does): try each.
         std::shared_ptr<virtio::Device> const devices[] = {
             std::make_shared<virtio::RngDevice>(virtio::RngConfig{}),
-            std::make_shared<virtio::ConsoleDevice>(sink)};
+            std::make_shared<virtio::ConsoleDevice>(sink), make_net()};
+        NoHost host;
         for (auto const& device : devices) {
             virtio::MmioTransport transport(memory, device, irq);
+            transport.set_device_host(host);
             // A restore's first pass over the queues is not the section's: nothing served here.
             transport.set_notify_handler([](std::uint32_t) {});
             round_trip(

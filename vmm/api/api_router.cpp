@@ -267,6 +267,31 @@ ApiResponse ApiRouter::put_snapshot_create(Json const& body) {
     return error ? ApiResponse::fault(*error) : ApiResponse::no_content();
 }
 
+// Firecracker's network_overrides: [{"iface_id": ..., "host_dev_name": ...}], each interface once.
+// That each names an interface of the snapshot is checked when the snapshot is read.
+namespace {
+std::vector<RestoreFiles::NetOverride> read_net_overrides(Json const* overrides) {
+    std::vector<RestoreFiles::NetOverride> out;
+    if (overrides == nullptr) return out;
+    if (overrides->size() > MachineConfig::max_nets)
+        throw RequestFault{fmt::format("network_overrides: at most {} interfaces", MachineConfig::max_nets)};
+    for (std::size_t i = 0; i < overrides->size(); ++i) {
+        std::string const path = fmt::format("network_overrides[{}]", i);
+        if (!(*overrides)[i].is_object()) throw RequestFault{path + ": expected an object"};
+        JsonObject in((*overrides)[i], path);
+        RestoreFiles::NetOverride o{in.string("iface_id"), in.string("host_dev_name")};
+        in.finish();
+        if (o.host_dev_name.empty() || o.host_dev_name.size() >= 16)
+            throw RequestFault{path + ".host_dev_name: a TAP name of 1 to 15 characters"};
+        for (auto const& other : out)
+            if (other.iface_id == o.iface_id)
+                throw RequestFault{fmt::format("{}: iface_id {} given twice", path, o.iface_id)};
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+}  // namespace
+
 // Firecracker's load: the memory file as mem_backend {backend_type: File, backend_path} or the
 // older mem_file_path (one of the two); the machine is built from the snapshot by start(), and a
 // failed load ends the process (MachineLaunch).
@@ -302,8 +327,7 @@ ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& d
     if (!memory_path && !legacy_memory) throw RequestFault{"Missing mem_backend (or mem_file_path)."};
     if (dirty.value_or(false) || diff.value_or(false))
         throw RequestFault{"Dirty page tracking (Diff snapshots) is not supported yet."};
-    if (overrides != nullptr && !overrides->empty())
-        throw RequestFault{"network_overrides are not supported yet (no snapshot has a network interface)."};
+    auto net_overrides = read_net_overrides(overrides);
     pre_boot_only();
     if (boot_resources_configured_)
         throw RequestFault{
@@ -317,7 +341,7 @@ ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& d
     if (resources_.kvmlet.timeline) config.timeline = *resources_.kvmlet.timeline;
     bool const running = resume.value_or(false);
     config.restore = RestoreFiles{state_path, memory_path ? *memory_path : *legacy_memory, running,
-                                  clock_realtime.value_or(false)};
+                                  clock_realtime.value_or(false), std::move(net_overrides)};
     state_ = VmState::starting;
     deferred = true;
     machine_.start(resources_, std::move(config),

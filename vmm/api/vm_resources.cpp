@@ -596,8 +596,10 @@ MachineConfig to_machine_config(VmResources const& r) {
         bool const serves_mmds =
             mmds && std::find(r.mmds->network_interfaces.begin(), r.mmds->network_interfaces.end(),
                               n.iface_id) != r.mmds->network_interfaces.end();
-        NetInterfaceConfig net{
-            .tap = n.host_dev_name, .mac = n.guest_mac, .mmds = serves_mmds ? mmds : std::nullopt};
+        NetInterfaceConfig net{.id = n.iface_id,
+                               .tap = n.host_dev_name,
+                               .mac = n.guest_mac,
+                               .mmds = serves_mmds ? mmds : std::nullopt};
         if (n.rx_rate_limiter) net.rx_rate_limiter = device_limits(*n.rx_rate_limiter);
         if (n.tx_rate_limiter) net.tx_rate_limiter = device_limits(*n.tx_rate_limiter);
         c.nets.push_back(std::move(net));

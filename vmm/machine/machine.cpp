@@ -240,7 +240,11 @@ VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device) {
 }
 
 void Machine::create_virtio_devices() {
+    std::size_t net = 0;
     for (auto& device : make_virtio_devices(config_, console_out_)) {
+        // The MAC the guest knows, also when it was drawn at random: a snapshot keeps it.
+        if (auto const* nic = dynamic_cast<virtio::NetDevice const*>(device.get()))
+            config_.nets.at(net++).mac = nic->config().mac.to_string();
         bool const input = device->takes_console_input();
         VirtioSlot& slot = add_virtio(std::move(device));
         if (input && !console_input_slot_) console_input_slot_ = &slot;

@@ -31,6 +31,7 @@ enum class VirtioTransport { pci, mmio };
 // One virtio-net interface on a TAP: an existing interface by name, or one kvmlet creates (and
 // the kernel removes when kvmlet exits). The MAC is checked when the machine is built (status 1).
 struct NetInterfaceConfig {
+    std::string id{};                // Firecracker's iface_id; empty: eth0, eth1, ... by position
     std::optional<std::string> tap;  // nullopt: tap=auto
     std::optional<std::string> mac;  // nullopt: a random locally administered address
     bool offloads = true;            // checksum and segmentation offloads
@@ -51,6 +52,13 @@ struct RestoreFiles {
     // The KVM clock advanced by the wall-clock time since the snapshot (KVM_CLOCK_REALTIME;
     // PUT /snapshot/load clock_realtime); false: it goes on from where it was saved.
     bool clock_realtime = false;
+    // PUT /snapshot/load network_overrides: the snapshot's interface `iface_id` attached to the TAP
+    // `host_dev_name` instead of the one it was saved with.
+    struct NetOverride {
+        std::string iface_id;
+        std::string host_dev_name;
+    };
+    std::vector<NetOverride> net_overrides{};
 };
 
 struct MachineConfig {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "devices/virtio/net/mac_address.hpp"
 #include "firmware/x86_64/layout.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/machine/machine.hpp"
@@ -48,7 +49,7 @@ private:
 char const* device_kind(virtio::DeviceType type) {
     switch (type) {
         case virtio::DeviceType::net:
-            return "net";
+            return "net with MMDS";  // a network interface without MMDS is saveable
         case virtio::DeviceType::block:
             return "block";
         case virtio::DeviceType::console:
@@ -63,6 +64,8 @@ char const* device_kind(virtio::DeviceType type) {
 
 constexpr std::uint32_t max_path_length = 4096;
 constexpr std::uint32_t max_disk_id_length = 20;  // VIRTIO_BLK_ID_BYTES
+constexpr std::uint32_t max_iface_id_length = 64;
+constexpr std::uint32_t max_tap_name_length = 15;  // IFNAMSIZ - 1
 
 void put_string(StateWriter& out, std::string const& text) {
     out.put_vector(std::vector<char>(text.begin(), text.end()));
@@ -102,6 +105,60 @@ std::vector<DiskConfig> load_disks(StateReader& in) {
     return disks;
 }
 
+// The interfaces as the machine built them: its id (or eth<N>), the TAP (absent: one kvmlet
+// creates), the MAC the guest knows, the offloads offered (their state is the devices').
+void save_nets(StateWriter& out, std::vector<NetInterfaceConfig> const& nets) {
+    out.put(static_cast<std::uint32_t>(nets.size()));
+    for (std::size_t i = 0; i < nets.size(); ++i) {
+        put_string(out, nets[i].id.empty() ? fmt::format("eth{}", i) : nets[i].id);
+        out.put_bool(nets[i].tap.has_value());
+        if (nets[i].tap) put_string(out, *nets[i].tap);
+        auto const mac = nets[i].mac ? virtio::net::MacAddress::parse(*nets[i].mac) : std::nullopt;
+        out.put(mac.value_or(virtio::net::MacAddress{}).bytes);
+        out.put_bool(nets[i].offloads);
+    }
+}
+
+NetInterfaceConfig load_net(StateReader& in) {
+    NetInterfaceConfig net;
+    net.id = get_string(in, max_iface_id_length);
+    if (in.get_bool()) net.tap = get_string(in, max_tap_name_length);
+    virtio::net::MacAddress mac;
+    mac.bytes = in.get<decltype(mac.bytes)>();
+    net.offloads = in.get_bool();
+    if (net.id.empty() || (net.tap && net.tap->empty()))
+        throw in.malformed("a network interface without an id, or with an empty TAP name");
+    if (mac.multicast() || mac == virtio::net::MacAddress{})
+        throw in.malformed(
+            fmt::format("network interface {}: MAC {} cannot be an interface's", net.id, mac.to_string()));
+    net.mac = mac.to_string();
+    return net;
+}
+
+std::vector<NetInterfaceConfig> load_nets(StateReader& in) {
+    auto const count = in.get<std::uint32_t>();
+    if (count > MachineConfig::max_nets) throw in.malformed(fmt::format("{} network interfaces", count));
+    std::vector<NetInterfaceConfig> nets;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        nets.push_back(load_net(in));
+        for (std::uint32_t j = 0; j < i; ++j)
+            if (nets[j].id == nets[i].id) throw in.malformed(fmt::format("iface_id {} twice", nets[i].id));
+    }
+    return nets;
+}
+
+// PUT /snapshot/load network_overrides: each names an interface of the snapshot.
+void apply_net_overrides(std::vector<NetInterfaceConfig>& nets,
+                         std::vector<RestoreFiles::NetOverride> const& overrides) {
+    for (auto const& o : overrides) {
+        auto it = std::find_if(nets.begin(), nets.end(), [&](auto const& n) { return n.id == o.iface_id; });
+        if (it == nets.end())
+            throw Error(
+                fmt::format("network_overrides: the snapshot has no network interface {}", o.iface_id));
+        it->tap = o.host_dev_name;
+    }
+}
+
 }  // namespace
 
 std::vector<std::byte> save_machine_shape(MachineConfig const& config) {
@@ -113,6 +170,7 @@ std::vector<std::byte> save_machine_shape(MachineConfig const& config) {
     // The virtio devices to build again, in make_virtio_devices' order; their state (rate
     // limiters included) is in their own sections.
     save_disks(out, config.disks);
+    save_nets(out, config.nets);
     out.put_bool(config.console == ConsoleKind::virtio);
     out.put_bool(config.rng.has_value());
     return out.take();
@@ -125,6 +183,7 @@ MachineConfig restored_config(MachineConfig config, snapshot::StateFile const& s
         config.acpi = in.get_bool();
         auto transport = in.get<std::uint8_t>();
         auto disks = load_disks(in);
+        auto nets = load_nets(in);
         bool const virtio_console = in.get_bool();
         bool const rng = in.get_bool();
         in.finish();
@@ -135,11 +194,14 @@ MachineConfig restored_config(MachineConfig config, snapshot::StateFile const& s
         if (transport > static_cast<std::uint8_t>(VirtioTransport::mmio))
             throw in.malformed("unknown transport");
         config.transport = static_cast<VirtioTransport>(transport);
-        if ((!disks.empty() || virtio_console || rng) && config.transport != VirtioTransport::mmio)
+        if ((!disks.empty() || !nets.empty() || virtio_console || rng) &&
+            config.transport != VirtioTransport::mmio)
             throw in.malformed("virtio devices on the PCI transport");
         // Its devices' state is in the snapshot, not in a configuration.
         config.disks = std::move(disks);
-        config.nets.clear();
+        apply_net_overrides(
+            nets, config.restore ? config.restore->net_overrides : std::vector<RestoreFiles::NetOverride>{});
+        config.nets = std::move(nets);
         config.vsock.reset();
         config.rng = rng ? std::optional(virtio::RngConfig{}) : std::nullopt;
         if (virtio_console)

@@ -13,7 +13,7 @@
 namespace kvmlet::snapshot {
 
 inline constexpr char magic[8] = {'K', 'V', 'M', 'L', 'S', 'N', 'A', 'P'};
-inline constexpr std::uint32_t format_version = 2;
+inline constexpr std::uint32_t format_version = 3;
 inline constexpr std::size_t header_size = 24;  // magic, version, section count, file length
 inline constexpr std::size_t trailer_size = 8;  // the CRC
 inline constexpr std::uint32_t max_sections = 4096;

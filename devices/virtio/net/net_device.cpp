@@ -132,6 +132,27 @@ void NetDevice::reset() noexcept {
     if (mmds_) mmds_->reset();
 }
 
+void NetDevice::save(StateWriter& out) const {
+    rx_throttle_.save(out);
+    tx_throttle_.save(out);
+}
+
+void NetDevice::load(StateReader& in) {
+    rx_throttle_.load(in);
+    tx_throttle_.load(in);
+}
+
+std::vector<QueueIndices> NetDevice::queue_indices() const {
+    if (!active_) return {};
+    auto indices = active_->indices();
+    // None of these chains is in the used ring yet, and every chain popped before them is.
+    std::size_t const taken = (rx_spare_ ? 1 : 0) + (delivery_.active ? delivery_.chains.size() : 0);
+    indices[net::receive_queue].next_avail =
+        static_cast<std::uint16_t>(indices[net::receive_queue].next_avail - taken);
+    if (tx_held_) --indices[net::transmit_queue].next_avail;
+    return indices;
+}
+
 Work NetDevice::process_queue(std::size_t queue) noexcept {
     if (!active()) return Work::done;
     if (queue == net::receive_queue) {

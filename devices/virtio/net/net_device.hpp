@@ -143,6 +143,16 @@ public:
     RateLimiterConfig rx_rate_limiter() const noexcept { return rx_throttle_.config(); }
     RateLimiterConfig tx_rate_limiter() const noexcept { return tx_throttle_.config(); }
 
+    // Snapshots (docs/snapshot.md): the rate limiters' buckets; the features and so the endpoint's
+    // offloads are the transport's, set again at the restored activation. Chains taken and not
+    // used (a packet held for the full endpoint or the limiter, a spare receive chain, the
+    // chains of a packet half delivered) are given back; a received packet not yet in the guest's
+    // buffers is dropped, as a network may. Not with MMDS: its connections are not saved.
+    bool saveable() const noexcept override { return !mmds_; }
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
+    std::vector<QueueIndices> queue_indices() const override;
+
 private:
     struct UsedBuffer {
         std::uint16_t head = 0;

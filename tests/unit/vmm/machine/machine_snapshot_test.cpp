@@ -1,5 +1,6 @@
 #include "vmm/machine/machine_snapshot.hpp"
 
+#include <array>
 #include <catch2/catch.hpp>
 
 #include "vmm/base/error.hpp"
@@ -21,6 +22,7 @@ std::vector<std::byte> shape(std::uint32_t cpus, std::uint64_t memory, bool acpi
     out.put_bool(acpi);
     out.put(transport);
     out.put(std::uint32_t{0});  // no disks
+    out.put(std::uint32_t{0});  // no network interfaces
     out.put_bool(false);        // no virtio console
     out.put_bool(false);        // no virtio-rng
     return out.take();
@@ -39,9 +41,37 @@ std::vector<std::byte> shape_with_disk(std::string const& path, std::uint8_t tra
     out.put_bool(false);
     out.put_vector(std::vector<char>{});
     out.put(std::uint8_t{0});
+    out.put(std::uint32_t{0});  // no network interfaces
     out.put_bool(true);
     out.put_bool(true);
     return out.take();
+}
+
+// A section with one network interface `id` on TAP `tap` with `mac`.
+std::vector<std::byte> shape_with_net(std::string const& id, std::string const& tap,
+                                      std::array<std::uint8_t, 6> mac) {
+    StateWriter out;
+    out.put(std::uint32_t{1});
+    out.put(std::uint64_t{64 * MiB});
+    out.put_bool(true);
+    out.put(std::uint8_t{1});
+    out.put(std::uint32_t{0});
+    out.put(std::uint32_t{1});
+    out.put_vector(std::vector<char>(id.begin(), id.end()));
+    out.put_bool(true);
+    out.put_vector(std::vector<char>(tap.begin(), tap.end()));
+    out.put(mac);
+    out.put_bool(true);
+    out.put_bool(false);
+    out.put_bool(false);
+    return out.take();
+}
+
+MachineConfig restoring(std::vector<RestoreFiles::NetOverride> overrides) {
+    MachineConfig config;
+    config.restore =
+        RestoreFiles{.state = "vm.snap", .memory = "vm.mem", .net_overrides = std::move(overrides)};
+    return config;
 }
 
 }  // namespace
@@ -99,6 +129,59 @@ TEST_CASE("A machine section with virtio devices on PCI, too many disks or a NUL
                       Catch::Contains("NUL"));
     CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk(""))),
                       Catch::Contains("a disk without a path"));
+}
+
+TEST_CASE("A restored machine attaches the snapshot's network interfaces by TAP name with their MACs") {
+    MachineConfig saved;
+    saved.transport = VirtioTransport::mmio;
+    saved.nets.push_back(NetInterfaceConfig{.id = "net1", .tap = "tap7", .mac = "06:00:ac:10:00:02"});
+    saved.nets.push_back(
+        NetInterfaceConfig{.id = "", .tap = std::nullopt, .mac = "06:00:ac:10:00:03"});  // tap=auto
+    saved.nets.back().offloads = false;
+    MachineConfig asked;
+    asked.nets.push_back(NetInterfaceConfig{.id = "", .tap = "other", .mac = std::nullopt});
+    MachineConfig restored = restored_config(asked, with_machine_section(save_machine_shape(saved)));
+    REQUIRE(restored.nets.size() == 2);
+    CHECK(restored.nets[0].id == "net1");
+    CHECK(restored.nets[0].tap == "tap7");
+    CHECK(restored.nets[0].mac == "06:00:ac:10:00:02");
+    CHECK(restored.nets[0].offloads);
+    CHECK(restored.nets[1].id == "eth1");  // no iface_id: its position
+    CHECK_FALSE(restored.nets[1].tap.has_value());
+    CHECK(restored.nets[1].mac == "06:00:ac:10:00:03");
+    CHECK_FALSE(restored.nets[1].offloads);
+}
+
+TEST_CASE("network_overrides attach an interface of the snapshot to another TAP, and name only its own") {
+    MachineConfig saved;
+    saved.transport = VirtioTransport::mmio;
+    saved.nets.push_back(NetInterfaceConfig{.id = "net1", .tap = "tap7", .mac = "06:00:ac:10:00:02"});
+    auto const file = with_machine_section(save_machine_shape(saved));
+    MachineConfig restored = restored_config(restoring({{"net1", "tap9"}}), file);
+    REQUIRE(restored.nets.size() == 1);
+    CHECK(restored.nets[0].tap == "tap9");
+    CHECK(restored.nets[0].mac == "06:00:ac:10:00:02");
+    CHECK_THROWS_WITH(restored_config(restoring({{"eth0", "tap9"}}), file),
+                      "network_overrides: the snapshot has no network interface eth0");
+}
+
+TEST_CASE(
+    "A machine section with a multicast MAC, no iface_id, or an empty or too long TAP name is refused") {
+    MachineConfig config;
+    std::array<std::uint8_t, 6> const unicast{6, 0, 0xac, 0x10, 0, 2};
+    CHECK_NOTHROW(restored_config(config, with_machine_section(shape_with_net("eth0", "tap0", unicast))));
+    CHECK_THROWS_WITH(
+        restored_config(config, with_machine_section(shape_with_net("eth0", "tap0", {1, 0, 0, 0, 0, 1}))),
+        Catch::Contains("cannot be an interface's"));
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_net("eth0", "tap0", {}))),
+                      Catch::Contains("cannot be an interface's"));
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_net("", "tap0", unicast))),
+                      Catch::Contains("without an id"));
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_net("eth0", "", unicast))),
+                      Catch::Contains("empty TAP name"));
+    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_net(
+                                                  "eth0", "a-name-too-long-for-a-tap", unicast))),
+                      Catch::Contains("snapshot section machine"));
 }
 
 TEST_CASE("A machine section with no vCPUs, too many, odd RAM or an unknown transport is refused") {
