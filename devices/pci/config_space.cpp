@@ -35,6 +35,12 @@ ConfigSpace::ConfigSpace(Identity const& identity, std::uint8_t interrupt_pin) {
     writable_[reg::interrupt_line] = 0xff;
 }
 
+void ConfigSpace::load(StateReader& in) {
+    auto const saved = in.get<decltype(bytes_)>();
+    for (std::size_t i = 0; i < config_size; ++i)
+        bytes_[i] = static_cast<std::uint8_t>((bytes_[i] & ~writable_[i]) | (saved[i] & writable_[i]));
+}
+
 void ConfigSpace::add_memory_bar(std::uint32_t index, std::uint64_t size, bool is_64bit, bool prefetchable) {
     if (index >= bar_count || (is_64bit && index + 1 >= bar_count) || bar_taken_[index] ||
         (is_64bit && bar_taken_[index + 1]))

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "devices/pci/pci_spec.hpp"
+#include "vmm/base/state_stream.hpp"
 
 namespace kvmlet::pci {
 
@@ -53,6 +54,12 @@ public:
     // The address BAR `index` holds now (for a 64-bit BAR, from both registers).
     std::uint64_t bar_address(std::uint32_t index) const noexcept;
     void set_bar_address(std::uint32_t index, std::uint64_t address) noexcept;
+
+    // Snapshots (docs/snapshot.md): the 256 bytes. load() takes only the bits the guest may
+    // write (command, BARs, interrupt line, writable capability fields); the read-only ones stay
+    // the device's own, so a snapshot cannot change what the function is.
+    void save(StateWriter& out) const { out.put(bytes_); }
+    void load(StateReader& in);
 
 private:
     std::array<std::uint8_t, config_size> bytes_{};

@@ -80,6 +80,35 @@ void Msix::pba_read(std::uint64_t offset, std::span<std::byte> data) const noexc
     std::memcpy(data.data(), &bits, data.size());
 }
 
+void Msix::save(StateWriter& out) const {
+    std::lock_guard lock(mutex_);
+    out.put(static_cast<std::uint16_t>(entries_.size()));
+    for (auto const& entry : entries_) {
+        out.put(entry.address_low);
+        out.put(entry.address_high);
+        out.put(entry.data);
+        out.put(entry.control);
+        out.put_bool(entry.pending);
+    }
+}
+
+void Msix::load(StateReader& in) {
+    std::lock_guard lock(mutex_);
+    auto const count = in.get<std::uint16_t>();
+    if (count != entries_.size())
+        throw in.malformed(fmt::format("{} MSI-X vectors, the function has {}", count, entries_.size()));
+    for (auto& entry : entries_) {
+        entry.address_low = in.get<std::uint32_t>();
+        entry.address_high = in.get<std::uint32_t>();
+        entry.data = in.get<std::uint32_t>();
+        entry.control = in.get<std::uint32_t>();
+        entry.pending = in.get_bool();
+        entry.routed.reset();  // a new VM has no route yet
+        if (entry.control & ~std::uint32_t{1})
+            throw in.malformed("an MSI-X vector control with reserved bits");
+    }
+}
+
 bool Msix::enabled() const noexcept {
     std::lock_guard lock(mutex_);
     return enabled_;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "devices/pci/config_space.hpp"
+#include "vmm/base/state_stream.hpp"
 
 namespace kvmlet::pci {
 
@@ -59,6 +60,14 @@ public:
     void pba_read(std::uint64_t offset, std::span<std::byte> data) const noexcept;
 
     bool enabled() const noexcept;
+
+    // Snapshots (docs/snapshot.md): the vector count, then per vector its message address, data,
+    // vector control and pending bit. Enable and Function Mask are configuration space's: after
+    // load(), config_written() picks them up and routes every deliverable vector again (the KVM
+    // MSI routes of a new VM). load() throws Error on another count or control bits beyond the
+    // mask bit.
+    void save(StateWriter& out) const;
+    void load(StateReader& in);
     // Sends `vector` (or marks it pending while masked). Vectors out of range and no_vector are
     // ignored. Returns false when MSI-X is disabled: the device uses INTx then.
     bool trigger(std::uint16_t vector) noexcept;

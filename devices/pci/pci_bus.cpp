@@ -188,6 +188,21 @@ void PciBus::set_config_address(std::uint32_t value) noexcept {
     config_address_ = value;
 }
 
+void PciBus::save(StateWriter& out) const {
+    std::lock_guard lock(config_mutex_);
+    out.put(config_address_);
+    devices_[0]->config().save(out);
+}
+
+void PciBus::load(StateReader& in) {
+    std::lock_guard lock(config_mutex_);
+    config_address_ = in.get<std::uint32_t>();
+    devices_[0]->config().load(in);
+    in.finish();
+    for (std::uint32_t slot = 0; slot < slots; ++slot)
+        if (devices_[slot]) update_routes(slot);
+}
+
 bool PciBus::in_window(std::uint64_t start, std::uint64_t size) const noexcept {
     auto inside = [&](std::uint64_t begin, std::uint64_t end) {
         return start >= begin && start < end && size <= end - start;

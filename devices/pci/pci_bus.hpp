@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "devices/pci/pci_device.hpp"
+#include "vmm/base/state_stream.hpp"
 #include "vmm/bus/bus_device.hpp"
 
 namespace kvmlet::pci {
@@ -24,7 +25,7 @@ struct Windows {
     std::uint64_t mmio64_start, mmio64_end;
 };
 
-class PciBus {
+class PciBus final : public Persistent {
 public:
     // 64-bit BARs at least this large go to the 64-bit window; everything else below 4 GiB.
     static constexpr std::uint64_t large_bar = std::uint64_t{256} << 20;
@@ -48,6 +49,13 @@ public:
     // An access in the BAR windows; false when no decoded BAR holds all of it.
     bool bar_read(std::uint64_t address, std::span<std::byte> data) noexcept;
     bool bar_write(std::uint64_t address, std::span<std::byte const> data) noexcept;
+
+    // Snapshots (docs/snapshot.md, section pci): the 0xCF8 address register and the host
+    // bridge's configuration space. load() runs after every function's own section: it routes
+    // each function's BARs where its loaded configuration space puts them (and tells the
+    // function, which moves its notification ioeventfds).
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
 
     // 0xCF8 address register for mechanism #1 (serialised with config accesses).
     std::uint32_t config_address() const noexcept;

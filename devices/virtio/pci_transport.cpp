@@ -111,7 +111,7 @@ std::size_t field_width(std::uint64_t offset) {
     }
 }
 
-std::uint32_t load(std::span<std::byte const> data) {
+std::uint32_t value_of(std::span<std::byte const> data) {
     std::uint32_t value = 0;
     std::memcpy(&value, data.data(), std::min(data.size(), sizeof value));
     return value;
@@ -177,7 +177,7 @@ void PciTransport::config_read(std::uint32_t offset, std::span<std::byte> data) 
     if (pci_cfg_data(offset, data.size())) {
         std::array<std::byte, 4> window{};
         pci_cfg_access(window, false);
-        config_.set32(pci_cfg_cap_ + pci_cfg_data_offset, load(window));
+        config_.set32(pci_cfg_cap_ + pci_cfg_data_offset, value_of(window));
     }
     config_.read(offset, data);
 }
@@ -278,8 +278,8 @@ void PciTransport::write_common(std::uint64_t offset, std::span<std::byte const>
             log::warn("virtio-pci: {}-byte write at common {:#x} ignored", data.size(), offset);
         return;
     }
-    write_common_field(offset, std::min<std::size_t>(data.size(), 4), load(data));
-    if (data.size() == 8) write_common_field(offset + 4, 4, load(data.subspan(4)));
+    write_common_field(offset, std::min<std::size_t>(data.size(), 4), value_of(data));
+    if (data.size() == 8) write_common_field(offset + 4, 4, value_of(data.subspan(4)));
 }
 
 void PciTransport::write_common_field(std::uint64_t offset, std::size_t size, std::uint32_t value) noexcept {
@@ -359,6 +359,58 @@ void PciTransport::reset_transport() noexcept {
     config_vector_ = pci::Msix::no_vector;
     for (auto& v : queue_vectors_) v.store(pci::Msix::no_vector);
     isr_.store(0);
+}
+
+void PciTransport::save(StateWriter& out) const {
+    std::lock_guard registers(mutex_);
+    std::lock_guard device_lock(device_mutex_);
+    config_.save(out);
+    msix_.save(out);
+    save_shared(out);
+    out.put(device_feature_select_);
+    out.put(driver_feature_select_);
+    out.put(queue_select_);
+    out.put(config_vector_.load());
+    for (auto const& v : queue_vectors_) out.put(v.load());
+    out.put(config_generation_.load());
+    out.put(isr_.load());
+    device().save(out);
+}
+
+void PciTransport::load(StateReader& in) {
+    {
+        std::lock_guard registers(mutex_);
+        config_.load(in);
+        intx_disabled_.store(config_.command() & pci::command::interrupt_disable);
+        msix_.load(in);
+        msix_.config_written(config_);  // Enable and Function Mask; every deliverable vector routed
+        load_shared(in);
+        load_registers(in);
+        std::lock_guard device_lock(device_mutex_);
+        device().load(in);
+        in.finish();
+    }
+    if (intx_asserted()) intx_.trigger();  // the level the guest has not acknowledged yet
+    after_register_write();
+}
+
+// Mutex held.
+void PciTransport::load_registers(StateReader& in) {
+    device_feature_select_ = in.get<std::uint32_t>();
+    driver_feature_select_ = in.get<std::uint32_t>();
+    queue_select_ = in.get<std::uint16_t>();
+    auto const vector = [&] {
+        auto const v = in.get<std::uint16_t>();
+        if (accepted_vector(v) != v) throw in.malformed(fmt::format("MSI-X vector {} does not exist", v));
+        return v;
+    };
+    config_vector_.store(vector());
+    for (auto& v : queue_vectors_) v.store(vector());
+    config_generation_.store(in.get<std::uint8_t>());
+    auto const isr = in.get<std::uint8_t>();
+    if (isr & ~(isr_queue | isr_config))
+        throw in.malformed(fmt::format("ISR status {:#x} has unknown bits", isr));
+    isr_.store(isr);
 }
 
 bool PciTransport::intx_asserted() const noexcept {

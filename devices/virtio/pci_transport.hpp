@@ -22,7 +22,10 @@
 
 namespace kvmlet::virtio {
 
-class PciTransport final : public pci::PciDevice, public Transport {
+// A snapshot's section (virtio-pci.S, S the slot; docs/snapshot.md) is the configuration space,
+// the MSI-X table, the shared transport state (Transport::save_shared), this transport's
+// registers, then the device's own state.
+class PciTransport final : public pci::PciDevice, public Transport, public Persistent {
 public:
     // BAR 0 layout; each region starts on its own page.
     static constexpr std::uint32_t bar = 0;
@@ -58,6 +61,11 @@ public:
     // §4.1.4.5). The VMM re-asserts the line after the guest's EOI only while this holds.
     bool intx_asserted() const noexcept;
 
+    // Persistent. load() runs before anything does; the bus's own load() routes the BAR after it.
+    // A device it activated has every queue served once when the slot starts.
+    void save(StateWriter& out) const override;
+    void load(StateReader& in) override;
+
     // PciDevice
     void config_read(std::uint32_t offset, std::span<std::byte> data) noexcept override;
     void config_write(std::uint32_t offset, std::span<std::byte const> data) noexcept override;
@@ -77,6 +85,7 @@ private:
     bool pci_cfg_data(std::uint32_t offset, std::size_t size) const noexcept;
     void pci_cfg_access(std::span<std::byte> data, bool write) noexcept;
     void raise(std::uint16_t vector, std::uint8_t isr_bit) noexcept;
+    void load_registers(StateReader& in);
 
     // Interrupt
     void used_buffers(std::size_t queue) noexcept override;

@@ -208,6 +208,8 @@ void Machine::create_devices() {
     }
     if (config_.transport == VirtioTransport::pci) create_pci_bus();
     create_virtio_devices();
+    // After the functions: its load routes their BARs as their loaded configuration says.
+    if (pci_) persistent_.emplace_back("pci", pci_.get());
 }
 
 // One root bus: configuration through 0xCF8 and ECAM, BARs in the windows of x86_64/layout.hpp.
@@ -228,6 +230,8 @@ VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device) {
     VirtioSlotContext const context{vm_, *memory_, io_};
     if (config_.transport == VirtioTransport::pci) {
         virtio_.push_back(VirtioSlot::on_pci(context, *pci_, *gsi_routes_, std::move(device)));
+        if (auto* state = dynamic_cast<Persistent*>(&virtio_.back()->transport()))
+            persistent_.emplace_back(fmt::format("virtio-pci.{}", *virtio_.back()->pci_slot()), state);
         return *virtio_.back();
     }
     auto index = static_cast<std::uint32_t>(virtio_.size());

@@ -194,9 +194,6 @@ MachineConfig restored_config(MachineConfig config, snapshot::StateFile const& s
         if (transport > static_cast<std::uint8_t>(VirtioTransport::mmio))
             throw in.malformed("unknown transport");
         config.transport = static_cast<VirtioTransport>(transport);
-        if ((!disks.empty() || !nets.empty() || virtio_console || rng) &&
-            config.transport != VirtioTransport::mmio)
-            throw in.malformed("virtio devices on the PCI transport");
         // Its devices' state is in the snapshot, not in a configuration.
         config.disks = std::move(disks);
         apply_net_overrides(
@@ -234,7 +231,6 @@ snapshot::StateFile Machine::capture_state() {
 std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) {
     if (state() != MachineState::paused) return "The microVM is not paused: pause it first (PATCH /vm).";
     // Devices whose state is not saved yet (issue 17's next milestones) would come back wrong.
-    if (pci_) return "Snapshots of a microVM with a PCI bus are not supported yet (use the mmio transport).";
     if (!config_.pit) return "Snapshots of a microVM without a PIT (--pit off) are not supported yet.";
     for (auto const& slot : virtio_) {
         virtio::Device const& device = slot->transport().device();

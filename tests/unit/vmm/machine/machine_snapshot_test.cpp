@@ -118,11 +118,11 @@ TEST_CASE("A restored machine builds the snapshot's virtio disks, console and rn
     CHECK(restored.rng->rate_limiter == virtio::RateLimiterConfig{});  // the device's section has it
 }
 
-TEST_CASE("A machine section with virtio devices on PCI, too many disks or a NUL in a path is refused") {
+TEST_CASE("A machine section with too many disks or a NUL in a path is refused, on either transport") {
     MachineConfig config;
     CHECK_NOTHROW(restored_config(config, with_machine_section(shape_with_disk("disk.img"))));
-    CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk("disk.img", 0))),
-                      "snapshot section machine: virtio devices on the PCI transport");
+    CHECK(restored_config(config, with_machine_section(shape_with_disk("disk.img", 0))).transport ==
+          VirtioTransport::pci);
     CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk("disk.img", 1, 17))),
                       "snapshot section machine: 17 disks");
     CHECK_THROWS_WITH(restored_config(config, with_machine_section(shape_with_disk(std::string("a\0b", 3)))),
