@@ -31,7 +31,8 @@ Cases (one CTest test each):
           restored by the command line the TAP is attached again by name and the frames go on
           with the next N, none repeated or lost (the limiter's held chain given back); restored
           by the API with network_overrides on tap1, the frames go on there; an override naming an
-          interface the snapshot does not have is a 400 with fault_message, and ends the process
+          interface the snapshot does not have, or a TAP that does not exist, is a 400 with
+          fault_message, and ends the process
   errors  requests refused with Firecracker's 400 and a fault_message (before start, while
           running, Diff, Uffd, a load after boot-specific resources); snapshot files with a bad
           CRC, cut short, of an unknown format version, or a memory file of the wrong size: the
@@ -586,6 +587,16 @@ def case_net_in(c, args, scene, ns):
             "network_overrides": [{"iface_id": "eth9", "host_dev_name": "tap1"}]},
            status=400, fault="no network interface eth9")
     c.check(bad.wait(10) == 1, "a load with an unknown iface_id ends kvmlet with status 1", bad.stderr()[-300:])
+
+    sock4 = scene.path("missing.sock")
+    missing = scene.kvmlet(in_ns + [args.kvmlet, "run", "--api-sock", sock4], name="missing-tap")
+    missing.wait_for_socket(sock4)
+    c.call(sock4, "PUT", "/snapshot/load",
+           {"snapshot_path": snap, "mem_file_path": mem,
+            "network_overrides": [{"iface_id": "net0", "host_dev_name": "tap9"}]},
+           status=400, fault="tap9: no such interface")
+    c.check(missing.wait(10) == 1 and missing.stdout() == "",
+            "a load onto a TAP that does not exist ends kvmlet with status 1, the guest never ran", missing.stderr()[-300:])
 
 
 def error_lines(vm):
