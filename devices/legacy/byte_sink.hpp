@@ -1,6 +1,7 @@
 #pragma once
 // Where a character device's output goes: stdout, a log file, or a recorder in tests.
 #include <cstddef>
+#include <functional>
 #include <span>
 
 namespace kvmlet {
@@ -16,6 +17,23 @@ public:
 }  // namespace kvmlet
 
 namespace kvmlet {
+
+// Output that must come after what another device has pending: `before()` runs first (the VMM
+// has it flush the 8250's batched writes, which the guest made before this output).
+class OrderedSink final : public ByteSink {
+public:
+    explicit OrderedSink(ByteSink& out) noexcept : out_(out) {}
+    // Set before the guest runs; must not write to this sink.
+    void run_before(std::function<void()> before) noexcept { before_ = std::move(before); }
+    void write(std::span<std::byte const> bytes) noexcept override {
+        if (before_) before_();
+        out_.write(bytes);
+    }
+
+private:
+    ByteSink& out_;
+    std::function<void()> before_;
+};
 
 // Output nobody reads (--console none): dropped.
 class DiscardSink final : public ByteSink {

@@ -86,6 +86,7 @@ void Serial::write(IoAccess const& access, std::span<std::byte const> data) noex
     if (access.offset == rbr_thr_dll && !dlab()) thre_pending_ = false;  // writing THR clears THRE
     std::uint8_t before = pending_sources();
     std::optional<std::byte> sent = write_register(access.offset, std::to_integer<std::uint8_t>(data[0]));
+    if (access.offset == ier_dlm || access.offset == mcr_offset) update_batching();
     bool raise = (pending_sources() & ~before) != 0;
     std::unique_lock output_lock(output_mutex_, std::defer_lock);
     if (sent) output_lock.lock();
@@ -104,6 +105,23 @@ std::size_t Serial::enqueue_input(std::span<std::byte const> bytes) noexcept {
     lock.unlock();
     if (raise) irq_.trigger();
     return accepted;
+}
+
+void Serial::batch_transmit(WriteBatching& batching) noexcept {
+    std::lock_guard lock(mutex_);
+    batching_ = &batching;
+    batched_ = false;
+    update_batching();
+}
+
+// Batched THR writes reach transmit() late: safe only while no THR-empty interrupt can follow a
+// write (ETBEI clear) and no loopback turns a write into received data.
+void Serial::update_batching() noexcept {
+    if (batching_ == nullptr) return;
+    bool const wanted = (ier_ & ier_etbei) == 0 && !loopback();
+    if (wanted == batched_) return;
+    batched_ = wanted;
+    batching_->batch(wanted);
 }
 
 bool Serial::input_full() const noexcept {
@@ -288,6 +306,7 @@ void Serial::load(StateReader& in) {
     fifo_enabled_ = fifo_enabled;
     overrun_ = overrun;
     thre_pending_ = thre_pending;
+    update_batching();
 }
 
 }  // namespace kvmlet

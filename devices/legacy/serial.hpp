@@ -12,6 +12,12 @@
 //   parity/framing/break errors. Overrun happens only in loopback mode (host input never overruns).
 // - Accesses wider than one byte are ignored (reads return all-ones) and logged at debug level.
 //
+// Batched transmission: with batch_transmit(), writes to THR may be batched by the hypervisor
+// (WriteBatching) while nothing can notice that they arrive late: the THR-empty interrupt disabled
+// (IER.ETBEI clear) and no loopback. Linux's early and polled console writes (IER = 0, an LSR read
+// before each byte) then cost one exit per byte instead of two; interrupt-driven transmission,
+// which waits for the THR-empty interrupt after its writes, turns batching off by enabling ETBEI.
+//
 // Thread safety: read()/write() run on vCPU threads and enqueue_input() on the VMM thread; one mutex
 // guards the state. The ByteSink is called with that mutex released (a second one keeps output
 // in order), and IrqLine::trigger() after it is released, so a slow sink never stalls the VMM thread.
@@ -24,6 +30,7 @@
 
 #include "devices/irq_line.hpp"
 #include "devices/legacy/byte_sink.hpp"
+#include "devices/legacy/write_batching.hpp"
 #include "vmm/base/state_stream.hpp"
 #include "vmm/bus/bus_device.hpp"
 
@@ -49,6 +56,11 @@ public:
     // length; the caller keeps the rest and offers it again later. Accepts nothing in loopback mode
     // (the serial input is disconnected there, datasheet "MCR bit 4").
     std::size_t enqueue_input(std::span<std::byte const> bytes) noexcept;
+    // Lets `batching` batch THR writes while IER.ETBEI is clear and loopback is off (see above);
+    // applied at once and after every register write and load(). Set before the guest runs; the
+    // object must outlive this device.
+    void batch_transmit(WriteBatching& batching) noexcept;
+
     // True while enqueue_input() would accept nothing: the VMM stops reading stdin until it clears.
     bool input_full() const noexcept;
 
@@ -70,6 +82,7 @@ private:
     std::uint8_t pop_rx() noexcept;
     bool dlab() const noexcept;
     bool loopback() const noexcept;
+    void update_batching() noexcept;
 
     IrqLine& irq_;
     ByteSink& output_;
@@ -88,6 +101,8 @@ private:
     bool fifo_enabled_ = false;
     bool overrun_ = false;
     bool thre_pending_ = false;  // THR-empty interrupt latched, cleared by IIR read or THR write
+    WriteBatching* batching_ = nullptr;
+    bool batched_ = false;  // what batching_ was last told
 };
 
 }  // namespace kvmlet

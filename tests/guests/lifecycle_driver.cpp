@@ -181,8 +181,15 @@ void pause_resume_cycle(Machine& machine, Console const& console, int cycle,
     std::this_thread::sleep_for(run_for);
     pause_within(machine, 5s);
     if (!machine.paused() || machine.state() != MachineState::paused) fail("pause() returned, not paused");
-    std::this_thread::sleep_for(5ms);  // output written before the pause reaches the pipe
-    auto const bytes = console.bytes();
+    // Output written before the pause reaches the pipe: wait until none has come for 20 ms (under
+    // load the reader can lag, and kvmlet's console queues what a full pipe did not take). A guest
+    // still running prints all the time, so it never settles, and fails below.
+    auto bytes = console.bytes();
+    for (int settle = 0; settle < 100; ++settle) {
+        std::this_thread::sleep_for(20ms);
+        if (console.bytes() == bytes) break;
+        bytes = console.bytes();
+    }
     auto const count = console.last_count();
     std::this_thread::sleep_for(hold);
     if (console.bytes() != bytes)

@@ -2,6 +2,7 @@
 
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -28,6 +29,13 @@ void set(int fd, unsigned long request, T const& value, char const* name) {
 
 VcpuFd::VcpuFd(UniqueFd fd, void* run, std::size_t run_size) noexcept
     : fd_(std::move(fd)), run_(static_cast<kvm_run*>(run)), run_size_(run_size) {}
+
+std::span<std::byte> VcpuFd::mapped_page(std::size_t page_offset) const noexcept {
+    std::size_t const page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    if (run_ == nullptr || page_offset >= run_size_ / page) return {};
+    // Safety: the page lies inside the mapping, checked above; it lives as long as this VcpuFd.
+    return {reinterpret_cast<std::byte*>(run_) + page_offset * page, page};
+}
 
 VcpuFd::VcpuFd(VcpuFd&& other) noexcept
     : fd_(std::move(other.fd_)), run_(other.run_), run_size_(other.run_size_) {

@@ -1,6 +1,7 @@
 #pragma once
 #include <linux/kvm.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -62,6 +63,10 @@ public:
     std::optional<std::uint64_t> translate(std::uint64_t linear) const noexcept;
 
     static constexpr std::uint64_t run_failed_flag = std::uint64_t{1} << 63;
+
+    // Page `page_offset` of the kvm_run mapping (where KVM puts shared pages such as the coalesced
+    // I/O ring), or an empty span when the mapping is shorter.
+    std::span<std::byte> mapped_page(std::size_t page_offset) const noexcept;
 
     // The descriptor's number (close_in_background: which descriptors keep the VM alive).
     int number() const noexcept { return fd_.get(); }

@@ -105,6 +105,22 @@ bool VmFd::unregister_ioeventfd(int event_fd, std::uint64_t address, std::uint32
     return ::ioctl(fd_.get(), KVM_IOEVENTFD, &ioeventfd) == 0;
 }
 
+bool VmFd::register_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept {
+    kvm_coalesced_mmio_zone zone{};
+    zone.addr = address;
+    zone.size = size;
+    zone.pio = pio ? 1 : 0;
+    return ::ioctl(fd_.get(), KVM_REGISTER_COALESCED_MMIO, &zone) == 0;
+}
+
+bool VmFd::unregister_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept {
+    kvm_coalesced_mmio_zone zone{};
+    zone.addr = address;
+    zone.size = size;
+    zone.pio = pio ? 1 : 0;
+    return ::ioctl(fd_.get(), KVM_UNREGISTER_COALESCED_MMIO, &zone) == 0;
+}
+
 VcpuFd VmFd::create_vcpu(std::uint32_t id) const {
     UniqueFd fd(::ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
     if (!fd.valid()) throw system_error(fmt::format("KVM_CREATE_VCPU {}", id));

@@ -40,6 +40,11 @@ public:
     // register_ioeventfd, noexcept: false (errno set) on failure.
     bool try_register_ioeventfd(int event_fd, std::uint64_t address, std::uint32_t length, bool pio,
                                 std::optional<std::uint64_t> datamatch = std::nullopt) const noexcept;
+    // Coalesced I/O (KVM_REGISTER_COALESCED_MMIO, with `pio` KVM_CAP_COALESCED_PIO): the guest's
+    // writes to [address, address + size) go to the ring (CoalescedRing) instead of exiting.
+    // noexcept for use while vCPUs run; false (errno set) on failure.
+    bool register_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept;
+    bool unregister_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept;
     VcpuFd create_vcpu(std::uint32_t id) const;
 
     // For snapshots (vmm/snapshot/vm_state): the in-kernel PIC (chip 0 master, 1 slave) and

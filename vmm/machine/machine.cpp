@@ -245,7 +245,7 @@ VirtioSlot& Machine::add_virtio(std::shared_ptr<virtio::Device> device) {
 
 void Machine::create_virtio_devices() {
     std::size_t net = 0;
-    for (auto& device : make_virtio_devices(config_, console_out_)) {
+    for (auto& device : make_virtio_devices(config_, virtio_console_out_)) {
         // The MAC the guest knows, also when it was drawn at random: a snapshot keeps it.
         if (auto const* nic = dynamic_cast<virtio::NetDevice const*>(device.get()))
             config_.nets.at(net++).mac = nic->config().mac.to_string();
@@ -269,13 +269,33 @@ void Machine::create_vcpus(KvmSystem const& kvm) {
     std::optional<std::uint32_t> tsc_khz;
     for (std::uint32_t index = 0; index < config_.cpus; ++index) {
         VcpuFd fd = vm_.create_vcpu(index);
-        if (index == 0) tsc_khz = fd.tsc_khz();
+        if (index == 0) {
+            tsc_khz = fd.tsc_khz();
+            context.coalesced = batch_serial_writes(fd);
+        }
         auto cpuid = x86_64::build_cpuid(supported, config_.cpu_template, {index, config_.cpus}, tsc_khz);
         adjust_cpuid(host_compat_, cpuid);
         x86_64::configure_vcpu(fd, cpuid);
         if (index == 0) x86_64::set_boot_state(fd, boot_state_);
         vcpus_.push_back(std::make_unique<Vcpu>(std::move(fd), index, context));
     }
+}
+
+// With KVM's coalesced port I/O, the 8250 lets its THR writes be batched while the guest cannot
+// notice (Serial::batch_transmit): Linux's boot console then costs one exit per byte, not two. The
+// ring is a page of every vCPU's kvm_run mapping (the first vCPU's serves all).
+CoalescedRing* Machine::batch_serial_writes(VcpuFd const& first_vcpu) {
+    if (vm_.check_extension(KVM_CAP_COALESCED_PIO) <= 0) return nullptr;
+    int const page_offset = vm_.check_extension(KVM_CAP_COALESCED_MMIO);
+    if (page_offset <= 0) return nullptr;
+    std::span<std::byte> page = first_vcpu.mapped_page(static_cast<std::size_t>(page_offset));
+    if (page.empty()) return nullptr;
+    coalesced_ring_ = std::make_unique<CoalescedRing>(page, com1_port, 1, true);
+    coalesced_com1_ = std::make_unique<CoalescedPort>(vm_, static_cast<std::uint16_t>(com1_port));
+    serial_->batch_transmit(*coalesced_com1_);
+    // A byte still in the ring was written before anything the virtio console is asked to print.
+    virtio_console_out_.run_before([this] { replay_coalesced(*coalesced_ring_, pio_, mmio_); });
+    return coalesced_ring_.get();
 }
 
 void Machine::start_vcpus() {

@@ -20,8 +20,10 @@
 #include "vmm/event/console_input.hpp"
 #include "vmm/event/fd_sink.hpp"
 #include "vmm/event/process_signals.hpp"
+#include "vmm/kvm/coalesced_ring.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vm_fd.hpp"
+#include "vmm/machine/coalesced_port.hpp"
 #include "vmm/machine/gsi_routes.hpp"
 #include "vmm/machine/irqfd_line.hpp"
 #include "vmm/machine/machine_config.hpp"
@@ -125,6 +127,7 @@ private:
     VirtioSlot& add_virtio(std::shared_ptr<virtio::Device> device);
     std::size_t deliver_console_input(std::span<std::byte const> bytes);
     void create_vcpus(KvmSystem const& kvm);
+    CoalescedRing* batch_serial_writes(VcpuFd const& first_vcpu);
     void start_vcpus();
     void stop_vcpus() noexcept;
     void kick_vcpus() noexcept;
@@ -146,6 +149,8 @@ private:
     IoBus mmio_{"MMIO"};
 
     FdSink console_out_;
+    // The virtio console's output: after the 8250's batched writes (they come first in the guest).
+    OrderedSink virtio_console_out_{console_out_};
     DiscardSink discard_;
     std::unique_ptr<IrqfdLine> com1_irq_;
     std::unique_ptr<IrqfdLine> keyboard_irq_;
@@ -168,6 +173,11 @@ private:
     // The devices whose state a snapshot keeps, each under its section name.
     std::vector<std::pair<std::string, Persistent*>> persistent_;
     std::vector<std::uint32_t> msr_indices_;  // the MSRs a snapshot saves (KVM's index list)
+
+    // The 8250's batched THR writes (KVM's coalesced port I/O), when KVM has it; the vCPUs below
+    // drain the ring, so it outlives them.
+    std::unique_ptr<CoalescedRing> coalesced_ring_;
+    std::unique_ptr<CoalescedPort> coalesced_com1_;
 
     std::vector<std::unique_ptr<Vcpu>> vcpus_;
     std::vector<std::thread> threads_;

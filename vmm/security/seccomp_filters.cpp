@@ -128,21 +128,23 @@ Rules vmm_list() {
 Rules vcpu_list() {
     Rules rules = common();
     add(rules, {
-                   ioctl(KVM_RUN),                   // the guest runs
-                   ioctl(KVM_GET_REGS),              // watchdog (RFLAGS.IF), dumps, host-compat
-                   ioctl(KVM_SET_REGS),              // host-compat: int3/fwait stepped over
-                   ioctl(KVM_GET_SREGS),             // dumps, crash reports, host-compat decoding
-                   ioctl(KVM_GET_MP_STATE),          // the halt watchdog's sample
-                   ioctl(KVM_GET_VCPU_EVENTS),       // host-compat: the interrupt shadow
-                   ioctl(KVM_SET_VCPU_EVENTS),       // (the same)
-                   ioctl(KVM_GET_FPU),               // host-compat: fwait's pending x87 exception
-                   ioctl(KVM_TRANSLATE),             // the code bytes at RIP (dumps, host-compat)
-                   ioctl(kvm_abi::set_gsi_routing),  // MSI-X table writes
-                   ioctl(KVM_IOEVENTFD),             // the guest moved a virtio-pci BAR
-                   ioctl(TUNSETOFFLOAD),             // virtio-net activation: the driver's offloads
-                   any(SYS_read),                    // eventfds
-                   any(SYS_epoll_ctl),               // work posted to the event loop wakes it
-                   any(SYS_pwritev2),                // the 8250's output straight to stdout (FdSink)
+                   ioctl(KVM_RUN),                        // the guest runs
+                   ioctl(KVM_GET_REGS),                   // watchdog (RFLAGS.IF), dumps, host-compat
+                   ioctl(KVM_SET_REGS),                   // host-compat: int3/fwait stepped over
+                   ioctl(KVM_GET_SREGS),                  // dumps, crash reports, host-compat decoding
+                   ioctl(KVM_GET_MP_STATE),               // the halt watchdog's sample
+                   ioctl(KVM_GET_VCPU_EVENTS),            // host-compat: the interrupt shadow
+                   ioctl(KVM_SET_VCPU_EVENTS),            // (the same)
+                   ioctl(KVM_GET_FPU),                    // host-compat: fwait's pending x87 exception
+                   ioctl(KVM_TRANSLATE),                  // the code bytes at RIP (dumps, host-compat)
+                   ioctl(kvm_abi::set_gsi_routing),       // MSI-X table writes
+                   ioctl(KVM_IOEVENTFD),                  // the guest moved a virtio-pci BAR
+                   ioctl(KVM_REGISTER_COALESCED_MMIO),    // the 8250's THR writes batched (IER)
+                   ioctl(KVM_UNREGISTER_COALESCED_MMIO),  // (and no longer)
+                   ioctl(TUNSETOFFLOAD),                  // virtio-net activation: the driver's offloads
+                   any(SYS_read),                         // eventfds
+                   any(SYS_epoll_ctl),                    // work posted to the event loop wakes it
+                   any(SYS_pwritev2),                     // the 8250's output straight to stdout (FdSink)
                });
     return rules;
 }
@@ -290,6 +292,8 @@ Rules machine_build_list() {
         ioctl(KVM_IRQFD),
         ioctl(KVM_IOEVENTFD),
         ioctl(kvm_abi::set_gsi_routing),
+        ioctl(KVM_REGISTER_COALESCED_MMIO),    // the 8250's THR writes batched (a restored IER)
+        ioctl(KVM_UNREGISTER_COALESCED_MMIO),  // (the same)
     };
 }
 

@@ -89,10 +89,20 @@ void Vcpu::run() noexcept {
         if (context_.stop.requested()) break;
         VcpuExit exit = fd_.run();
         timeline.count_exit(exit_reason(exit));
+        drain_coalesced();
         if (handle(exit) == Next::stop) break;
     }
     std::lock_guard lock(thread_mutex_);
     thread_running_ = false;
+}
+
+void replay_coalesced(CoalescedRing& ring, IoBus& pio, IoBus& mmio) noexcept {
+    ring.drain([&](CoalescedWrite const& w) { (w.pio ? pio : mmio).write(w.address, w.data); });
+}
+
+// The writes KVM batched (any vCPU's) happened before this exit: replayed first, in order.
+void Vcpu::drain_coalesced() noexcept {
+    if (context_.coalesced) replay_coalesced(*context_.coalesced, context_.pio, context_.mmio);
 }
 
 void Vcpu::check_run_state() noexcept {

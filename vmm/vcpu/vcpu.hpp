@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "vmm/bus/io_bus.hpp"
+#include "vmm/kvm/coalesced_ring.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/memory/guest_memory.hpp"
 #include "vmm/vcpu/host_compat.hpp"
@@ -29,7 +30,13 @@ struct VcpuContext {
     StopRequest& stop;
     PauseGate& pause;  // the vCPU parks here, before KVM_RUN, while the machine is paused
     HostCompat host_compat;
+    // KVM's coalesced I/O ring, if any device batches writes through it: drained before every
+    // exit is served, so devices see the guest's writes in order.
+    CoalescedRing* coalesced = nullptr;
 };
+
+// Replays the writes KVM batched in `ring` on the buses, in order (any thread).
+void replay_coalesced(CoalescedRing& ring, IoBus& pio, IoBus& mmio) noexcept;
 
 class Vcpu {
 public:
@@ -61,6 +68,7 @@ private:
     enum class Next { resume, stop };
     Next handle(VcpuExit const& exit) noexcept;
     Next crash(std::string what) noexcept;
+    void drain_coalesced() noexcept;
     void check_run_state() noexcept;
     void dump_registers() noexcept;
 

@@ -48,6 +48,12 @@ struct Uart {
     }
 };
 
+// What the port asked of a WriteBatching, in order.
+struct RecordingBatching final : WriteBatching {
+    void batch(bool on) noexcept override { calls.push_back(on); }
+    std::vector<bool> calls;
+};
+
 std::vector<std::uint8_t> counting(std::size_t n, std::uint8_t first = 0) {
     std::vector<std::uint8_t> v;
     for (std::size_t i = 0; i < n; ++i) v.push_back(static_cast<std::uint8_t>(first + i));
@@ -322,6 +328,43 @@ TEST_CASE("A serial state that is short, too long or has buffer indexes out of r
     bad_count[Serial::rx_capacity + 4] = std::byte{65};  // the receive count (u32 after head)
     StateReader bad_in(bad_count, "dev.serial");
     CHECK_THROWS_WITH(b.serial.load(bad_in), Catch::Contains("receive buffer index out of range"));
+}
+
+TEST_CASE("THR writes are batched only while ETBEI is clear and loopback is off") {
+    Uart u;
+    RecordingBatching batching;
+    u.serial.batch_transmit(batching);
+    CHECK(batching.calls == std::vector<bool>{true});  // a fresh port: IER = 0, no loopback
+    u.out(ier, 0x01);                                  // received-data interrupt only: still on
+    u.out(lcr, 0x03);
+    u.out(thr, 'x');
+    CHECK(batching.calls == std::vector<bool>{true});
+    u.out(ier, 0x03);  // ETBEI: a THR write is followed by an interrupt, so every write must exit
+    CHECK(batching.calls == std::vector<bool>{true, false});
+    u.out(ier, 0x01);
+    CHECK(batching.calls == std::vector<bool>{true, false, true});
+    u.out(mcr, 0x10);  // loopback: a THR write becomes received data the guest reads at once
+    CHECK(batching.calls == std::vector<bool>{true, false, true, false});
+    u.out(mcr, 0x0b);
+    CHECK(batching.calls == std::vector<bool>{true, false, true, false, true});
+    u.out(lcr, 0x83);  // DLAB: offset 1 is DLM, IER is unchanged
+    u.out(dlm, 0x02);
+    CHECK(batching.calls.size() == 5);
+}
+
+TEST_CASE("A loaded serial state sets batching from its IER and MCR") {
+    Uart a;
+    a.out(ier, 0x02);
+    StateWriter out;
+    a.serial.save(out);
+    auto bytes = out.take();
+
+    Uart b;
+    RecordingBatching batching;
+    b.serial.batch_transmit(batching);
+    StateReader in(bytes, "dev.serial");
+    b.serial.load(in);
+    CHECK(batching.calls == std::vector<bool>{true, false});
 }
 
 }  // namespace
