@@ -26,6 +26,7 @@
 #include "vmm/machine/machine.hpp"
 #include "vmm/machine/timeline_report.hpp"
 #include "vmm/security/seccomp.hpp"
+#include "vmm/snapshot/memory_file.hpp"
 #include "vmm/vcpu/host_compat.hpp"
 
 namespace kvmlet {
@@ -230,6 +231,16 @@ bool called_firecracker(char const* argv0) {
     return called(argv0, "firecracker");
 }
 
+// kvmlet snapshot-merge BASE DIFF: Firecracker's `snapshot-editor edit-memory rebase` (its users'
+// way to restore a Diff snapshot: the Diff's pages written over the base Full memory file).
+int merge_snapshot_memory(std::span<char const* const> args) {
+    if (args.size() != 2 || args[0] == nullptr || args[1] == nullptr)
+        throw UsageError("snapshot-merge: expected BASE DIFF, the base memory file and the Diff's");
+    std::uint64_t const copied = snapshot::merge_memory_file(args[0], args[1]);
+    log::info("snapshot-merge: {} KiB of {} written over {}", copied >> 10, args[1], args[0]);
+    return 0;
+}
+
 // Set once the command line is read as Firecracker's: its usage errors point to its own help.
 bool firecracker_syntax = false;
 
@@ -239,6 +250,8 @@ int main_inner(int argc, char** argv) {
     if (called(argc > 0 ? argv[0] : nullptr, "jailer")) return jail::run_jail(args);
     if (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "jail")
         return jail::run_jail(args.subspan(1));
+    if (!args.empty() && args[0] != nullptr && std::string_view(args[0]) == "snapshot-merge")
+        return merge_snapshot_memory(args.subspan(1));
     // `/<exec-name> --id ID ...`: started by a jailer, where /proc (host memory) is out of reach.
     std::string_view first = args.empty() || args[0] == nullptr ? std::string_view{} : args[0];
     bool jailed = first == "--id" || first.starts_with("--id=");

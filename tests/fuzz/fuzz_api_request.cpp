@@ -34,7 +34,7 @@ public:
     std::optional<std::string> send_ctrl_alt_del() override { return std::nullopt; }
     std::optional<std::string> flush_metrics() override { return "no metrics"; }
     std::optional<std::string> replace_drive(std::size_t, std::string const&) override { return "no"; }
-    std::optional<std::string> create_snapshot(std::string const&, std::string const&) override {
+    std::optional<std::string> create_snapshot(std::string const&, std::string const&, bool) override {
         return "no";
     }
     std::optional<std::string> update_drive_rate_limiter(std::size_t,

@@ -65,10 +65,11 @@ public:
                                                                  virtio::RateLimiterConfig const& change) = 0;
     virtual std::optional<std::string> update_interface_rate_limiters(
         std::size_t index, virtio::RateLimiterConfig const& rx, virtio::RateLimiterConfig const& tx) = 0;
-    // PUT /snapshot/create of the paused machine: its state file and memory file
-    // (docs/snapshot.md). A snapshot load is a start() whose config names the files to restore.
+    // PUT /snapshot/create of the paused machine: its state file and memory file, with `diff`
+    // only the pages dirtied since the last snapshot (docs/snapshot.md). A snapshot load is a
+    // start() whose config names the files to restore.
     virtual std::optional<std::string> create_snapshot(std::string const& state_path,
-                                                       std::string const& memory_path) = 0;
+                                                       std::string const& memory_path, bool diff) = 0;
 };
 
 enum class VmState { not_started, starting, running, paused };

@@ -116,8 +116,8 @@ std::optional<std::string> MachineLaunch::update_interface_rate_limiters(
 }
 
 std::optional<std::string> MachineLaunch::create_snapshot(std::string const& state_path,
-                                                          std::string const& memory_path) {
-    return with_machine([&](Machine& m) { return m.create_snapshot({state_path, memory_path}); });
+                                                          std::string const& memory_path, bool diff) {
+    return with_machine([&](Machine& m) { return m.create_snapshot({state_path, memory_path, diff}); });
 }
 
 void MachineLaunch::flush_replies() {

@@ -55,8 +55,8 @@ public:
     std::optional<std::string> update_interface_rate_limiters(std::size_t index,
                                                               virtio::RateLimiterConfig const& rx,
                                                               virtio::RateLimiterConfig const& tx) override;
-    std::optional<std::string> create_snapshot(std::string const& state_path,
-                                               std::string const& memory_path) override;
+    std::optional<std::string> create_snapshot(std::string const& state_path, std::string const& memory_path,
+                                               bool diff) override;
     // Main thread: waits (at most a second) until the API thread has run what was posted to it so
     // far, such as the answer to a failed snapshot load, before the process ends.
     void flush_replies();

@@ -523,7 +523,6 @@ namespace {
 void say_what_is_not_acted_on(VmResources const& r) {
     auto const& m = r.machine;
     if (m.smt) not_acted_on("machine-config.smt", "each vCPU is presented as a core of its own");
-    if (m.track_dirty_pages) not_acted_on("machine-config.track_dirty_pages", "no snapshots yet");
     if (m.huge_pages == "Transparent")
         not_acted_on("machine-config.huge_pages", "guest RAM uses the host's default");
     for (auto const& d : r.drives) {
@@ -579,6 +578,7 @@ MachineConfig to_machine_config(VmResources const& r) {
         throw ConfigError(
             fmt::format("machine-config.mem_size_mib: {} MiB is too much", r.machine.mem_size_mib));
     c.memory_bytes = r.machine.mem_size_mib * MiB;
+    c.track_dirty_pages = r.machine.track_dirty_pages;
     if (c.memory_bytes < MachineConfig::min_memory)
         throw ConfigError(
             fmt::format("machine-config.mem_size_mib: at least {} MiB", MachineConfig::min_memory / MiB));

@@ -32,14 +32,24 @@ void VmFd::create_pit() const {
     if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &config) != 0) throw system_error("KVM_CREATE_PIT2");
 }
 
-void VmFd::set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host) const {
+void VmFd::set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host,
+                             bool log_dirty) const {
     kvm_userspace_memory_region region{};
     region.slot = slot;
+    region.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
     region.guest_phys_addr = guest.value;
     region.memory_size = size;
     region.userspace_addr = reinterpret_cast<std::uint64_t>(host);
     if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) != 0)
         throw system_error(fmt::format("KVM_SET_USER_MEMORY_REGION {:#x}+{:#x}", guest.value, size));
+}
+
+void VmFd::dirty_log(std::uint32_t slot, std::span<std::uint64_t> bitmap) const {
+    kvm_dirty_log log{};
+    log.slot = slot;
+    log.dirty_bitmap = bitmap.data();
+    if (::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) != 0)
+        throw system_error(fmt::format("KVM_GET_DIRTY_LOG of memory slot {}", slot));
 }
 
 void VmFd::register_irqfd(int event_fd, std::uint32_t gsi) const {

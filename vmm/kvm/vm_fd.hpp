@@ -23,7 +23,12 @@ public:
     void set_identity_map_address(GuestAddress address) const;
     void create_irqchip() const;  // PIC + IOAPIC + per-vCPU LAPIC in the kernel
     void create_pit() const;      // i8254 PIT in the kernel (KVM_CREATE_PIT2)
-    void set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host) const;
+    // With `log_dirty` (KVM_MEM_LOG_DIRTY_PAGES) KVM logs the pages the guest writes in the slot.
+    void set_memory_region(std::uint32_t slot, GuestAddress guest, std::uint64_t size, void* host,
+                           bool log_dirty = false) const;
+    // The slot's dirty log since the last call, cleared as it is read (KVM_GET_DIRTY_LOG): one bit
+    // per page, `bitmap` at least one word per 64 pages of the slot.
+    void dirty_log(std::uint32_t slot, std::span<std::uint64_t> bitmap) const;
     void register_irqfd(int event_fd, std::uint32_t gsi) const;
     // A level-triggered irqfd: a write asserts the GSI until the guest's EOI, which de-asserts it
     // and signals `resample_fd` (the VMM re-asserts if the device still wants service).

@@ -132,9 +132,11 @@ void Machine::create_memory(std::uint64_t size) {
     } else {
         memory_.emplace(GuestMemory::create(ranges));
     }
-    std::uint32_t slot = 0;
+    // Tracking from before the kernel is loaded: a Diff without a Full before it has every page.
+    if (config_.track_dirty_pages) memory_->track_dirty_pages();
+    std::uint32_t slot = 0;  // slot i is region i (snapshot::take_dirty_pages)
     for (auto const& region : memory_->regions())
-        vm_.set_memory_region(slot++, region.start, region.size, region.host);
+        vm_.set_memory_region(slot++, region.start, region.size, region.host, config_.track_dirty_pages);
 }
 
 void Machine::load_kernel() {

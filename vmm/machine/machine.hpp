@@ -29,6 +29,7 @@
 #include "vmm/machine/machine_config.hpp"
 #include "vmm/machine/virtio_slot.hpp"
 #include "vmm/memory/guest_memory.hpp"
+#include "vmm/snapshot/memory_file.hpp"
 #include "vmm/snapshot/snapshot_file.hpp"
 #include "vmm/vcpu/pause_gate.hpp"
 #include "vmm/vcpu/stop_request.hpp"
@@ -103,12 +104,14 @@ public:
                                                         virtio::RateLimiterConfig const& rx,
                                                         virtio::RateLimiterConfig const& tx);
 
-    // Firecracker's PUT /snapshot/create (Full): writes the state file and the memory file of a
-    // paused machine (docs/snapshot.md). Any thread; the guest stays paused. Returns what went
-    // wrong: not paused, a device whose state cannot be saved yet, a file that cannot be written.
+    // Firecracker's PUT /snapshot/create: writes the state file and the memory file of a paused
+    // machine (docs/snapshot.md), with `diff` only the pages dirtied since the last snapshot (the
+    // machine tracks dirty pages). Any thread; the guest stays paused. Returns what went wrong:
+    // not paused, a device whose state cannot be saved yet, a file that cannot be written.
     struct SnapshotPaths {
         std::string state;
         std::string memory;
+        bool diff = false;
     };
     std::optional<std::string> create_snapshot(SnapshotPaths const& paths);
 
@@ -116,6 +119,7 @@ private:
     Machine(MachineConfig const& config, KvmSystem const& kvm, std::optional<snapshot::StateFile> restore);
     void restore_state(snapshot::StateFile const& state);
     snapshot::StateFile capture_state();
+    snapshot::MemoryFileStats write_memory_file(SnapshotPaths const& paths);
     template <class D>
     std::pair<VirtioSlot*, D*> nth_device(std::size_t index) const noexcept;
     void create_memory(std::uint64_t size);

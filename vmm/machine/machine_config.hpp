@@ -87,6 +87,9 @@ struct MachineConfig {
     // thread each: 3-8 ms and 5-15 ms on a kvm-pvm host, tools/bench/vm_teardown.c) for a guest
     // that keeps time without it, as Linux does with the TSC-deadline timer and a known TSC rate.
     bool pit = true;
+    // KVM's dirty log on the RAM slots and the VMM's own marks (machine-config track_dirty_pages,
+    // PUT /snapshot/load track_dirty_pages): what Diff snapshots need.
+    bool track_dirty_pages = false;
     bool verbose = false;
     // On a stop signal (SIGTERM, SIGINT, SIGHUP), first ask the guest to shut down (Ctrl-Alt-Del
     // on the i8042 keyboard, and the ACPI power button) and stop only if it has not after this long, or at a

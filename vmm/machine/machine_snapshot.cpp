@@ -8,6 +8,7 @@
 #include "firmware/x86_64/layout.hpp"
 #include "vmm/base/log.hpp"
 #include "vmm/machine/machine.hpp"
+#include "vmm/snapshot/dirty_pages.hpp"
 #include "vmm/snapshot/kvm_state.hpp"
 #include "vmm/snapshot/memory_file.hpp"
 
@@ -232,6 +233,8 @@ std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) 
     if (state() != MachineState::paused) return "The microVM is not paused: pause it first (PATCH /vm).";
     // Devices whose state is not saved yet (issue 17's next milestones) would come back wrong.
     if (!config_.pit) return "Snapshots of a microVM without a PIT (--pit off) are not supported yet.";
+    if (paths.diff && !memory_->tracks_dirty_pages())  // Firecracker's words
+        return "Diff snapshots are not allowed on uVMs with dirty page tracking disabled.";
     for (auto const& slot : virtio_) {
         virtio::Device const& device = slot->transport().device();
         if (!device.saveable())
@@ -245,16 +248,29 @@ std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) 
         FrozenDevices const frozen(virtio_);
         snapshot::StateFile state = capture_state();
         state.write(paths.state);
-        auto const memory = snapshot::write_memory_file(*memory_, paths.memory);
+        auto const memory = write_memory_file(paths);
         auto const took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
-        log::info(
-            "snapshot: {} ({} sections) and {} ({} MiB, {} KiB of it non-zero pages) written in {:.1f} ms",
-            paths.state, state.sections().size(), paths.memory, memory.size >> 20, memory.written_bytes >> 10,
-            took.count());
+        log::info("snapshot: {} ({} sections) and {} ({} MiB, {} KiB of it {}) written in {:.1f} ms",
+                  paths.state, state.sections().size(), paths.memory, memory.size >> 20,
+                  memory.written_bytes >> 10,
+                  paths.diff ? "pages dirtied since the last snapshot" : "non-zero pages", took.count());
         return std::nullopt;
     } catch (Error const& e) {
         log::error("snapshot: {}", e.what());
         return std::string(e.what());
+    }
+}
+
+// With dirty tracking, Full or Diff, the next Diff has what changes after this snapshot: the logs
+// are taken (and cleared) here, and given back when the file cannot be written.
+snapshot::MemoryFileStats Machine::write_memory_file(SnapshotPaths const& paths) {
+    if (!memory_->tracks_dirty_pages()) return snapshot::write_memory_file(*memory_, paths.memory);
+    auto const dirty = snapshot::take_dirty_pages(vm_, *memory_);
+    try {
+        return snapshot::write_memory_file(*memory_, paths.memory, paths.diff ? &dirty : nullptr);
+    } catch (Error const&) {
+        snapshot::give_back(*memory_, dirty);
+        throw;
     }
 }
 

@@ -5,11 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "vmm/base/error.hpp"
 
 namespace kvmlet {
 namespace {
-constexpr std::uint64_t page_size = 4096;
+constexpr std::uint64_t page_size = GuestMemory::page_size;
+
+std::size_t bitmap_words(std::uint64_t region_size) noexcept {
+    return static_cast<std::size_t>((region_size / page_size + 63) / 64);
+}
 
 void check_ranges(std::span<RamRange const> ranges) {
     if (ranges.empty()) throw Error("guest memory: no RAM ranges");
@@ -79,7 +85,8 @@ GuestMemory::GuestMemory(UniqueFd memfd, std::vector<GuestRegion> regions) noexc
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
     : memfd_(std::move(other.memfd_)),
       regions_(std::move(other.regions_)),
-      private_file_(other.private_file_) {
+      private_file_(other.private_file_),
+      dirty_(std::move(other.dirty_)) {
     other.regions_.clear();
 }
 
@@ -89,6 +96,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
         memfd_ = std::move(other.memfd_);
         regions_ = std::move(other.regions_);
         private_file_ = other.private_file_;
+        dirty_ = std::move(other.dirty_);
         other.regions_.clear();
     }
     return *this;
@@ -109,18 +117,25 @@ std::uint64_t GuestMemory::total_size() const noexcept {
     return total;
 }
 
-std::optional<std::span<std::byte>> GuestMemory::slice(GuestAddress addr, std::uint64_t len) const noexcept {
-    for (auto const& r : regions_) {
-        if (auto offset = r.offset_of(addr, len))
-            return std::span<std::byte>(r.host + *offset, static_cast<std::size_t>(len));
+std::optional<GuestMemory::Found> GuestMemory::find(GuestAddress addr, std::uint64_t len) const noexcept {
+    for (std::size_t i = 0; i < regions_.size(); ++i) {
+        if (auto offset = regions_[i].offset_of(addr, len)) return Found{i, *offset};
     }
     return std::nullopt;
 }
 
+std::optional<std::span<std::byte>> GuestMemory::slice(GuestAddress addr, std::uint64_t len) const noexcept {
+    auto at = find(addr, len);
+    if (!at) return std::nullopt;
+    mark_dirty(*at, len);
+    return std::span<std::byte>(regions_[at->region].host + at->offset, static_cast<std::size_t>(len));
+}
+
 bool GuestMemory::read_bytes(GuestAddress addr, std::span<std::byte> out) const noexcept {
-    auto s = slice(addr, out.size());
-    if (!s) return false;
-    if (!out.empty()) std::memcpy(out.data(), s->data(), out.size());  // an empty span may have no data
+    auto at = find(addr, out.size());
+    if (!at) return false;
+    // An empty span may have no data.
+    if (!out.empty()) std::memcpy(out.data(), regions_[at->region].host + at->offset, out.size());
     return true;
 }
 
@@ -129,6 +144,40 @@ bool GuestMemory::write_bytes(GuestAddress addr, std::span<std::byte const> in) 
     if (!s) return false;
     if (!in.empty()) std::memcpy(s->data(), in.data(), in.size());
     return true;
+}
+
+void GuestMemory::track_dirty_pages() {
+    if (tracks_dirty_pages()) return;
+    std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> maps;
+    for (auto const& r : regions_) {
+        std::size_t const words = bitmap_words(r.size);
+        maps.push_back(std::make_unique<std::atomic<std::uint64_t>[]>(words));
+        for (std::size_t w = 0; w < words; ++w) maps.back()[w].store(0, std::memory_order_relaxed);
+    }
+    dirty_ = std::move(maps);
+}
+
+// [offset, offset + len) is inside the region (find checked it); len 0 marks nothing.
+void GuestMemory::mark_dirty(Found at, std::uint64_t len) const noexcept {
+    if (dirty_.empty() || len == 0) return;
+    auto* words = dirty_[at.region].get();
+    std::uint64_t const last = (at.offset + len - 1) / page_size;
+    for (std::uint64_t page = at.offset / page_size; page <= last; ++page)
+        words[page / 64].fetch_or(std::uint64_t{1} << (page % 64), std::memory_order_relaxed);
+}
+
+std::vector<std::uint64_t> GuestMemory::take_dirty_pages(std::size_t region) const noexcept {
+    if (dirty_.empty() || region >= regions_.size()) return {};
+    std::vector<std::uint64_t> bitmap(bitmap_words(regions_[region].size));
+    for (std::size_t w = 0; w < bitmap.size(); ++w)
+        bitmap[w] = dirty_[region][w].exchange(0, std::memory_order_relaxed);
+    return bitmap;
+}
+
+void GuestMemory::mark_dirty_pages(std::size_t region, std::span<std::uint64_t const> bitmap) const noexcept {
+    if (dirty_.empty() || region >= regions_.size()) return;
+    std::size_t const words = std::min(bitmap.size(), bitmap_words(regions_[region].size));
+    for (std::size_t w = 0; w < words; ++w) dirty_[region][w].fetch_or(bitmap[w], std::memory_order_relaxed);
 }
 
 }  // namespace kvmlet

@@ -2,9 +2,11 @@
 // GuestMemory: the only door into guest RAM (STYLE.md §3). RAM is one memfd, mapped once per
 // region; every access is bounds-checked against a single region, so no access can reach host
 // memory outside guest RAM, and none can span the gap between two regions.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,11 +61,22 @@ public:
     // holes say nothing of what the guest wrote since.
     bool private_file() const noexcept { return private_file_; }
 
-    // Host bytes for [addr, addr + len), all inside one region; nullopt otherwise.
+    // Host bytes for [addr, addr + len), all inside one region; nullopt otherwise. The caller may
+    // write through them: with dirty tracking on, their pages count as dirtied.
     std::optional<std::span<std::byte>> slice(GuestAddress addr, std::uint64_t len) const noexcept;
-    bool contains(GuestAddress addr, std::uint64_t len) const noexcept {
-        return slice(addr, len).has_value();
-    }
+    bool contains(GuestAddress addr, std::uint64_t len) const noexcept { return find(addr, len).has_value(); }
+
+    // Dirty tracking (Diff snapshots, docs/snapshot.md): from now on every page the VMM writes
+    // through this object (write_bytes, write, slice: devices and loaders, on any thread) is marked
+    // in a bitmap per region, one bit per 4 KiB page, 64 to a word, in KVM's KVM_GET_DIRTY_LOG
+    // layout. What the guest itself writes is KVM's dirty log; both together are what changed.
+    void track_dirty_pages();
+    bool tracks_dirty_pages() const noexcept { return !dirty_.empty(); }
+    // Region `region`'s marks, cleared as they are taken (empty without tracking).
+    std::vector<std::uint64_t> take_dirty_pages(std::size_t region) const noexcept;
+    // Marks again the pages set in `bitmap` (a take's, given back when a snapshot failed).
+    void mark_dirty_pages(std::size_t region, std::span<std::uint64_t const> bitmap) const noexcept;
+    static constexpr std::uint64_t page_size = 4096;
 
     [[nodiscard]] bool read_bytes(GuestAddress addr, std::span<std::byte> out) const noexcept;
     [[nodiscard]] bool write_bytes(GuestAddress addr, std::span<std::byte const> in) const noexcept;
@@ -84,12 +97,20 @@ public:
     }
 
 private:
+    struct Found {
+        std::size_t region;
+        std::uint64_t offset;
+    };
     GuestMemory(UniqueFd memfd, std::vector<GuestRegion> regions) noexcept;
     void unmap() noexcept;
+    std::optional<Found> find(GuestAddress addr, std::uint64_t len) const noexcept;
+    void mark_dirty(Found at, std::uint64_t len) const noexcept;
 
     UniqueFd memfd_;
     std::vector<GuestRegion> regions_;
     bool private_file_ = false;
+    // Per region, one bit per page; empty until track_dirty_pages().
+    std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> dirty_;
 };
 
 }  // namespace kvmlet

@@ -186,11 +186,12 @@ Rules snapshot_create_list() {
         ioctl(KVM_GET_IRQCHIP),
         ioctl(KVM_GET_PIT2),
         ioctl(KVM_GET_CLOCK),
-        any(SYS_ftruncate),  // the memory file's size (sparse)
-        any(SYS_pwrite64),   // its non-zero pages
-        any(SYS_lseek),      // RAM's memfd or memory file: SEEK_DATA, SEEK_HOLE
-        any(SYS_pread64),    // /proc/self/pagemap: the pages a restored guest wrote
-        any(SYS_fsync),      // both files on disk before the answer
+        ioctl(KVM_GET_DIRTY_LOG),  // with track_dirty_pages: the guest's writes since the last one
+        any(SYS_ftruncate),        // the memory file's size (sparse)
+        any(SYS_pwrite64),         // its pages
+        any(SYS_lseek),            // RAM's memfd or memory file: SEEK_DATA, SEEK_HOLE
+        any(SYS_pread64),          // /proc/self/pagemap: the pages a restored guest wrote
+        any(SYS_fsync),            // both files on disk before the answer
     };
 }
 

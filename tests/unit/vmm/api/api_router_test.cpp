@@ -27,11 +27,14 @@ public:
     std::optional<std::string> send_ctrl_alt_del() override { return ++ctrl_alt_dels, std::nullopt; }
     std::optional<std::string> flush_metrics() override { return std::nullopt; }
     std::optional<std::string> replace_drive(std::size_t, std::string const&) override { return "no"; }
-    std::optional<std::string> create_snapshot(std::string const& state, std::string const& memory) override {
+    std::optional<std::string> create_snapshot(std::string const& state, std::string const& memory,
+                                               bool diff) override {
         snapshots.push_back({state, memory});
+        diffs.push_back(diff);
         return snapshot_error;
     }
     std::vector<std::pair<std::string, std::string>> snapshots;
+    std::vector<bool> diffs;
     std::optional<std::string> snapshot_error;
     std::optional<std::string> update_drive_rate_limiter(std::size_t index,
                                                          virtio::RateLimiterConfig const& change) override {
@@ -297,13 +300,14 @@ std::string fault_of(ApiResponse const& r) {
 
 }  // namespace
 
-TEST_CASE("PUT /snapshot/create only while Paused, Full only, and the machine's error is a 400") {
+TEST_CASE("PUT /snapshot/create only while Paused, Full or Diff, and the machine's error is a 400") {
     FakeMachine machine;
     ApiRouter router({}, {}, machine);
     std::string const body = R"({"snapshot_type":"Full","snapshot_path":"vm.snap","mem_file_path":"vm.mem"})";
     CHECK(fault_of(call(router, "PUT", "/snapshot/create", body)) ==
           "The requested operation is not supported before starting the microVM.");
     call(router, "PUT", "/boot-source", R"({"kernel_image_path":"k"})");
+    call(router, "PUT", "/machine-config", R"({"vcpu_count":1,"mem_size_mib":128,"track_dirty_pages":true})");
     REQUIRE(call(router, "PUT", "/actions", R"({"action_type":"InstanceStart"})").status == 204);
     CHECK(fault_of(call(router, "PUT", "/snapshot/create", body)) ==
           "Cannot create a snapshot: the microVM is not paused.");
@@ -313,6 +317,12 @@ TEST_CASE("PUT /snapshot/create only while Paused, Full only, and the machine's 
     CHECK(machine.snapshots[0] == std::pair<std::string, std::string>{"vm.snap", "vm.mem"});
     CHECK(call(router, "PUT", "/snapshot/create",
                R"({"snapshot_type":"Diff","snapshot_path":"a","mem_file_path":"b"})")
+              .status == 204);
+    std::string const default_type = R"({"snapshot_path":"c","mem_file_path":"d"})";
+    CHECK(call(router, "PUT", "/snapshot/create", default_type).status == 204);
+    CHECK(machine.diffs == std::vector<bool>{false, true, false});  // Full is the default
+    CHECK(call(router, "PUT", "/snapshot/create",
+               R"({"snapshot_type":"Incremental","snapshot_path":"a","mem_file_path":"b"})")
               .status == 400);
     CHECK(call(router, "PUT", "/snapshot/create", R"({"snapshot_path":"a"})").status == 400);
     machine.snapshot_error = "disk full";
@@ -320,6 +330,18 @@ TEST_CASE("PUT /snapshot/create only while Paused, Full only, and the machine's 
     CHECK(failed.status == 400);
     CHECK(fault_of(failed) == "disk full");
     CHECK(call(router, "GET", "/snapshot/create").status == 400);
+
+    // Without dirty page tracking a Diff is refused first, running or paused.
+    FakeMachine untracked;
+    ApiRouter plain({}, {}, untracked);
+    call(plain, "PUT", "/boot-source", R"({"kernel_image_path":"k"})");
+    REQUIRE(call(plain, "PUT", "/actions", R"({"action_type":"InstanceStart"})").status == 204);
+    std::string const diff = R"({"snapshot_type":"Diff","snapshot_path":"a","mem_file_path":"b"})";
+    CHECK(fault_of(call(plain, "PUT", "/snapshot/create", diff)) ==
+          "Diff snapshots are not allowed on uVMs with dirty page tracking disabled.");
+    REQUIRE(call(plain, "PATCH", "/vm", R"({"state":"Paused"})").status == 204);
+    CHECK(call(plain, "PUT", "/snapshot/create", diff).status == 400);
+    CHECK(untracked.snapshots.empty());
 }
 
 TEST_CASE("PUT /snapshot/load starts a restore with the memory file of either form") {
@@ -335,6 +357,7 @@ TEST_CASE("PUT /snapshot/load starts a restore with the memory file of either fo
     CHECK(machine.started->restore->state == "vm.snap");
     CHECK(machine.started->restore->memory == "vm.mem");
     CHECK_FALSE(machine.started->restore->resume);
+    CHECK_FALSE(machine.started->track_dirty_pages);
     CHECK(router.state() == VmState::paused);
     CHECK(fault_of(call(router, "PUT", "/snapshot/load", R"({"snapshot_path":"a","mem_file_path":"b"})")) ==
           "The requested operation is not supported after starting the microVM.");
@@ -351,6 +374,18 @@ TEST_CASE("PUT /snapshot/load starts a restore with the memory file of either fo
     CHECK(legacy.started->restore->clock_realtime);
     CHECK_FALSE(machine.started->restore->clock_realtime);
     CHECK(second.state() == VmState::running);
+
+    // Dirty page tracking for the restored microVM's Diffs, by either name.
+    for (char const* field : {"track_dirty_pages", "enable_diff_snapshots"}) {
+        FakeMachine tracked;
+        ApiRouter third({}, {}, tracked);
+        CHECK(call(third, "PUT", "/snapshot/load",
+                   std::string(R"({"snapshot_path":"a","mem_file_path":"b",")") + field + R"(":true})")
+                  .status == 204);
+        REQUIRE(tracked.started.has_value());
+        CHECK(tracked.started->track_dirty_pages);
+        CHECK(third.resources().machine.track_dirty_pages);
+    }
 }
 
 TEST_CASE("PUT /snapshot/load is refused after boot-specific resources, and for what is not supported") {
@@ -365,9 +400,6 @@ TEST_CASE("PUT /snapshot/load is refused after boot-specific resources, and for 
             .status == 400);
     CHECK(call(router, "PUT", "/snapshot/load",
                R"({"snapshot_path":"a","mem_backend":{"backend_type":"Uffd","backend_path":"b"}})")
-              .status == 400);
-    CHECK(call(router, "PUT", "/snapshot/load",
-               R"({"snapshot_path":"a","mem_file_path":"b","track_dirty_pages":true})")
               .status == 400);
     CHECK(fault_of(call(router, "PUT", "/snapshot/load",
                         R"({"snapshot_path":"a","mem_file_path":"b","huge_pages":"2M"})")) ==

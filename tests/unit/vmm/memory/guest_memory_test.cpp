@@ -180,4 +180,39 @@ TEST_CASE("moving guest memory transfers the mappings and the memfd") {
     CHECK(c.total_size() == low_size + high_size);
 }
 
+TEST_CASE("dirty tracking marks the pages the VMM writes or slices, and a take clears them") {
+    auto mem = two_regions();
+    CHECK_FALSE(mem.tracks_dirty_pages());
+    REQUIRE(mem.write(GuestAddress{0x1000}, std::uint64_t{1}));  // before tracking: not marked
+    mem.track_dirty_pages();
+    CHECK(mem.tracks_dirty_pages());
+    CHECK(mem.take_dirty_pages(0) == std::vector<std::uint64_t>{0});
+
+    REQUIRE(mem.write(GuestAddress{0x2ffc}, std::uint64_t{2}));            // straddles pages 2 and 3
+    REQUIRE(mem.write_bytes(GuestAddress{0x5000}, {}));                    // empty: marks nothing
+    REQUIRE(mem.slice(GuestAddress{high_start.value + 15 * 4096}, 4096));  // the high region's last page
+    // Reads and bounds checks mark nothing; a refused write marks nothing.
+    CHECK(mem.read<std::uint64_t>(GuestAddress{0x7000}));
+    CHECK(mem.contains(GuestAddress{0x8000}, 4096));
+    CHECK_FALSE(mem.write(GuestAddress{low_size - 2}, std::uint32_t{3}));
+
+    CHECK(mem.take_dirty_pages(0) == std::vector<std::uint64_t>{0b1100});
+    auto high = mem.take_dirty_pages(1);
+    CHECK(high == std::vector<std::uint64_t>{std::uint64_t{1} << 15});
+    CHECK(mem.take_dirty_pages(0) == std::vector<std::uint64_t>{0});  // cleared by the take
+    CHECK(mem.take_dirty_pages(2).empty());                           // no such region
+
+    mem.mark_dirty_pages(1, high);  // given back, as after a failed snapshot
+    CHECK(mem.take_dirty_pages(1) == high);
+}
+
+TEST_CASE("guest memory moved keeps its dirty marks") {
+    auto mem = two_regions();
+    mem.track_dirty_pages();
+    REQUIRE(mem.write(GuestAddress{high_start.value}, std::uint8_t{1}));
+    GuestMemory moved = std::move(mem);
+    CHECK(moved.tracks_dirty_pages());
+    CHECK(moved.take_dirty_pages(1) == std::vector<std::uint64_t>{1});
+}
+
 }  // namespace kvmlet
