@@ -35,3 +35,7 @@ target_link_libraries(dirty_log_driver PRIVATE kvmlet_snapshot kvmlet_kvm kvmlet
 add_test(NAME guest_snapshot_dirty_pages_are_the_guests_from_kvm_and_the_vmms_own COMMAND dirty_log_driver)
 set_tests_properties(guest_snapshot_dirty_pages_are_the_guests_from_kvm_and_the_vmms_own
                      PROPERTIES LABELS "guest;kvm" TIMEOUT 60)
+
+# tools/bench/snapshot's guest: 32 MiB of RAM filled, then counting as count.c does; clones
+# restored from a snapshot of it share the filled pages, booted VMs each fill their own.
+kvmlet_add_guest(snapshot_fill snapshot_fill.c)
