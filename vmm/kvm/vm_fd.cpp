@@ -115,20 +115,26 @@ bool VmFd::unregister_ioeventfd(int event_fd, std::uint64_t address, std::uint32
     return ::ioctl(fd_.get(), KVM_IOEVENTFD, &ioeventfd) == 0;
 }
 
-bool VmFd::register_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept {
+namespace {
+
+// KVM_(UN)REGISTER_COALESCED_MMIO on [address, address + size), port I/O with `pio`.
+bool coalesced_zone(int vm, unsigned long request, std::uint64_t address, std::uint32_t size,
+                    bool pio) noexcept {
     kvm_coalesced_mmio_zone zone{};
     zone.addr = address;
     zone.size = size;
     zone.pio = pio ? 1 : 0;
-    return ::ioctl(fd_.get(), KVM_REGISTER_COALESCED_MMIO, &zone) == 0;
+    return ::ioctl(vm, request, &zone) == 0;
+}
+
+}  // namespace
+
+bool VmFd::register_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept {
+    return coalesced_zone(fd_.get(), KVM_REGISTER_COALESCED_MMIO, address, size, pio);
 }
 
 bool VmFd::unregister_coalesced(std::uint64_t address, std::uint32_t size, bool pio) const noexcept {
-    kvm_coalesced_mmio_zone zone{};
-    zone.addr = address;
-    zone.size = size;
-    zone.pio = pio ? 1 : 0;
-    return ::ioctl(fd_.get(), KVM_UNREGISTER_COALESCED_MMIO, &zone) == 0;
+    return coalesced_zone(fd_.get(), KVM_UNREGISTER_COALESCED_MMIO, address, size, pio);
 }
 
 VcpuFd VmFd::create_vcpu(std::uint32_t id) const {
