@@ -34,7 +34,7 @@ Cases (one CTest test each):
           interface the snapshot does not have, or a TAP that does not exist, is a 400 with
           fault_message, and ends the process
   errors  requests refused with Firecracker's 400 and a fault_message (before start, while
-          running, Diff, Uffd, a load after boot-specific resources); snapshot files with a bad
+          running, Diff, an unknown mem_backend, a load after boot-specific resources); snapshot files with a bad
           CRC, cut short, of an unknown format version, or a memory file of the wrong size: the
           command line says one error line and exits 1 with no guest output; a failed API load
           answers 400 and ends the process with status 1
@@ -639,8 +639,8 @@ def case_errors(args):
                                                "mem_backend": {"backend_type": "File", "backend_path": mem}},
                status=400, fault="Only one")
         c.call(sock, "PUT", "/snapshot/load",
-               {"snapshot_path": snap, "mem_backend": {"backend_type": "Uffd", "backend_path": mem}},
-               status=400, fault="Uffd")
+               {"snapshot_path": snap, "mem_backend": {"backend_type": "Shm", "backend_path": mem}},
+               status=400, fault="backend_type")
         c.call(sock, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem, "bogus": 1},
                status=400, fault="unknown field")
         c.call(sock, "PUT", "/boot-source", {"kernel_image_path": args.guest("count")}, status=204)

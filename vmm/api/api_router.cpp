@@ -302,13 +302,14 @@ ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& d
     std::string state_path = in.string("snapshot_path");
     auto legacy_memory = in.optional_string("mem_file_path");
     std::optional<std::string> memory_path;
+    bool uffd = false;
     if (Json const* backend = in.optional_object("mem_backend")) {
         JsonObject b(*backend, "mem_backend");
         auto kind = b.optional_choice("backend_type", {"File", "Uffd"});
         auto path = b.string("backend_path");
         b.finish();
         if (!kind) throw RequestFault{"mem_backend.backend_type: missing field"};
-        if (*kind == "Uffd") throw RequestFault{"mem_backend: backend_type Uffd is not supported yet."};
+        uffd = *kind == "Uffd";  // backend_path: the page-fault handler's socket
         memory_path = std::move(path);
     }
     auto dirty = in.optional_bool("track_dirty_pages");
@@ -346,6 +347,7 @@ ApiResponse ApiRouter::put_snapshot_load(Json const& body, Reply& reply, bool& d
     bool const running = resume.value_or(false);
     config.restore = RestoreFiles{state_path, memory_path ? *memory_path : *legacy_memory, running,
                                   clock_realtime.value_or(false), std::move(net_overrides)};
+    config.restore->uffd = uffd;
     state_ = VmState::starting;
     deferred = true;
     machine_.start(resources_, std::move(config),

@@ -12,8 +12,9 @@ void check_input_files(MachineConfig const& config) {
     if (config.restore) {
         check_input_kind(config.restore->state, InputKinds::regular_file,
                          fmt::format("snapshot {}", config.restore->state.string()));
-        check_input_kind(config.restore->memory, InputKinds::regular_file,
-                         fmt::format("memory file {}", config.restore->memory.string()));
+        if (!config.restore->uffd)  // else a handler's socket
+            check_input_kind(config.restore->memory, InputKinds::regular_file,
+                             fmt::format("memory file {}", config.restore->memory.string()));
         return;
     }
     check_input_kind(config.kernel, InputKinds::regular_file,

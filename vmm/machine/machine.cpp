@@ -124,7 +124,7 @@ Machine::~Machine() {
 
 void Machine::create_memory(std::uint64_t size) {
     auto ranges = x86_64::ram_ranges(size);
-    if (config_.restore) {
+    if (config_.restore && !config_.restore->uffd) {
         std::string const path = config_.restore->memory.string();
         UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!file.valid()) throw system_error(fmt::format("memory file {}: cannot open it", path));
@@ -132,6 +132,9 @@ void Machine::create_memory(std::uint64_t size) {
     } else {
         memory_.emplace(GuestMemory::create(ranges));
     }
+    // Before anything touches RAM: every page is the handler's to fill.
+    if (config_.restore && config_.restore->uffd)
+        uffd_.emplace(snapshot::hand_to_uffd_handler(*memory_, config_.restore->memory.string()));
     // Tracking from before the kernel is loaded: a Diff without a Full before it has every page.
     if (config_.track_dirty_pages) memory_->track_dirty_pages();
     std::uint32_t slot = 0;  // slot i is region i (snapshot::take_dirty_pages)

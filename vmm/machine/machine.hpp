@@ -31,6 +31,7 @@
 #include "vmm/memory/guest_memory.hpp"
 #include "vmm/snapshot/memory_file.hpp"
 #include "vmm/snapshot/snapshot_file.hpp"
+#include "vmm/snapshot/uffd_backend.hpp"
 #include "vmm/vcpu/pause_gate.hpp"
 #include "vmm/vcpu/stop_request.hpp"
 #include "vmm/vcpu/vcpu.hpp"
@@ -148,6 +149,7 @@ private:
     std::atomic<bool> started_{false};  // run() was called
     VmFd vm_;
     std::optional<GuestMemory> memory_;
+    std::optional<snapshot::UffdBackend> uffd_;  // a restore whose pages a handler fills
     x86_64::BootCpuState boot_state_;
     IoBus pio_{"PIO"};
     IoBus mmio_{"MMIO"};

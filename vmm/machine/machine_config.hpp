@@ -59,6 +59,9 @@ struct RestoreFiles {
         std::string host_dev_name;
     };
     std::vector<NetOverride> net_overrides{};
+    // `memory` is the Unix socket of a page-fault handler, not a memory file (PUT /snapshot/load
+    // mem_backend Uffd; vmm/snapshot/uffd_backend.hpp).
+    bool uffd = false;
 };
 
 struct MachineConfig {

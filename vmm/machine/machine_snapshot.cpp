@@ -233,6 +233,8 @@ std::optional<std::string> Machine::create_snapshot(SnapshotPaths const& paths) 
     if (state() != MachineState::paused) return "The microVM is not paused: pause it first (PATCH /vm).";
     // Devices whose state is not saved yet (issue 17's next milestones) would come back wrong.
     if (!config_.pit) return "Snapshots of a microVM without a PIT (--pit off) are not supported yet.";
+    // Its RAM's memfd has holes where the handler has not filled a page, which are not zeros.
+    if (uffd_) return "Snapshots of a microVM restored with the Uffd memory backend are not supported yet.";
     if (paths.diff && !memory_->tracks_dirty_pages())  // Firecracker's words
         return "Diff snapshots are not allowed on uVMs with dirty page tracking disabled.";
     for (auto const& slot : virtio_) {

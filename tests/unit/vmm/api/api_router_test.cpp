@@ -375,6 +375,17 @@ TEST_CASE("PUT /snapshot/load starts a restore with the memory file of either fo
     CHECK_FALSE(machine.started->restore->clock_realtime);
     CHECK(second.state() == VmState::running);
 
+    // The Uffd backend: backend_path is the page-fault handler's socket.
+    FakeMachine handled;
+    ApiRouter fourth({}, {}, handled);
+    CHECK(call(fourth, "PUT", "/snapshot/load",
+               R"({"snapshot_path":"a","mem_backend":{"backend_type":"Uffd","backend_path":"h.sock"}})")
+              .status == 204);
+    REQUIRE(handled.started.has_value());
+    CHECK(handled.started->restore->uffd);
+    CHECK(handled.started->restore->memory == "h.sock");
+    CHECK_FALSE(machine.started->restore->uffd);
+
     // Dirty page tracking for the restored microVM's Diffs, by either name.
     for (char const* field : {"track_dirty_pages", "enable_diff_snapshots"}) {
         FakeMachine tracked;
@@ -399,7 +410,7 @@ TEST_CASE("PUT /snapshot/load is refused after boot-specific resources, and for 
             R"({"snapshot_path":"a","mem_file_path":"b","mem_backend":{"backend_type":"File","backend_path":"b"}})")
             .status == 400);
     CHECK(call(router, "PUT", "/snapshot/load",
-               R"({"snapshot_path":"a","mem_backend":{"backend_type":"Uffd","backend_path":"b"}})")
+               R"({"snapshot_path":"a","mem_backend":{"backend_type":"Shm","backend_path":"b"}})")
               .status == 400);
     CHECK(fault_of(call(router, "PUT", "/snapshot/load",
                         R"({"snapshot_path":"a","mem_file_path":"b","huge_pages":"2M"})")) ==
