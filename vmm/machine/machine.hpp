@@ -147,6 +147,9 @@ private:
     StopRequest stop_;
     PauseGate pause_;
     std::atomic<bool> started_{false};  // run() was called
+    // The closer's release (close_in_background): declared before vm_ and the vCPUs, so it is
+    // closed after every descriptor of the VM this process holds.
+    UniqueFd closer_release_;
     VmFd vm_;
     std::optional<GuestMemory> memory_;
     std::optional<snapshot::UffdBackend> uffd_;  // a restore whose pages a handler fills

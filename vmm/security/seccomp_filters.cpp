@@ -118,6 +118,7 @@ Rules vmm_list() {
                    // The machine's closer (close_in_background): a process sharing kvmlet's
                    // memory and nothing else, with this filter; not a thread, not a fork.
                    {SYS_clone, SyscallRule::Arg{0, all_bits, closer_clone_flags}},
+                   any(SYS_pipe2),  // (its release pipe, which it reads: SYS_read above)
                });
     return rules;
 }
