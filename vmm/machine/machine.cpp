@@ -86,6 +86,7 @@ Machine::Machine(MachineConfig const& config, KvmSystem const& kvm,
     : config_(restore ? restored_config(config, *restore) : config),
       host_compat_(config.host_compat.value_or(detect_host_compat())),
       stop_([this] { io_.stop(); }),
+      vcpu_filter_(security::compile_ahead({.kind = security::ThreadKind::vcpu})),
       vm_(kvm.create_vm()),
       console_out_(STDOUT_FILENO),
       halt_watch_(io_),
@@ -272,6 +273,7 @@ std::size_t Machine::deliver_console_input(std::span<std::byte const> bytes) {
 void Machine::create_vcpus(KvmSystem const& kvm) {
     auto supported = kvm.supported_cpuid();
     VcpuContext context{pio_, mmio_, *memory_, stop_, pause_, host_compat_};
+    context.filter = &vcpu_filter_;
     std::optional<std::uint32_t> tsc_khz;
     for (std::uint32_t index = 0; index < config_.cpus; ++index) {
         VcpuFd fd = vm_.create_vcpu(index);

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <future>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -150,6 +151,9 @@ private:
     // The closer's release (close_in_background): declared before vm_ and the vCPUs, so it is
     // closed after every descriptor of the VM this process holds.
     UniqueFd closer_release_;
+    // The vCPUs' seccomp filter (a security::CompiledFilter), compiled on a thread of its own
+    // while the VM is built.
+    std::shared_future<std::vector<sock_filter>> vcpu_filter_;
     VmFd vm_;
     std::optional<GuestMemory> memory_;
     std::optional<snapshot::UffdBackend> uffd_;  // a restore whose pages a handler fills

@@ -1,8 +1,10 @@
 #include "vmm/security/seccomp.hpp"
 
 #include <linux/capability.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -95,10 +97,10 @@ void install_sigsys_handler() {
     ::_exit(1);
 }
 
-// The kind's filter, loaded on the calling thread only (no TSYNC: every thread loads its own).
-std::string load_filter(Confinement const& confinement) {
+// The kind's rules in a libseccomp context; an error message, or "" and `ctx` to release.
+std::string build_filter(Confinement const& confinement, scmp_filter_ctx& ctx) {
     std::uint32_t const default_action = mode == SeccompMode::log ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
-    scmp_filter_ctx ctx = ::seccomp_init(default_action);
+    ctx = ::seccomp_init(default_action);
     if (ctx == nullptr) return "seccomp_init failed";
     std::string error;
     for (SyscallRule const& rule : allow_list(confinement)) {
@@ -115,16 +117,69 @@ std::string load_filter(Confinement const& confinement) {
             break;
         }
     }
+    return error;
+}
+
+// The kind's filter, loaded on the calling thread only (no TSYNC: every thread loads its own).
+std::string load_filter(Confinement const& confinement) {
+    scmp_filter_ctx ctx = nullptr;
+    std::string error = build_filter(confinement, ctx);
     // no_new_privs is set by the caller; libseccomp would otherwise set it itself.
     if (error.empty()) {
         if (int const rc = ::seccomp_load(ctx); rc != 0)
             error = std::string("seccomp_load: ") + std::strerror(-rc);
     }
-    ::seccomp_release(ctx);
+    if (ctx != nullptr) ::seccomp_release(ctx);
     return error;
 }
 
+// The program libseccomp would load for `confinement` (seccomp_export_bpf through a memfd), or
+// empty on any failure.
+CompiledFilter export_filter(Confinement const& confinement) {
+    scmp_filter_ctx ctx = nullptr;
+    CompiledFilter program;
+    if (build_filter(confinement, ctx).empty()) {
+        int const fd = ::memfd_create("kvmlet-seccomp", MFD_CLOEXEC);
+        if (fd >= 0 && ::seccomp_export_bpf(ctx, fd) == 0) {
+            off_t const size = ::lseek(fd, 0, SEEK_END);
+            if (size > 0 && size % static_cast<off_t>(sizeof(sock_filter)) == 0) {
+                program.resize(static_cast<std::size_t>(size) / sizeof(sock_filter));
+                auto const bytes = static_cast<std::size_t>(size);
+                if (::pread(fd, program.data(), bytes, 0) != size) program.clear();
+            }
+        }
+        if (fd >= 0) ::close(fd);
+    }
+    if (ctx != nullptr) ::seccomp_release(ctx);
+    return program;
+}
+
+// Loads a program export_filter() made: what seccomp_load() does with the same context (flags 0:
+// no TSYNC, no log flag, as the context's attributes are libseccomp's defaults).
+std::string load_compiled(CompiledFilter const& program) {
+    if (program.size() > BPF_MAXINSNS) return "compiled filter too long";
+    sock_fprog prog{static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data())};
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+        return std::string("seccomp(SECCOMP_SET_MODE_FILTER): ") + std::strerror(errno);
+    return {};
+}
+
 }  // namespace
+
+std::shared_future<CompiledFilter> compile_ahead(Confinement const& confinement) {
+    if (!mode_set.load(std::memory_order_acquire) || mode == SeccompMode::off) {
+        std::promise<CompiledFilter> none;
+        none.set_value({});
+        return none.get_future().share();
+    }
+    try {
+        return std::async(std::launch::async, [confinement] { return export_filter(confinement); }).share();
+    } catch (std::exception const&) {  // no thread: the thread to confine compiles its own
+        std::promise<CompiledFilter> none;
+        none.set_value({});
+        return none.get_future().share();
+    }
+}
 
 std::string_view name(ThreadKind kind) noexcept {
     return kind_names[static_cast<std::size_t>(kind)];
@@ -147,7 +202,7 @@ SeccompMode process_mode() noexcept {
     return mode;
 }
 
-void confine(Confinement const& confinement) noexcept {
+void confine(Confinement const& confinement, CompiledFilter const* compiled) noexcept {
     if (!mode_set.load(std::memory_order_acquire) || confined_as != nullptr) return;
     ThreadKind const kind = confinement.kind;
     confined_as = name(kind).data();
@@ -165,7 +220,9 @@ void confine(Confinement const& confinement) noexcept {
     sigaddset(&sigsys, SIGSYS);
     ::pthread_sigmask(SIG_UNBLOCK, &sigsys, nullptr);
     try {
-        if (std::string why = load_filter(confinement); !why.empty()) fail(kind, why);
+        std::string why =
+            compiled != nullptr && !compiled->empty() ? load_compiled(*compiled) : load_filter(confinement);
+        if (!why.empty()) fail(kind, why);
     } catch (std::exception const& e) {
         fail(kind, e.what());
     }

@@ -80,7 +80,9 @@ void Vcpu::run() noexcept {
     char thread_name[16];  // the kernel's limit, with the NUL
     std::snprintf(thread_name, sizeof thread_name, "vcpu %u", index_);
     ::pthread_setname_np(::pthread_self(), thread_name);
-    security::confine(security::ThreadKind::vcpu);  // before the first KVM_RUN
+    security::CompiledFilter const* compiled =
+        context_.filter != nullptr && context_.filter->valid() ? &context_.filter->get() : nullptr;
+    security::confine({.kind = security::ThreadKind::vcpu}, compiled);  // before the first KVM_RUN
     Timeline& timeline = process_timeline();
     timeline.mark(Phase::first_kvm_run);
     PauseGateMember member(context_.pause);

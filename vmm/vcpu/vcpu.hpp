@@ -1,10 +1,13 @@
 #pragma once
 // One vCPU and its run loop: KVM_RUN, decode the exit once, serve it, repeat (STYLE.md §1).
+#include <linux/filter.h>
 #include <pthread.h>
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <mutex>
+#include <vector>
 
 #include "vmm/bus/io_bus.hpp"
 #include "vmm/kvm/coalesced_ring.hpp"
@@ -33,6 +36,9 @@ struct VcpuContext {
     // KVM's coalesced I/O ring, if any device batches writes through it: drained before every
     // exit is served, so devices see the guest's writes in order.
     CoalescedRing* coalesced = nullptr;
+    // The vCPU filter compiled ahead (security::compile_ahead, a security::CompiledFilter), if
+    // any: loaded, not compiled.
+    std::shared_future<std::vector<sock_filter>> const* filter = nullptr;
 };
 
 // Replays the writes KVM batched in `ring` on the buses, in order (any thread).
