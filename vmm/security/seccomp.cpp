@@ -166,18 +166,31 @@ std::string load_compiled(CompiledFilter const& program) {
 
 }  // namespace
 
+namespace {
+
+// An empty program, ready at once: the thread to confine compiles its own.
+std::shared_future<CompiledFilter> no_compiled_filter() {
+    std::promise<CompiledFilter> none;
+    none.set_value({});
+    return none.get_future().share();
+}
+
+}  // namespace
+
 std::shared_future<CompiledFilter> compile_ahead(Confinement const& confinement) {
-    if (!mode_set.load(std::memory_order_acquire) || mode == SeccompMode::off) {
-        std::promise<CompiledFilter> none;
-        none.set_value({});
-        return none.get_future().share();
-    }
+    if (!mode_set.load(std::memory_order_acquire) || mode == SeccompMode::off) return no_compiled_filter();
     try {
-        return std::async(std::launch::async, [confinement] { return export_filter(confinement); }).share();
-    } catch (std::exception const&) {  // no thread: the thread to confine compiles its own
-        std::promise<CompiledFilter> none;
-        none.set_value({});
-        return none.get_future().share();
+        return std::async(std::launch::async,
+                          [confinement] {
+                              try {  // Vcpu::run is noexcept: no exception may come out of get()
+                                  return export_filter(confinement);
+                              } catch (std::exception const&) {
+                                  return CompiledFilter{};
+                              }
+                          })
+            .share();
+    } catch (std::exception const&) {  // no thread to compile it
+        return no_compiled_filter();
     }
 }
 
