@@ -83,6 +83,9 @@ void Vcpu::run() noexcept {
     security::CompiledFilter const* compiled =
         context_.filter != nullptr && context_.filter->valid() ? &context_.filter->get() : nullptr;
     security::confine({.kind = security::ThreadKind::vcpu}, compiled);  // before the first KVM_RUN
+    if (compiled != nullptr && !compiled->empty())
+        log::debug("vCPU {}: seccomp filter loaded as compiled ahead ({} BPF instructions)", index_,
+                   compiled->size());
     Timeline& timeline = process_timeline();
     timeline.mark(Phase::first_kvm_run);
     PauseGateMember member(context_.pause);
