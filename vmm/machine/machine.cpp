@@ -119,9 +119,9 @@ Machine::~Machine() {
     // closer process beside ours; the members below close their copies as before.
     std::vector<int> vm_fds{vm_.fd()};
     for (auto const& vcpu : vcpus_) vm_fds.push_back(vcpu->fd().number());
-    if (vm_.fd() >= 0) closer_release_ = close_in_background(vm_fds);
-    if (vm_.fd() >= 0 && !closer_release_.valid())
-        log::debug("VM teardown: no closer process, the VM is torn down here");
+    if (vm_.fd() < 0) return;
+    closer_release_ = close_in_background(vm_fds);
+    if (!closer_release_.valid()) log::debug("VM teardown: no closer process, the VM is torn down here");
 }
 
 void Machine::create_memory(std::uint64_t size) {
